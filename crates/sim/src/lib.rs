@@ -1,0 +1,269 @@
+//! A Salesforce org simulator for sfetl's tests, demo and benchmarks.
+//!
+//! It speaks Salesforce's wire formats, including the unpleasant parts: the JWT bearer login with
+//! Salesforce's exact refusals, the REST query API with `nextRecordsUrl` cursors that expire and
+//! belong to one session, `Sforce-Limit-Info` and a daily quota, gzip, and injected faults (HTML
+//! 503s, resets, truncated bodies, expired sessions). Its org is generated from a seed, shaped like
+//! real orgs, and can be changed between runs.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sfetl_sim::SimError> {
+//! let sim = sfetl_sim::Sim::start(sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(1, 500))).await?;
+//! let creds = sim.create_connected_app("System Administrator")?;
+//! println!("{} {} {}", sim.url(), creds.consumer_key, sim.integration_username());
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod faults;
+mod generate;
+mod ids;
+pub mod keys;
+mod license_counts;
+pub mod objects;
+mod render;
+mod server;
+pub mod soql;
+pub mod store;
+pub mod value;
+
+pub use auth::ConnectedApp;
+pub use faults::{Fault, FaultRule, Trigger};
+pub use generate::{OrgSpec, generate};
+pub use ids::record_id;
+pub use keys::KeyAndCertificate;
+pub use license_counts::recount_licenses;
+pub use server::API_VERSIONS;
+pub use store::OrgData;
+
+use server::SimState;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How the simulated org behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub org: OrgSpec,
+    /// Idle time after which a session dies (401 `INVALID_SESSION_ID`).
+    pub session_timeout: Duration,
+    /// Idle time after which a query locator dies (400 `INVALID_QUERY_LOCATOR`).
+    pub locator_idle_timeout: Duration,
+    /// The daily API request quota (`DailyApiRequests.Max`).
+    pub daily_api_max: u64,
+    /// API requests already spent today when the simulator starts.
+    pub api_used_at_start: u64,
+    /// Serve pages no larger than this, whatever the client asks (Salesforce may do so).
+    pub max_page_size: Option<usize>,
+    /// The JWT `aud` this org accepts; the simulator's own URL when `None`.
+    pub login_audience: Option<String>,
+    /// Serve HTTPS with a generated certificate written into this directory (as `sim-ca.crt`).
+    pub tls_dir: Option<PathBuf>,
+    /// Port to listen on (loopback only); 0 picks a free one.
+    pub port: u16,
+    pub latency_per_request: Option<Duration>,
+    pub latency_per_record: Option<Duration>,
+}
+
+impl SimConfig {
+    pub fn new(org: OrgSpec) -> SimConfig {
+        SimConfig {
+            org,
+            session_timeout: Duration::from_secs(2 * 3600),
+            locator_idle_timeout: Duration::from_secs(15 * 60),
+            daily_api_max: 100_000,
+            api_used_at_start: 0,
+            max_page_size: None,
+            login_audience: None,
+            tls_dir: None,
+            port: 0,
+            latency_per_request: None,
+            latency_per_record: None,
+        }
+    }
+}
+
+/// One line of the simulator's request log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    /// Records in the response body (query pages).
+    pub records: usize,
+}
+
+/// The credentials of a connected app created in the simulated org.
+#[derive(Debug, Clone)]
+pub struct AppCredentials {
+    pub consumer_key: String,
+    pub key: KeyAndCertificate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("simulator could not listen on 127.0.0.1:{port}: {source}")]
+    Listen { port: u16, source: std::io::Error },
+    #[error("simulator could not write its TLS certificate to {path}: {source}")]
+    WriteCertificate { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+}
+
+/// A running simulated org, listening on loopback until dropped.
+pub struct Sim {
+    state: Arc<SimState>,
+    handle: axum_server::Handle<SocketAddr>,
+    ca_file: Option<PathBuf>,
+}
+
+impl Sim {
+    /// Generates the org and starts serving it on the current tokio runtime.
+    pub async fn start(config: SimConfig) -> Result<Sim, SimError> {
+        let data = generate(&config.org);
+        let port = config.port;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|source| SimError::Listen { port, source })?;
+        listener.set_nonblocking(true).map_err(|source| SimError::Listen { port, source })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Listen { port, source })?;
+        let tls = match &config.tls_dir {
+            Some(dir) => {
+                let cert = keys::tls_certificate()?;
+                let path = dir.join("sim-ca.crt");
+                std::fs::write(&path, &cert.certificate_pem)
+                    .map_err(|source| SimError::WriteCertificate { path: path.clone(), source })?;
+                let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+                    cert.certificate_pem.into_bytes(),
+                    cert.private_key_pem.into_bytes(),
+                )
+                .await
+                .map_err(|source| SimError::Listen { port, source })?;
+                Some((tls, path))
+            }
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base_url = format!("{scheme}://127.0.0.1:{}", addr.port());
+        let state = Arc::new(SimState::new(config, base_url, data));
+        let app = server::router(state.clone()).into_make_service();
+        let handle = axum_server::Handle::new();
+        let ca_file = match tls {
+            Some((tls, path)) => {
+                let server = axum_server::from_tcp_rustls(listener, tls).map_err(|source| SimError::Listen { port, source })?;
+                tokio::spawn(server.handle(handle.clone()).serve(app));
+                Some(path)
+            }
+            None => {
+                let server = axum_server::from_tcp(listener).map_err(|source| SimError::Listen { port, source })?;
+                tokio::spawn(server.handle(handle.clone()).serve(app));
+                None
+            }
+        };
+        Ok(Sim { state, handle, ca_file })
+    }
+
+    /// `http(s)://127.0.0.1:PORT`: the login URL and the instance URL alike.
+    pub fn url(&self) -> &str {
+        &self.state.base_url
+    }
+
+    /// The certificate to trust when the simulator serves HTTPS.
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.ca_file.as_deref()
+    }
+
+    pub fn org_id(&self) -> &str {
+        &self.state.org_id
+    }
+
+    /// Registers a connected app (consumer key + uploaded certificate + pre-authorized profiles).
+    pub fn add_connected_app(&self, app: ConnectedApp) {
+        if let Ok(mut apps) = self.state.apps.write() {
+            apps.push(app);
+        }
+    }
+
+    /// Creates a connected app with a fresh key pair, pre-authorizing one profile.
+    pub fn create_connected_app(&self, authorized_profile: &str) -> Result<AppCredentials, SimError> {
+        let key = keys::rsa_key_and_certificate("sfetl simulated connected app")?;
+        let n = self.state.apps.read().map(|a| a.len()).unwrap_or(0);
+        let consumer_key = format!("3MVG9sim{}{n}.{}", &self.state.org_id[3..9], "Ks7dQmZ2rT8wYpL1vXnB");
+        self.add_connected_app(ConnectedApp {
+            consumer_key: consumer_key.clone(),
+            certificate_pem: key.certificate_pem.clone(),
+            authorized_profiles: vec![authorized_profile.to_string()],
+        });
+        Ok(AppCredentials { consumer_key, key })
+    }
+
+    /// An active System Administrator: the user to impersonate in the demo and tests.
+    pub fn integration_username(&self) -> String {
+        self.username_where(|profile, active| profile == "System Administrator" && active).unwrap_or_default()
+    }
+
+    /// The first user whose profile name and activity satisfy `pred`.
+    pub fn username_where(&self, pred: impl Fn(&str, bool) -> bool) -> Option<String> {
+        let data = self.org();
+        let users = data.table("User");
+        let profiles = data.table("Profile");
+        (0..users.rows.len()).find_map(|i| {
+            let profile = users.get(i, "ProfileId").as_str().and_then(|p| profiles.by_id(p)).and_then(|r| r[1].as_str())?;
+            let active = users.get(i, "IsActive") == &value::Value::Bool(true);
+            pred(profile, active).then(|| users.get(i, "Username").as_str().unwrap_or_default().to_string())
+        })
+    }
+
+    /// The org as it is now (open cursors keep reading the state they started on).
+    pub fn org(&self) -> Arc<OrgData> {
+        self.state.org.read().map(|o| o.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Changes the org; license counts are recomputed afterwards.
+    pub fn update_org(&self, change: impl FnOnce(&mut OrgData)) {
+        if let Ok(mut org) = self.state.org.write() {
+            let data = Arc::make_mut(&mut org);
+            change(data);
+            recount_licenses(data, chrono::Utc::now().timestamp() * 1000);
+        }
+    }
+
+    pub fn add_fault(&self, rule: FaultRule) {
+        if let Ok(mut faults) = self.state.faults.lock() {
+            faults.push(rule);
+        }
+    }
+
+    pub fn clear_faults(&self) {
+        if let Ok(mut faults) = self.state.faults.lock() {
+            faults.clear();
+        }
+    }
+
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        self.state.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// API requests counted against the daily quota so far, and the quota.
+    pub fn api_usage(&self) -> (u64, u64) {
+        (self.state.api_used.load(Ordering::SeqCst), self.state.config.daily_api_max)
+    }
+
+    /// A new day: the quota's usage starts again from zero.
+    pub fn reset_day(&self) {
+        self.state.api_used.store(0, Ordering::SeqCst);
+    }
+
+    /// Ends every session, as a session timeout or an admin would.
+    pub fn expire_sessions(&self) {
+        if let Ok(mut sessions) = self.state.sessions.lock() {
+            sessions.clear();
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}

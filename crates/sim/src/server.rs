@@ -1,0 +1,446 @@
+//! The HTTP side: routes, authentication, quota, cursors, gzip, faults and the request log.
+
+use crate::auth::{self, ConnectedApp, Session};
+use crate::faults::{Fault, FaultRule};
+use crate::ids::record_id;
+use crate::render::{PageSpec, render_page};
+use crate::soql::{self, Plan};
+use crate::store::OrgData;
+use crate::{LoggedRequest, SimConfig};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+/// API versions the simulated org answers, newest last.
+pub const API_VERSIONS: &[(&str, &str)] = &[
+    ("62.0", "Winter '25"),
+    ("63.0", "Spring '25"),
+    ("64.0", "Summer '25"),
+    ("65.0", "Winter '26"),
+    ("66.0", "Spring '26"),
+    ("67.0", "Summer '26"),
+];
+
+pub(crate) struct SimState {
+    pub config: SimConfig,
+    pub base_url: String,
+    pub org: RwLock<Arc<OrgData>>,
+    pub org_id: String,
+    pub apps: RwLock<Vec<ConnectedApp>>,
+    pub sessions: Mutex<HashMap<String, Session>>,
+    pub cursors: Mutex<HashMap<String, Cursor>>,
+    pub api_used: AtomicU64,
+    pub log: Mutex<Vec<LoggedRequest>>,
+    pub faults: Mutex<Vec<FaultRule>>,
+    next_cursor: AtomicU64,
+}
+
+/// An open query: the org as it was when the query ran, and the matching rows in order.
+pub(crate) struct Cursor {
+    token: String,
+    data: Arc<OrgData>,
+    plan: Arc<Plan>,
+    rows: Arc<Vec<u32>>,
+    last_used: Instant,
+}
+
+/// Set by handlers on their response so the request log can count records.
+#[derive(Clone, Copy)]
+struct RecordCount(usize);
+
+impl SimState {
+    pub fn new(config: SimConfig, base_url: String, data: OrgData) -> SimState {
+        let org_id = data.table("Organization").rows[0][0].as_str().unwrap_or_default().to_string();
+        let api_used = AtomicU64::new(config.api_used_at_start);
+        SimState {
+            config,
+            base_url,
+            org: RwLock::new(Arc::new(data)),
+            org_id,
+            apps: RwLock::new(Vec::new()),
+            sessions: Mutex::new(HashMap::new()),
+            cursors: Mutex::new(HashMap::new()),
+            api_used,
+            log: Mutex::new(Vec::new()),
+            faults: Mutex::new(Vec::new()),
+            next_cursor: AtomicU64::new(1),
+        }
+    }
+
+    pub fn audience(&self) -> &str {
+        self.config.login_audience.as_deref().unwrap_or(&self.base_url)
+    }
+
+    fn snapshot(&self) -> Arc<OrgData> {
+        self.org.read().map(|o| o.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    }
+}
+
+pub(crate) fn router(state: Arc<SimState>) -> Router {
+    Router::new()
+        .route("/services/oauth2/token", post(token))
+        .route("/services/data", get(versions))
+        .route("/services/data/", get(versions))
+        .route("/services/data/{version}/limits", get(limits))
+        .route("/services/data/{version}/limits/", get(limits))
+        .route("/services/data/{version}/query", get(query))
+        .route("/services/data/{version}/query/", get(query))
+        .route("/services/data/{version}/queryAll", get(query))
+        .route("/services/data/{version}/queryAll/", get(query))
+        .route("/services/data/{version}/query/{locator}", get(next_page))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), around))
+        .with_state(state)
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
+    response
+}
+
+/// Salesforce's REST error body: `[{"message": ..., "errorCode": ...}]`.
+pub(crate) fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!([{ "message": message, "errorCode": code }]);
+    json_response(status, body.to_string().into_bytes())
+}
+
+async fn token(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let refuse = |error: &str, description: &str| {
+        let body = serde_json::json!({ "error": error, "error_description": description });
+        json_response(StatusCode::BAD_REQUEST, body.to_string().into_bytes())
+    };
+    if form.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
+        return refuse("unsupported_grant_type", "grant type not supported");
+    }
+    let Some(assertion) = form.get("assertion") else {
+        return refuse("invalid_grant", "invalid assertion");
+    };
+    let apps = state.apps.read().map(|a| a.clone()).unwrap_or_default();
+    let now = chrono::Utc::now().timestamp();
+    let (claims, app) = match auth::verify_assertion(assertion, &apps, state.audience(), now) {
+        Ok(ok) => ok,
+        Err(refusal) => return refuse(refusal.error, refusal.description),
+    };
+    let data = state.snapshot();
+    let users = data.table("User");
+    let Some(user) = (0..users.rows.len()).find(|&i| users.get(i, "Username").as_str() == Some(claims.username.as_str())) else {
+        return refuse("invalid_grant", "user not found");
+    };
+    if users.get(user, "IsActive") != &crate::value::Value::Bool(true) {
+        return refuse("invalid_grant", "authentication failure");
+    }
+    let profile_name = users
+        .get(user, "ProfileId")
+        .as_str()
+        .and_then(|p| data.table("Profile").by_id(p).and_then(|row| row[1].as_str().map(String::from)));
+    if !profile_name.is_some_and(|p| app.authorized_profiles.iter().any(|a| a.eq_ignore_ascii_case(&p))) {
+        return refuse("invalid_grant", "user hasn't approved this consumer");
+    }
+    let user_id = users.get(user, "Id").as_str().unwrap_or_default().to_string();
+    let token = auth::new_access_token(&state.org_id);
+    if let Ok(mut sessions) = state.sessions.lock() {
+        sessions.insert(token.clone(), Session { last_used: Instant::now() });
+    }
+    let body = serde_json::json!({
+        "access_token": token,
+        "scope": "api",
+        "instance_url": state.base_url,
+        "id": format!("{}/id/{}/{}", state.audience().trim_end_matches('/'), state.org_id, user_id),
+        "token_type": "Bearer",
+        "issued_at": (chrono::Utc::now().timestamp_millis()).to_string(),
+        "signature": "c2ltdWxhdGVkLXNpZ25hdHVyZQ==",
+    });
+    json_response(StatusCode::OK, body.to_string().into_bytes())
+}
+
+async fn versions(State(state): State<Arc<SimState>>) -> Response {
+    let _ = state;
+    let list: Vec<_> = API_VERSIONS
+        .iter()
+        .map(|(v, label)| serde_json::json!({ "version": v, "url": format!("/services/data/v{v}"), "label": label }))
+        .collect();
+    json_response(StatusCode::OK, serde_json::Value::from(list).to_string().into_bytes())
+}
+
+/// The caller's session token, after the checks Salesforce makes on every API call: the
+/// version exists, the header is a bearer token, the session is alive, the daily quota is not spent.
+fn authenticate(state: &SimState, version: &str, headers: &HeaderMap) -> Result<String, Response> {
+    let known = version.strip_prefix('v').is_some_and(|v| API_VERSIONS.iter().any(|(known, _)| *known == v));
+    if !known {
+        return Err(api_error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist"));
+    }
+    let header = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("OAuth "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| api_error(StatusCode::UNAUTHORIZED, "INVALID_AUTH_HEADER", "INVALID_HEADER_TYPE"))?;
+    let mut sessions = state.sessions.lock().map_err(|_| internal())?;
+    let alive = match sessions.get_mut(token) {
+        Some(session) if !session.expired(state.config.session_timeout) => {
+            session.last_used = Instant::now();
+            true
+        }
+        _ => false,
+    };
+    if !alive {
+        sessions.remove(token);
+        return Err(api_error(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", "Session expired or invalid"));
+    }
+    drop(sessions);
+    let used = state.api_used.fetch_add(1, Ordering::SeqCst) + 1;
+    if used > state.config.daily_api_max {
+        state.api_used.fetch_sub(1, Ordering::SeqCst);
+        return Err(api_error(StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."));
+    }
+    Ok(token.to_string())
+}
+
+fn internal() -> Response {
+    api_error(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN_EXCEPTION", "An unexpected error occurred.")
+}
+
+async fn limits(State(state): State<Arc<SimState>>, Path(version): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(refused) = authenticate(&state, &version, &headers) {
+        return refused;
+    }
+    let max = state.config.daily_api_max;
+    let used = state.api_used.load(Ordering::SeqCst).min(max);
+    let body = serde_json::json!({
+        "DailyApiRequests": { "Max": max, "Remaining": max - used },
+        "DailyBulkV2QueryJobs": { "Max": 10000, "Remaining": 10000 },
+        "DailyBulkV2QueryFileStorageMB": { "Max": 976562, "Remaining": 976562 },
+    });
+    json_response(StatusCode::OK, body.to_string().into_bytes())
+}
+
+/// `batchSize` from `Sforce-Query-Options`, within Salesforce's 200..=2000, then the
+/// simulator's own cap (Salesforce may return smaller pages than asked).
+fn page_size(state: &SimState, headers: &HeaderMap) -> usize {
+    let asked = headers
+        .get("sforce-query-options")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.split(',').find_map(|kv| kv.trim().strip_prefix("batchSize=")))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .map_or(2000, |n| n.clamp(200, 2000));
+    state.config.max_page_size.map_or(asked, |cap| asked.min(cap.max(1)))
+}
+
+async fn query(
+    State(state): State<Arc<SimState>>,
+    Path(version): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let token = match authenticate(&state, &version, &headers) {
+        Ok(token) => token,
+        Err(refused) => return refused,
+    };
+    let q = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "q")
+        .map(|(_, v)| v.into_owned());
+    let Some(soql_text) = q else {
+        return api_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "A query string has to be specified");
+    };
+    let plan = match soql::parse(&soql_text).and_then(|query| soql::plan(&soql_text, &query)) {
+        Ok(plan) => plan,
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, e.code, &e.message),
+    };
+    let data = state.snapshot();
+    let rows = plan.run(&data);
+    if plan.selection.is_none() {
+        let body = serde_json::json!({ "totalSize": rows.len(), "done": true, "records": [] });
+        return json_response(StatusCode::OK, body.to_string().into_bytes());
+    }
+    let number = state.next_cursor.fetch_add(1, Ordering::SeqCst);
+    let locator = record_id("01g", &state.org_id[3..6], number);
+    let cursor = Cursor { token, data, plan: Arc::new(plan), rows: Arc::new(rows), last_used: Instant::now() };
+    let version = version.trim_start_matches('v').to_string();
+    let size = page_size(&state, &headers);
+    let response = render(&cursor, &locator, 0, size, &version);
+    if let Ok(mut cursors) = state.cursors.lock() {
+        if cursor.rows.len() > size {
+            cursors.insert(locator, cursor);
+        }
+    }
+    response
+}
+
+fn render(cursor: &Cursor, locator: &str, offset: usize, size: usize, version: &str) -> Response {
+    let end = (offset + size).min(cursor.rows.len());
+    let next = (end < cursor.rows.len()).then(|| format!("/services/data/v{version}/query/{locator}-{end}"));
+    let page = PageSpec { api_version: version, total_size: cursor.rows.len(), next_records_url: next };
+    let mut body = Vec::with_capacity(256 * (end - offset) + 128);
+    let selection = cursor.plan.selection.as_deref().unwrap_or_default();
+    render_page(&mut body, &cursor.data, cursor.plan.object, selection, &cursor.rows[offset..end], &page);
+    let mut response = json_response(StatusCode::OK, body);
+    response.extensions_mut().insert(RecordCount(end - offset));
+    response
+}
+
+async fn next_page(
+    State(state): State<Arc<SimState>>,
+    Path((version, locator)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let token = match authenticate(&state, &version, &headers) {
+        Ok(token) => token,
+        Err(refused) => return refused,
+    };
+    let invalid = || api_error(StatusCode::BAD_REQUEST, "INVALID_QUERY_LOCATOR", "invalid query locator");
+    let Some((id, offset)) = locator.rsplit_once('-') else { return invalid() };
+    let Ok(offset) = offset.parse::<usize>() else { return invalid() };
+    let size = page_size(&state, &headers);
+    let Ok(mut cursors) = state.cursors.lock() else { return internal() };
+    let idle = state.config.locator_idle_timeout;
+    let Some(cursor) = cursors.get_mut(id) else { return invalid() };
+    // A locator belongs to the session that opened it, and dies when left idle.
+    if cursor.token != token || cursor.last_used.elapsed() > idle || offset >= cursor.rows.len() {
+        if cursor.last_used.elapsed() > idle {
+            cursors.remove(id);
+        }
+        return invalid();
+    }
+    cursor.last_used = Instant::now();
+    let version = version.trim_start_matches('v').to_string();
+    let response = render(cursor, id, offset, size, &version);
+    if offset + size >= cursor.rows.len() {
+        cursors.remove(id);
+    }
+    response
+}
+
+/// Around every request: faults, `Sforce-Limit-Info`, gzip, and the request log.
+async fn around(State(state): State<Arc<SimState>>, request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_string();
+    let wants_gzip = request
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.contains("gzip"));
+    let fault = state.faults.lock().ok().and_then(|mut rules| rules.iter_mut().find_map(|r| r.hits(&path).then(|| r.fault.clone())));
+    match &fault {
+        Some(Fault::ExpireSessions) => {
+            if let Ok(mut s) = state.sessions.lock() {
+                s.clear();
+            }
+        }
+        Some(Fault::InvalidateLocators) => {
+            if let Ok(mut c) = state.cursors.lock() {
+                c.clear();
+            }
+        }
+        _ => {}
+    }
+    if let Some(early) = early_fault(fault.as_ref()) {
+        log(&state, method, path, early.status().as_u16(), 0);
+        return early;
+    }
+    if let Some(delay) = state.config.latency_per_request {
+        tokio::time::sleep(delay).await;
+    }
+    let mut response = next.run(request).await;
+    let records = response.extensions().get::<RecordCount>().map_or(0, |r| r.0);
+    if let Some(per_record) = state.config.latency_per_record {
+        tokio::time::sleep(per_record * records as u32).await;
+    }
+    let status = response.status();
+    if path.starts_with("/services/data/v") && status != StatusCode::UNAUTHORIZED {
+        let used = state.api_used.load(Ordering::SeqCst).min(state.config.daily_api_max);
+        let info = format!("api-usage={used}/{}", state.config.daily_api_max);
+        if let Ok(value) = HeaderValue::from_str(&info) {
+            response.headers_mut().insert("sforce-limit-info", value);
+        }
+    }
+    log(&state, method, path, status.as_u16(), records);
+    if wants_gzip || matches!(fault, Some(Fault::TruncatedBody | Fault::StalledBody(_))) {
+        let (mut parts, body) = response.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else { return internal() };
+        let bytes = if wants_gzip {
+            parts.headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            gzip(&bytes)
+        } else {
+            bytes.to_vec()
+        };
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let body = match fault {
+            Some(Fault::TruncatedBody) => broken_body(bytes, None),
+            Some(Fault::StalledBody(stall)) => broken_body(bytes, Some(stall)),
+            _ => Body::from(bytes),
+        };
+        return Response::from_parts(parts, body);
+    }
+    response
+}
+
+fn early_fault(fault: Option<&Fault>) -> Option<Response> {
+    Some(match fault? {
+        Fault::ServiceUnavailableHtml => {
+            let html = "<html><head><title>Service Unavailable</title></head><body><h1>Down for maintenance</h1>\
+                        <p>Salesforce is temporarily unavailable. Please try again later.</p></body></html>";
+            let mut r = (StatusCode::SERVICE_UNAVAILABLE, html).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+            r
+        }
+        Fault::InternalError => internal(),
+        Fault::QueryTimeout => api_error(
+            StatusCode::BAD_REQUEST,
+            "QUERY_TIMEOUT",
+            "Your query request was running for too long.",
+        ),
+        Fault::ResetConnection => {
+            let stream = futures_util::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"))
+            });
+            Response::new(Body::from_stream(stream))
+        }
+        _ => return None,
+    })
+}
+
+/// The first half of a body, then an error (the connection drops) or a stall.
+fn broken_body(bytes: Vec<u8>, stall: Option<std::time::Duration>) -> Body {
+    let half = Bytes::from(bytes[..bytes.len() / 2].to_vec());
+    let stream = futures_util::stream::unfold(0u8, move |step| {
+        let half = half.clone();
+        async move {
+            match step {
+                0 => Some((Ok(half), 1)),
+                1 => {
+                    if let Some(stall) = stall {
+                        tokio::time::sleep(stall).await;
+                    }
+                    Some((Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "truncated")), 2))
+                }
+                _ => None,
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 4), flate2::Compression::fast());
+    let _ = encoder.write_all(bytes);
+    encoder.finish().unwrap_or_default()
+}
+
+fn log(state: &SimState, method: String, path: String, status: u16, records: usize) {
+    if let Ok(mut log) = state.log.lock() {
+        log.push(LoggedRequest { method, path, status, records });
+    }
+}

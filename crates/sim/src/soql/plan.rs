@@ -1,0 +1,401 @@
+//! A parsed query checked against the org's objects (INVALID_TYPE, INVALID_FIELD) and run.
+
+use super::SoqlError;
+use super::parser::{Expr, FieldRef, Literal, Query, Select};
+use crate::objects::{self, ObjectDef};
+use crate::store::OrgData;
+use crate::value::{FieldKind, Value};
+use std::cmp::Ordering;
+
+/// One step of a resolved field path: the field index in `object`.
+#[derive(Debug, Clone)]
+struct Step {
+    object: &'static ObjectDef,
+    field: usize,
+}
+
+/// A field path resolved to field indexes: every step but the last is a lookup field.
+#[derive(Debug, Clone)]
+pub struct Path(Vec<Step>);
+
+impl Path {
+    fn kind(&self) -> FieldKind {
+        let last = &self.0[self.0.len() - 1];
+        last.object.fields[last.field].kind
+    }
+
+    fn name(&self) -> &'static str {
+        let last = &self.0[self.0.len() - 1];
+        last.object.fields[last.field].name
+    }
+}
+
+/// The selected fields as Salesforce nests them: parents become objects, in first-use order.
+#[derive(Debug, Clone)]
+pub enum SelNode {
+    Field { index: usize, name: &'static str },
+    Parent { name: &'static str, lookup: usize, object: &'static ObjectDef, children: Vec<SelNode> },
+}
+
+#[derive(Debug, Clone)]
+enum Filter {
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+    Compare(Path, &'static str, Value),
+    In(Path, Vec<Value>, bool),
+    Like(Path, String),
+}
+
+/// A query ready to run against an org.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub object: &'static ObjectDef,
+    /// `None` for `SELECT COUNT()`.
+    pub selection: Option<Vec<SelNode>>,
+    filter: Option<Filter>,
+    order: Vec<(Path, bool, bool)>,
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+    pub has_order_by: bool,
+}
+
+pub fn plan(soql: &str, query: &Query) -> Result<Plan, SoqlError> {
+    let object = objects::by_name(&query.object).ok_or_else(|| SoqlError {
+        code: "INVALID_TYPE",
+        message: super::diagram(
+            soql,
+            query.object_pos,
+            &format!(
+                "sObject type '{}' is not supported. If you are attempting to use a custom object, be sure to \
+                 append the '__c' after the entity name. Please reference your WSDL or the describe call for \
+                 the appropriate names.",
+                query.object
+            ),
+        ),
+    })?;
+    let selection = match &query.select {
+        Select::Count => None,
+        Select::Fields(fields) => {
+            let mut nodes = Vec::new();
+            for field in fields {
+                let path = resolve(soql, object, field)?;
+                if !insert(&mut nodes, &path.0) {
+                    return Err(SoqlError {
+                        code: "MALFORMED_QUERY",
+                        message: format!("duplicate field selected: {}", field.path.join(".")),
+                    });
+                }
+            }
+            Some(nodes)
+        }
+    };
+    let filter = query.filter.as_ref().map(|e| filter(soql, object, e)).transpose()?;
+    let order = query
+        .order_by
+        .iter()
+        .map(|k| Ok((resolve(soql, object, &k.field)?, k.descending, k.nulls_last)))
+        .collect::<Result<_, SoqlError>>()?;
+    Ok(Plan {
+        object,
+        selection,
+        filter,
+        order,
+        limit: query.limit,
+        offset: query.offset,
+        has_order_by: !query.order_by.is_empty(),
+    })
+}
+
+fn resolve(soql: &str, base: &'static ObjectDef, field: &FieldRef) -> Result<Path, SoqlError> {
+    let mut object = base;
+    let mut steps = Vec::new();
+    let (last, parents) = field.path.split_last().unwrap_or((&field.path[0], &[]));
+    for rel in parents {
+        let (lookup, target) = object.relationship(rel).ok_or_else(|| {
+            SoqlError::invalid_field(
+                soql,
+                field.pos,
+                format!(
+                    "Didn't understand relationship '{rel}' in field path. If you are attempting to use a custom \
+                     relationship, be sure to append the '__r' after the custom relationship name. Please \
+                     reference your WSDL or the describe call for the appropriate names."
+                ),
+            )
+        })?;
+        steps.push(Step { object, field: lookup });
+        object = objects::by_name(target).unwrap_or(object);
+    }
+    let index = object.field_index(last).ok_or_else(|| {
+        SoqlError::invalid_field(
+            soql,
+            field.pos,
+            format!(
+                "No such column '{last}' on entity '{}'. If you are attempting to use a custom field, be sure to \
+                 append the '__c' after the custom field name. Please reference your WSDL or the describe call \
+                 for the appropriate names.",
+                object.name
+            ),
+        )
+    })?;
+    steps.push(Step { object, field: index });
+    Ok(Path(steps))
+}
+
+/// Adds a path to the selection tree; false when the field is already selected.
+fn insert(nodes: &mut Vec<SelNode>, steps: &[Step]) -> bool {
+    let step = &steps[0];
+    let def = &step.object.fields[step.field];
+    if steps.len() == 1 {
+        if nodes.iter().any(|n| matches!(n, SelNode::Field { index, .. } if *index == step.field)) {
+            return false;
+        }
+        nodes.push(SelNode::Field { index: step.field, name: def.name });
+        return true;
+    }
+    let (rel, _) = def.relationship.unwrap_or(("", ""));
+    let existing = nodes.iter_mut().find_map(|n| match n {
+        SelNode::Parent { lookup, children, .. } if *lookup == step.field => Some(children),
+        _ => None,
+    });
+    match existing {
+        Some(children) => insert(children, &steps[1..]),
+        None => {
+            let mut children = Vec::new();
+            insert(&mut children, &steps[1..]);
+            nodes.push(SelNode::Parent { name: rel, lookup: step.field, object: steps[1].object, children });
+            true
+        }
+    }
+}
+
+fn filter(soql: &str, object: &'static ObjectDef, expr: &Expr) -> Result<Filter, SoqlError> {
+    let all = |terms: &[Expr]| terms.iter().map(|t| filter(soql, object, t)).collect::<Result<Vec<_>, _>>();
+    Ok(match expr {
+        Expr::And(terms) => Filter::And(all(terms)?),
+        Expr::Or(terms) => Filter::Or(all(terms)?),
+        Expr::Not(inner) => Filter::Not(Box::new(filter(soql, object, inner)?)),
+        Expr::Compare { field, op, value } => {
+            let path = resolve(soql, object, field)?;
+            let value = typed(soql, field, &path, value)?;
+            Filter::Compare(path, op, value)
+        }
+        Expr::In { field, values, negated } => {
+            let path = resolve(soql, object, field)?;
+            let values = values.iter().map(|v| typed(soql, field, &path, v)).collect::<Result<_, _>>()?;
+            Filter::In(path, values, *negated)
+        }
+        Expr::Like { field, pattern } => Filter::Like(resolve(soql, object, field)?, pattern.to_lowercase()),
+    })
+}
+
+/// A literal as a value of the field's type; Salesforce rejects quoted dates, unquoted strings...
+fn typed(soql: &str, field: &FieldRef, path: &Path, literal: &Literal) -> Result<Value, SoqlError> {
+    let kind = path.kind();
+    let value = match (kind, literal) {
+        (_, Literal::Null) => Some(Value::Null),
+        (FieldKind::Id | FieldKind::Reference | FieldKind::String, Literal::Str(s)) => Some(Value::str(s)),
+        (FieldKind::Boolean, Literal::Bool(b)) => Some(Value::Bool(*b)),
+        (FieldKind::Int, Literal::Number(n)) => Some(Value::Int(*n as i64)),
+        (FieldKind::DateTime, Literal::DateTime(t)) => Some(Value::DateTime(*t)),
+        (FieldKind::Date, Literal::Date(d)) => Some(Value::Date(*d)),
+        _ => None,
+    };
+    value.ok_or_else(|| {
+        let (type_name, quoted) = match kind {
+            FieldKind::DateTime => ("dateTime", "should not be enclosed in quotes"),
+            FieldKind::Date => ("date", "should not be enclosed in quotes"),
+            FieldKind::Boolean => ("boolean", "should not be enclosed in quotes"),
+            FieldKind::Int => ("double", "should not be enclosed in quotes"),
+            _ => ("string", "should be enclosed in quotes"),
+        };
+        SoqlError::invalid_field(
+            soql,
+            field.pos,
+            format!("value of filter criterion for field '{}' must be of type {type_name} and {quoted}", path.name()),
+        )
+    })
+}
+
+/// The value at a path from row `row` of the plan's object; `Null` through an empty lookup.
+pub fn value_at<'d>(data: &'d OrgData, object: &'static ObjectDef, row: usize, path: &Path) -> &'d Value {
+    let mut table = data.table(object.name);
+    let mut row = &table.rows[row];
+    for step in &path.0[..path.0.len() - 1] {
+        let target = step.object.fields[step.field].relationship.map_or("", |r| r.1);
+        let Some(id) = row[step.field].as_str() else { return &Value::Null };
+        table = data.table(target);
+        match table.by_id(id) {
+            Some(parent) => row = parent,
+            None => return &Value::Null,
+        }
+    }
+    &row[path.0[path.0.len() - 1].field]
+}
+
+impl Plan {
+    /// Row indexes of the plan's object that match, in the query's order, after OFFSET and LIMIT.
+    pub fn run(&self, data: &OrgData) -> Vec<u32> {
+        let table = data.table(self.object.name);
+        let mut rows: Vec<u32> = (0..table.rows.len())
+            .filter(|&i| self.filter.as_ref().is_none_or(|f| matches(data, self.object, i, f)))
+            .map(|i| i as u32)
+            .collect();
+        if !self.order.is_empty() {
+            rows.sort_by(|&a, &b| {
+                for (path, descending, nulls_last) in &self.order {
+                    let (va, vb) = (value_at(data, self.object, a as usize, path), value_at(data, self.object, b as usize, path));
+                    let ord = match (va.is_null(), vb.is_null()) {
+                        (true, true) => Ordering::Equal,
+                        (true, false) => if *nulls_last { Ordering::Greater } else { Ordering::Less },
+                        (false, true) => if *nulls_last { Ordering::Less } else { Ordering::Greater },
+                        _ => {
+                            let o = compare(va, vb).unwrap_or(Ordering::Equal);
+                            if *descending { o.reverse() } else { o }
+                        }
+                    };
+                    if ord != Ordering::Equal {
+                        return ord;
+                    }
+                }
+                Ordering::Equal
+            });
+        }
+        let skip = self.offset.unwrap_or(0).min(rows.len());
+        rows.drain(..skip);
+        if let Some(limit) = self.limit {
+            rows.truncate(limit);
+        }
+        rows
+    }
+}
+
+fn matches(data: &OrgData, object: &'static ObjectDef, row: usize, f: &Filter) -> bool {
+    match f {
+        Filter::And(terms) => terms.iter().all(|t| matches(data, object, row, t)),
+        Filter::Or(terms) => terms.iter().any(|t| matches(data, object, row, t)),
+        Filter::Not(inner) => !matches(data, object, row, inner),
+        Filter::Compare(path, op, literal) => {
+            let value = value_at(data, object, row, path);
+            if literal.is_null() || value.is_null() {
+                let both = literal.is_null() == value.is_null();
+                return match *op {
+                    "=" => both,
+                    "!=" => !both,
+                    _ => false,
+                };
+            }
+            let ord = compare(value, literal);
+            match *op {
+                "=" => ord == Some(Ordering::Equal),
+                "!=" => ord != Some(Ordering::Equal),
+                "<" => ord == Some(Ordering::Less),
+                "<=" => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
+                ">" => ord == Some(Ordering::Greater),
+                ">=" => matches!(ord, Some(Ordering::Greater | Ordering::Equal)),
+                _ => false,
+            }
+        }
+        Filter::In(path, values, negated) => {
+            let value = value_at(data, object, row, path);
+            let found = values.iter().any(|v| {
+                if v.is_null() { value.is_null() } else { compare(value, v) == Some(Ordering::Equal) }
+            });
+            found != *negated
+        }
+        Filter::Like(path, pattern) => value_at(data, object, row, path)
+            .as_str()
+            .is_some_and(|s| like(&s.to_lowercase(), pattern)),
+    }
+}
+
+/// SOQL compares text case-insensitively.
+fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Str(x), Value::Str(y)) => Some(x.to_lowercase().cmp(&y.to_lowercase())),
+        (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        (Value::DateTime(x), Value::DateTime(y)) => Some(x.cmp(y)),
+        (Value::Date(x), Value::Date(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+/// LIKE with `%` and `_`, and `\%` / `\_` for the literal characters.
+fn like(text: &str, pattern: &str) -> bool {
+    enum P {
+        Any,
+        One,
+        Char(char),
+    }
+    let mut parts = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        parts.push(match c {
+            '%' => P::Any,
+            '_' => P::One,
+            '\\' => P::Char(chars.next().unwrap_or('\\')),
+            c => P::Char(c),
+        });
+    }
+    let text: Vec<char> = text.chars().collect();
+    // Dynamic programming over (pattern prefix, text prefix).
+    let mut reach = vec![false; text.len() + 1];
+    reach[0] = true;
+    for part in &parts {
+        let mut next = vec![false; text.len() + 1];
+        for i in 0..=text.len() {
+            match part {
+                P::Any => next[i] = reach[i] || (i > 0 && next[i - 1]),
+                P::One => next[i] = i > 0 && reach[i - 1],
+                P::Char(c) => next[i] = i > 0 && reach[i - 1] && text[i - 1] == *c,
+            }
+        }
+        reach = next;
+    }
+    reach[text.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{OrgSpec, generate};
+    use crate::soql::parse;
+
+    fn run(data: &OrgData, soql: &str) -> Result<Vec<u32>, SoqlError> {
+        let q = parse(soql)?;
+        Ok(plan(soql, &q)?.run(data))
+    }
+
+    #[test]
+    fn like_handles_wildcards_and_escapes() {
+        assert!(like("o'brien & søn", "o'brien%"));
+        assert!(like("a_b", "a\\_b"));
+        assert!(!like("axb", "a\\_b"));
+        assert!(like("axb", "a_b"));
+        assert!(!like("ab", "a_b"));
+    }
+
+    #[test]
+    fn filters_sorts_and_checks_fields() {
+        let data = generate(&OrgSpec::new(3, 500));
+        let users = data.table("User");
+        let active = (0..users.rows.len()).filter(|&i| users.get(i, "IsActive") == &Value::Bool(true)).count();
+        assert_eq!(run(&data, "SELECT Id FROM User WHERE IsActive = true").map(|r| r.len()), Ok(active));
+        assert_eq!(run(&data, "select id from user where isactive = false").map(|r| r.len()), Ok(500 - active));
+        let sorted = run(&data, "SELECT Id FROM User ORDER BY LastLoginDate DESC NULLS LAST, Id LIMIT 400").unwrap_or_default();
+        assert_eq!(sorted.len(), 400);
+        let logins: Vec<_> = sorted.iter().map(|&i| users.get(i as usize, "LastLoginDate").clone()).collect();
+        assert!(logins.windows(2).all(|w| match (&w[0], &w[1]) {
+            (Value::DateTime(a), Value::DateTime(b)) => a >= b,
+            (_, Value::Null) => true,
+            _ => false,
+        }));
+        let via_parent = run(&data, "SELECT Id FROM User WHERE Profile.UserLicense.Name = 'salesforce'").unwrap_or_default();
+        assert!(!via_parent.is_empty());
+        assert_eq!(run(&data, "SELECT Foo FROM User").unwrap_err().code, "INVALID_FIELD");
+        assert_eq!(run(&data, "SELECT Id FROM Widget").unwrap_err().code, "INVALID_TYPE");
+        assert_eq!(run(&data, "SELECT Id FROM User WHERE CreatedDate > '2024-01-01'").unwrap_err().code, "INVALID_FIELD");
+        assert_eq!(run(&data, "SELECT Id, id FROM User").unwrap_err().code, "MALFORMED_QUERY");
+    }
+}

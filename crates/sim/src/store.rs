@@ -1,0 +1,88 @@
+//! The simulated org's records: one table per sObject, rows in field order, Ids indexed.
+
+use crate::objects::{self, ObjectDef};
+use crate::value::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub type Row = Vec<Value>;
+
+/// All records of one sObject type.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub def: &'static ObjectDef,
+    pub rows: Vec<Row>,
+    by_id: HashMap<Arc<str>, usize>,
+}
+
+impl Table {
+    pub fn new(def: &'static ObjectDef) -> Table {
+        Table { def, rows: Vec::new(), by_id: HashMap::new() }
+    }
+
+    pub fn push(&mut self, row: Row) {
+        debug_assert_eq!(row.len(), self.def.fields.len(), "row of {}", self.def.name);
+        if let Some(Value::Str(id)) = row.first() {
+            self.by_id.insert(id.clone(), self.rows.len());
+        }
+        self.rows.push(row);
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<&Row> {
+        self.by_id.get(id).map(|&i| &self.rows[i])
+    }
+
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
+    /// Removes the rows `keep` rejects and rebuilds the Id index.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Row) -> bool) {
+        self.rows.retain(|row| keep(row));
+        self.by_id = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, row)| row.first().and_then(Value::as_str).map(|id| (Arc::from(id), i)))
+            .collect();
+    }
+
+    /// The value of `field` (by name) in row `i`; panics only on a field name this crate misspelt.
+    pub fn get(&self, i: usize, field: &str) -> &Value {
+        let idx = self.def.field_index(field).unwrap_or_else(|| panic!("{}.{field}", self.def.name));
+        &self.rows[i][idx]
+    }
+
+    pub fn set(&mut self, i: usize, field: &str, value: Value) {
+        let idx = self.def.field_index(field).unwrap_or_else(|| panic!("{}.{field}", self.def.name));
+        self.rows[i][idx] = value;
+    }
+}
+
+/// Every table of one org. Cloned (copy-on-write behind an `Arc`) when the org is changed while
+/// query cursors still read the previous state, as Salesforce cursors do.
+#[derive(Debug, Clone)]
+pub struct OrgData {
+    tables: HashMap<&'static str, Table>,
+}
+
+impl OrgData {
+    pub fn new() -> OrgData {
+        OrgData { tables: objects::ALL.iter().map(|def| (def.name, Table::new(def))).collect() }
+    }
+
+    pub fn table(&self, object: &str) -> &Table {
+        &self.tables[objects::by_name(object).map_or(object, |o| o.name)]
+    }
+
+    pub fn table_mut(&mut self, object: &str) -> &mut Table {
+        let name = objects::by_name(object).map_or(object, |o| o.name);
+        self.tables.get_mut(name).unwrap_or_else(|| panic!("no table {object}"))
+    }
+}
+
+impl Default for OrgData {
+    fn default() -> Self {
+        Self::new()
+    }
+}
