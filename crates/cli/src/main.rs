@@ -1,1 +1,148 @@
-fn main() {}
+//! `sfetl`: Salesforce subscriptions (licenses) and users into Parquet and DuckDB.
+//!
+//! Exit codes: 0 success; 1 an org failed (the others were still extracted); 2 the command line
+//! or the pipeline file is wrong; 3 an internal or output error.
+
+mod demo;
+mod pipeline;
+mod progress;
+mod run;
+mod sim_cmd;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "sfetl", version, about = "Salesforce subscriptions (licenses) and users into Parquet and DuckDB")]
+struct Cli {
+    /// More log output (-v: debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only warnings and errors; no progress bars.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Extract every org of a pipeline into Parquet and register the DuckDB views.
+    #[command(after_help = "Examples:\n  sfetl extract                       # pipelines/demo.toml: simulated orgs\n  sfetl extract pipelines/prod.toml --out /srv/sfetl")]
+    Extract {
+        /// The pipeline file.
+        #[arg(default_value = "pipelines/demo.toml")]
+        pipeline: PathBuf,
+        /// Output directory (overrides the pipeline's `output`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run SQL against warehouse.duckdb and print the result.
+    #[command(after_help = "Examples:\n  sfetl query \"select org, count(*) from users group by org\"\n  sfetl query --format csv \"select * from user_licenses\" > licenses.csv")]
+    Query {
+        sql: String,
+        /// Directory holding warehouse.duckdb.
+        #[arg(long, default_value = "data")]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Serve a simulated Salesforce org on loopback until interrupted.
+    Sim(sim_cmd::SimArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SFETL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command, cli.quiet)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+async fn dispatch(command: Command, quiet: bool) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Extract { pipeline, out } => {
+            let pipeline = match pipeline::load(&pipeline) {
+                Ok(p) => p,
+                Err(problems) => {
+                    eprintln!("error: {problems}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let output = out.unwrap_or_else(|| pipeline.output.clone());
+            let progress = progress::Progress::new(quiet);
+            let outcomes = run::extract(&pipeline, &output, &progress).await?;
+            print_summary(&outcomes, &output);
+            let failed = outcomes.iter().any(|o| o.error.is_some());
+            Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Query { sql, out, format } => {
+            let warehouse = sfetl_load::Warehouse::open_existing(&out)?;
+            let batches = warehouse.query(&sql)?;
+            print_batches(&batches, format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim(args) => sim_cmd::run(args).await,
+    }
+}
+
+fn print_summary(outcomes: &[run::OrgOutcome], output: &std::path::Path) {
+    println!("{:<16} {:<36} {:>10} {:>9} {:>9}", "org", "table", "rows", "api calls", "seconds");
+    for org in outcomes {
+        for t in &org.tables {
+            println!("{:<16} {:<36} {:>10} {:>9} {:>9.2}", org.org, t.table, t.rows, t.api_calls, t.elapsed.as_secs_f64());
+        }
+        match &org.error {
+            None => println!("{:<16} {:<36} {:>10} {:>9} {:>9.2}", org.org, "(all)", org.tables.iter().map(|t| t.rows).sum::<u64>(), org.api_calls, org.elapsed.as_secs_f64()),
+            Some(e) => println!("{:<16} FAILED: {e}", org.org),
+        }
+    }
+    println!("output: {} (DuckDB: {})", output.display(), output.join(sfetl_load::Warehouse::FILE_NAME).display());
+}
+
+fn print_batches(batches: &[arrow::record_batch::RecordBatch], format: Format) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    match format {
+        Format::Table => println!("{}", arrow::util::pretty::pretty_format_batches(batches)?),
+        Format::Csv => {
+            let mut writer = arrow::csv::Writer::new(stdout.lock());
+            for batch in batches {
+                writer.write(batch).context("writing CSV")?;
+            }
+        }
+        Format::Json => {
+            let mut writer = arrow::json::ArrayWriter::new(stdout.lock());
+            let refs: Vec<&arrow::record_batch::RecordBatch> = batches.iter().collect();
+            writer.write_batches(&refs).context("writing JSON")?;
+            writer.finish().context("writing JSON")?;
+            println!();
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,18 @@
-//! placeholder
+//! Salesforce extraction for sfetl: the OAuth 2.0 JWT bearer login, SOQL building, and the REST
+//! query API's pagination, page by page so no object is ever held whole in memory.
+//!
+//! The crate knows Salesforce, not sfetl's tables: callers say which object and fields to read
+//! (the transform stage owns that list) and receive [`QueryPage`]s of JSON records.
+
+mod client;
+mod error;
+mod login;
+mod query;
+mod secret;
+pub mod soql;
+
+pub use client::{ApiUsage, ConnectionSettings, SalesforceClient};
+pub use error::{ApiError, Error, LoginError, Result};
+pub use login::{Credentials, LoginSession, encoding_key};
+pub use query::{QueryPage, QueryStream};
+pub use secret::Secret;

@@ -1,1 +1,27 @@
-//! placeholder
+//! The load stage: Parquet files written atomically in Hive partitions, and a DuckDB database
+//! with one view per table over them.
+//!
+//! Layout under the output directory: `<table>/org=<slug>/<table>.parquet`, and
+//! `warehouse.duckdb`. A file is written under a temporary name that does not end in `.parquet`
+//! (DuckDB's globs would read it), synced, then renamed over the previous one: a reader sees the
+//! old file or the new one, never half of one, and a re-run replaces rows instead of adding them.
+
+mod parquet_sink;
+mod warehouse;
+
+pub use parquet_sink::{ParquetSink, PartitionWriter};
+pub use warehouse::Warehouse;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error("writing Parquet {path}: {source}")]
+    Parquet { path: std::path::PathBuf, source: parquet::errors::ParquetError },
+    #[error("DuckDB database {path}: {source}")]
+    DuckDb { path: std::path::PathBuf, source: duckdb::Error },
+    #[error("partition value `{0}` must be a non-empty slug of letters, digits, `-` and `_`")]
+    BadPartition(String),
+}

@@ -1,1 +1,15 @@
-//! placeholder
+//! Salesforce records to typed Arrow record batches.
+//!
+//! Each table sfetl writes is defined once, in [`tables`]: its columns, their Arrow types and the
+//! Salesforce field each comes from. The extract stage asks a table for its SOQL field list; the
+//! load stage writes the batches built here; the tests check against the same definitions.
+
+mod batch;
+mod error;
+pub mod tables;
+mod values;
+
+pub use batch::BatchBuilder;
+pub use error::{Error, Result};
+pub use tables::{Column, ColumnType, TableDef};
+pub use values::parse_datetime;

@@ -1,0 +1,25 @@
+//! Simulated orgs for `pipelines/demo.toml`: a simulator per org, with a connected app and a key
+//! pair made for this run, so a fresh machine needs no Salesforce account.
+
+use crate::pipeline::{OrgPlan, SimulatedOrg};
+use sfetl_extract::{Credentials, Secret};
+use sfetl_sim::{OrgSpec, Sim, SimConfig};
+
+pub async fn start(org: &OrgPlan, spec: &SimulatedOrg) -> anyhow::Result<(Sim, Credentials)> {
+    let mut org_spec = OrgSpec::new(spec.seed, spec.users);
+    org_spec.sandbox = spec.sandbox;
+    if !org.company_names.is_empty() {
+        org_spec.companies = org.company_names.clone();
+    }
+    org_spec.name = spec.org_name.clone().or_else(|| org.company_names.first().cloned()).unwrap_or_else(|| org.name.clone());
+    let sim = Sim::start(SimConfig::new(org_spec)).await?;
+    let app = sim.create_connected_app("System Administrator")?;
+    tracing::info!(org = %org.name, url = sim.url(), "started a simulated org");
+    let credentials = Credentials {
+        login_url: sim.url().to_string(),
+        client_id: app.consumer_key,
+        username: sim.integration_username(),
+        private_key: Secret::new(app.key.private_key_pem),
+    };
+    Ok((sim, credentials))
+}

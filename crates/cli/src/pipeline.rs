@@ -1,0 +1,241 @@
+//! Pipeline files (`pipelines/*.toml`): where output goes and which orgs to read, validated in full
+//! before any request, with errors that name the file, the org and the setting.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A pipeline file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    /// Directory for the Parquet files and `warehouse.duckdb`, relative to the working directory.
+    #[serde(default = "default_output")]
+    pub output: PathBuf,
+    #[serde(default)]
+    pub orgs: Vec<OrgSettings>,
+}
+
+fn default_output() -> PathBuf {
+    PathBuf::from("data")
+}
+
+/// One org: the connector settings of the setup guide.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSettings {
+    /// Short slug used in paths and the `org` column.
+    pub name: String,
+    /// The legal entities, one per entry (matched against `User.CompanyName`).
+    #[serde(default)]
+    pub company_names: Vec<String>,
+    /// `https://company.my.salesforce.com`.
+    pub url: Option<String>,
+    /// `https://login.salesforce.com` (production) or `https://test.salesforce.com` (sandbox).
+    pub login_url: Option<String>,
+    /// The connected app's consumer key.
+    pub client_id: Option<String>,
+    /// The user to impersonate.
+    pub username: Option<String>,
+    /// Path of the `.key` file (relative to the pipeline file).
+    pub private_key_file: Option<PathBuf>,
+    /// Name of an environment variable holding the PEM content of the key.
+    pub private_key_env: Option<String>,
+    /// REST API version, e.g. `66.0`.
+    pub api_version: Option<String>,
+    /// Extra CA certificate to trust (PEM), relative to the pipeline file.
+    pub ca_file: Option<PathBuf>,
+    /// Records per page asked of Salesforce (200..=2000).
+    pub batch_size: Option<u32>,
+    /// Run against a simulated org started for this run instead of a real one.
+    pub simulated: Option<SimulatedOrg>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedOrg {
+    pub users: usize,
+    #[serde(default = "one")]
+    pub seed: u64,
+    #[serde(default)]
+    pub sandbox: bool,
+    /// `Organization.Name`; the first company name when absent.
+    pub org_name: Option<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// A validated org: everything needed to connect, or a simulator to start.
+#[derive(Debug, Clone)]
+pub struct OrgPlan {
+    pub name: String,
+    pub company_names: Vec<String>,
+    pub connection: Connection,
+    pub api_version: String,
+    pub batch_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum Connection {
+    Real {
+        url: String,
+        login_url: String,
+        client_id: String,
+        username: String,
+        private_key: sfetl_extract::Secret,
+        ca_file: Option<(String, Vec<u8>)>,
+    },
+    Simulated(SimulatedOrg),
+}
+
+#[derive(Debug)]
+pub struct Pipeline {
+    pub path: PathBuf,
+    pub output: PathBuf,
+    pub orgs: Vec<OrgPlan>,
+}
+
+pub const DEFAULT_API_VERSION: &str = "66.0";
+
+/// Reads and validates a pipeline file; every problem found is reported at once.
+pub fn load(path: &Path) -> Result<Pipeline, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read pipeline file {}: {e}", path.display()))?;
+    let file: PipelineFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut problems = Vec::new();
+    if file.orgs.is_empty() {
+        problems.push("no [[orgs]]: add one table per Salesforce org".to_string());
+    }
+    let mut orgs = Vec::new();
+    for (i, org) in file.orgs.iter().enumerate() {
+        let label = if org.name.is_empty() { format!("orgs[{i}]") } else { format!("org `{}`", org.name) };
+        let mut complain = |setting: &str, what: String| problems.push(format!("{label}: `{setting}` {what}"));
+        if let Some(plan) = validate(org, base, &mut complain) {
+            if orgs.iter().any(|o: &OrgPlan| o.name == plan.name) {
+                complain("name", "is used by another org: each org needs its own name".into());
+            }
+            orgs.push(plan);
+        }
+    }
+    if problems.is_empty() {
+        Ok(Pipeline { path: path.to_path_buf(), output: file.output, orgs })
+    } else {
+        Err(format!("{}:\n  - {}", path.display(), problems.join("\n  - ")))
+    }
+}
+
+fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, String)) -> Option<OrgPlan> {
+    let slug_ok = !org.name.is_empty() && org.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !slug_ok {
+        complain("name", format!("is `{}`: use a short slug of lower-case letters, digits, `-` or `_` (it names folders)", org.name));
+    }
+    for company in &org.company_names {
+        if company.trim().is_empty() {
+            complain("company_names", "has an empty entry: give each legal entity's name as in User.CompanyName".into());
+        }
+    }
+    let api_version = org.api_version.clone().unwrap_or_else(|| DEFAULT_API_VERSION.into());
+    let version_ok = api_version.split_once('.').is_some_and(|(major, minor)| {
+        major.len() == 2 && major.chars().all(|c| c.is_ascii_digit()) && minor == "0"
+    });
+    if !version_ok {
+        complain("api_version", format!("is `{api_version}`: expected a version like `{DEFAULT_API_VERSION}`"));
+    }
+    let batch_size = org.batch_size.unwrap_or(2000);
+    if !(200..=2000).contains(&batch_size) {
+        complain("batch_size", format!("is {batch_size}: Salesforce accepts 200 to 2000"));
+    }
+    let connection = if let Some(sim) = &org.simulated {
+        let set: Vec<&str> = [
+            ("url", org.url.is_some()),
+            ("login_url", org.login_url.is_some()),
+            ("client_id", org.client_id.is_some()),
+            ("username", org.username.is_some()),
+            ("private_key_file", org.private_key_file.is_some()),
+            ("private_key_env", org.private_key_env.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect();
+        if !set.is_empty() {
+            complain("simulated", format!("cannot be combined with {}: a simulated org brings its own", set.join(", ")));
+        }
+        if !(10..=2_000_000).contains(&sim.users) {
+            complain("simulated.users", format!("is {}: choose 10 to 2000000", sim.users));
+        }
+        Connection::Simulated(sim.clone())
+    } else {
+        real_connection(org, base, complain)?
+    };
+    Some(OrgPlan { name: org.name.clone(), company_names: org.company_names.clone(), connection, api_version, batch_size })
+}
+
+fn real_connection(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, String)) -> Option<Connection> {
+    let mut required = |key: &str, value: &Option<String>, what: &str| -> String {
+        match value.as_deref().map(str::trim) {
+            Some(v) if !v.is_empty() => v.to_string(),
+            _ => {
+                complain(key, format!("is missing: {what}"));
+                String::new()
+            }
+        }
+    };
+    let url = required("url", &org.url, "the org's URL, like https://company.my.salesforce.com");
+    let client_id = required("client_id", &org.client_id, "the connected app's Consumer Key");
+    let username = required("username", &org.username, "the Salesforce username to impersonate");
+    let login_url = org.login_url.clone().unwrap_or_else(|| "https://login.salesforce.com".into());
+    for (key, value) in [("url", &url), ("login_url", &login_url)] {
+        if !value.is_empty() && !(value.starts_with("https://") || value.starts_with("http://127.0.0.1") || value.starts_with("http://localhost")) {
+            complain(key, format!("is `{value}`: expected an https:// URL"));
+        }
+    }
+    let private_key = match (&org.private_key_file, &org.private_key_env) {
+        (Some(_), Some(_)) => {
+            complain("private_key_file", "and `private_key_env` are both set: keep one".into());
+            None
+        }
+        (None, None) => {
+            complain("private_key_file", "is missing: give the path of the `.key` file (or `private_key_env`)".into());
+            None
+        }
+        (Some(file), None) => {
+            let path = base.join(file);
+            match std::fs::read_to_string(&path) {
+                Ok(pem) => Some(pem),
+                Err(e) => {
+                    complain("private_key_file", format!("`{}` cannot be read: {e}", path.display()));
+                    None
+                }
+            }
+        }
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(pem) if !pem.trim().is_empty() => Some(pem),
+            _ => {
+                complain("private_key_env", format!("names `{var}`, which is not set in the environment: export the PEM content of the `.key` file in it"));
+                None
+            }
+        },
+    }
+    .map(sfetl_extract::Secret::new);
+    if let Some(key) = &private_key {
+        if let Err(e) = sfetl_extract::encoding_key(key) {
+            complain(if org.private_key_file.is_some() { "private_key_file" } else { "private_key_env" }, e.to_string());
+        }
+    }
+    let ca_file = match &org.ca_file {
+        Some(file) => {
+            let path = base.join(file);
+            match std::fs::read(&path) {
+                Ok(pem) => Some((path.display().to_string(), pem)),
+                Err(e) => {
+                    complain("ca_file", format!("`{}` cannot be read: {e}", path.display()));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    Some(Connection::Real { url, login_url, client_id, username, private_key: private_key?, ca_file })
+}

@@ -1,0 +1,211 @@
+//! The HTTP client: one session per org, re-login when it dies, bounded retries of transient
+//! failures, and the API usage Salesforce reports on every response.
+
+use crate::error::{ApiError, Error, Result};
+use crate::login::{self, Credentials, LoginSession};
+use serde::de::DeserializeOwned;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How to talk to one org.
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    /// `66.0`.
+    pub api_version: String,
+    /// An extra CA certificate (PEM) to trust, and where it came from (for error messages).
+    pub ca_certificate: Option<(String, Vec<u8>)>,
+    /// `Sforce-Query-Options: batchSize`, 200..=2000.
+    pub batch_size: u32,
+    /// Per request, headers and body.
+    pub timeout: Duration,
+    /// Attempts per request for transient failures (network, 5xx, cut bodies).
+    pub max_attempts: u32,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            api_version: "66.0".into(),
+            ca_certificate: None,
+            batch_size: 2000,
+            timeout: Duration::from_secs(120),
+            max_attempts: 4,
+        }
+    }
+}
+
+/// `Sforce-Limit-Info: api-usage=used/max` as last seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiUsage {
+    pub used: u64,
+    pub max: u64,
+}
+
+/// A logged-in connection to one org.
+pub struct SalesforceClient {
+    http: reqwest::Client,
+    credentials: Credentials,
+    pub(crate) settings: ConnectionSettings,
+    session: tokio::sync::RwLock<Option<LoginSession>>,
+    api_calls: AtomicU64,
+    usage: Mutex<Option<ApiUsage>>,
+}
+
+impl SalesforceClient {
+    pub fn new(credentials: Credentials, settings: ConnectionSettings) -> Result<SalesforceClient> {
+        let mut builder = reqwest::Client::builder()
+            .gzip(true)
+            .connect_timeout(Duration::from_secs(20))
+            .timeout(settings.timeout)
+            .user_agent(concat!("sfetl/", env!("CARGO_PKG_VERSION")));
+        if let Some((path, pem)) = &settings.ca_certificate {
+            let cert = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| Error::CaFile { path: path.clone(), message: format!("not a PEM certificate: {e}") })?;
+            builder = builder.tls_certs_merge([cert]);
+        }
+        let http = builder.build().map_err(|e| Error::Transport { url: credentials.login_url.clone(), message: describe(&e) })?;
+        Ok(SalesforceClient {
+            http,
+            credentials,
+            settings,
+            session: tokio::sync::RwLock::new(None),
+            api_calls: AtomicU64::new(0),
+            usage: Mutex::new(None),
+        })
+    }
+
+    /// Signs a new JWT and opens a session, replacing any previous one.
+    pub async fn login(&self) -> Result<LoginSession> {
+        let session = login::login(&self.http, &self.credentials).await?;
+        *self.session.write().await = Some(session.clone());
+        Ok(session)
+    }
+
+    async fn current_session(&self) -> Result<LoginSession> {
+        if let Some(session) = self.session.read().await.clone() {
+            return Ok(session);
+        }
+        self.login().await
+    }
+
+    /// REST calls made through this client (each counts against the org's daily quota).
+    pub fn api_calls(&self) -> u64 {
+        self.api_calls.load(Ordering::Relaxed)
+    }
+
+    pub fn api_usage(&self) -> Option<ApiUsage> {
+        self.usage.lock().ok().and_then(|u| *u)
+    }
+
+    pub fn api_version(&self) -> &str {
+        &self.settings.api_version
+    }
+
+    /// GETs `path` (which starts with `/services/data/`) on the instance and decodes the JSON.
+    /// Transient failures are retried with backoff; a dead session is replaced once.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
+        let mut attempt = 0;
+        let mut relogged = false;
+        loop {
+            attempt += 1;
+            match self.get_once(path, query).await {
+                Ok(value) => return Ok(value),
+                Err(e) if e.is_invalid_session() && !relogged => {
+                    relogged = true;
+                    tracing::info!("session expired; logging in again");
+                    self.login().await?;
+                }
+                Err(e) if e.is_transient() && attempt < self.settings.max_attempts => {
+                    let delay = Duration::from_millis(200 * 2u64.pow(attempt - 1));
+                    tracing::warn!(attempt, error = %e, "transient failure; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn get_once<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
+        let session = self.current_session().await?;
+        let url = format!("{}{path}", session.instance_url);
+        let transport = |e: reqwest::Error| Error::Transport { url: url.clone(), message: describe(&e) };
+        let mut request = self
+            .http
+            .get(&url)
+            .bearer_auth(session.access_token.expose())
+            .header("Sforce-Query-Options", format!("batchSize={}", self.settings.batch_size));
+        if !query.is_empty() {
+            request = request.query(query);
+        }
+        self.api_calls.fetch_add(1, Ordering::Relaxed);
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        if let Some(usage) = response.headers().get("sforce-limit-info").and_then(|h| h.to_str().ok()).and_then(parse_usage) {
+            if let Ok(mut slot) = self.usage.lock() {
+                *slot = Some(usage);
+            }
+        }
+        let body = response.bytes().await.map_err(transport)?;
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&body).map_err(|_| Error::UnexpectedBody { url, status, excerpt: excerpt(&body) });
+        }
+        let detail = serde_json::from_slice::<Vec<ApiErrorBody>>(&body)
+            .ok()
+            .and_then(|errors| errors.into_iter().next())
+            .map(|e| ApiError { status, code: e.error_code, message: e.message });
+        match detail {
+            Some(detail) if detail.code == "REQUEST_LIMIT_EXCEEDED" => Err(Error::QuotaExhausted),
+            Some(detail) => Err(Error::Api { url, detail }),
+            None => Err(Error::UnexpectedBody { url, status, excerpt: excerpt(&body) }),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ApiErrorBody {
+    #[serde(rename = "errorCode")]
+    error_code: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn parse_usage(header: &str) -> Option<ApiUsage> {
+    let value = header.split(',').find_map(|kv| kv.trim().strip_prefix("api-usage="))?;
+    let (used, max) = value.split_once('/')?;
+    Some(ApiUsage { used: used.trim().parse().ok()?, max: max.trim().parse().ok()? })
+}
+
+/// A reqwest error with its causes (reqwest alone says only "error sending request").
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The start of a body that is not the JSON expected, for the error message.
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut cut: String = flat.chars().take(160).collect();
+    if flat.chars().count() > 160 {
+        cut.push('…');
+    }
+    if cut.is_empty() { "empty body".into() } else { cut }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_limit_header() {
+        assert_eq!(parse_usage("api-usage=10018/100000"), Some(ApiUsage { used: 10018, max: 100_000 }));
+        assert_eq!(parse_usage("per-app-api-usage=1/2"), None);
+    }
+}

@@ -1,0 +1,115 @@
+//! The OAuth 2.0 JWT bearer flow: sign an RS256 assertion with the connected app's private key
+//! and trade it for an access token. There is no refresh token: when a session dies, sign again.
+
+use crate::error::{Error, LoginError, Result};
+use crate::secret::Secret;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+
+/// The connector settings that log in (the seed's Login URL, Client ID, Username, private key).
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// `https://login.salesforce.com`, `https://test.salesforce.com`, or a My Domain URL.
+    pub login_url: String,
+    /// The connected app's consumer key.
+    pub client_id: String,
+    /// The user to impersonate.
+    pub username: String,
+    /// PEM content of the `.key` file.
+    pub private_key: Secret,
+}
+
+/// A live session: the token and the instance that REST calls go to.
+#[derive(Debug, Clone)]
+pub struct LoginSession {
+    pub access_token: Secret,
+    pub instance_url: String,
+    /// `https://login.salesforce.com/id/<orgId>/<userId>`.
+    pub identity_url: String,
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    instance_url: String,
+    #[serde(default)]
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct TokenRefusal {
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+/// Checks that the key parses, before any request.
+pub fn encoding_key(private_key: &Secret) -> Result<EncodingKey, LoginError> {
+    EncodingKey::from_rsa_pem(private_key.expose().as_bytes()).map_err(|e| LoginError::BadPrivateKey(e.to_string()))
+}
+
+pub(crate) async fn login(http: &reqwest::Client, credentials: &Credentials) -> Result<LoginSession> {
+    let login_url = credentials.login_url.trim_end_matches('/');
+    let fail = |source| Error::Login { login_url: login_url.to_string(), source };
+    let key = encoding_key(&credentials.private_key).map_err(fail)?;
+    let claims = Claims {
+        iss: &credentials.client_id,
+        sub: &credentials.username,
+        aud: login_url,
+        // Salesforce accepts an expiry at most three minutes ahead.
+        exp: chrono::Utc::now().timestamp() + 170,
+    };
+    let assertion = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key)
+        .map_err(|e| fail(LoginError::BadPrivateKey(e.to_string())))?;
+    let url = format!("{login_url}/services/oauth2/token");
+    let response = http
+        .post(&url)
+        .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())])
+        .send()
+        .await
+        .map_err(|e| Error::Transport { url: url.clone(), message: crate::client::describe(&e) })?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| Error::Transport { url: url.clone(), message: crate::client::describe(&e) })?;
+    if status.is_success() {
+        let token: TokenResponse = serde_json::from_slice(&body).map_err(|_| Error::UnexpectedBody {
+            url: url.clone(),
+            status: status.as_u16(),
+            excerpt: crate::client::excerpt(&body),
+        })?;
+        return Ok(LoginSession {
+            access_token: Secret::new(token.access_token),
+            instance_url: token.instance_url.trim_end_matches('/').to_string(),
+            identity_url: token.id,
+        });
+    }
+    let refusal: TokenRefusal = serde_json::from_slice(&body).map_err(|_| Error::UnexpectedBody {
+        url: url.clone(),
+        status: status.as_u16(),
+        excerpt: crate::client::excerpt(&body),
+    })?;
+    Err(fail(explain(refusal, &credentials.username)))
+}
+
+/// Maps Salesforce's `error` (and, for `invalid_grant`, its description) to the setup step to fix.
+fn explain(refusal: TokenRefusal, username: &str) -> LoginError {
+    let description = refusal.error_description.to_lowercase();
+    match refusal.error.as_str() {
+        "invalid_client_id" => LoginError::UnknownClientId,
+        "invalid_grant" if description.contains("approved") => LoginError::NotPreAuthorized,
+        "invalid_grant" if description.contains("audience") => LoginError::WrongAudience,
+        "invalid_grant" if description.contains("expired") => LoginError::Expired,
+        "invalid_grant" if description.contains("assertion") => LoginError::CertificateMismatch,
+        "invalid_grant" if description.contains("authentication failure") || description.contains("user") => {
+            LoginError::UserRefused { username: username.to_string() }
+        }
+        _ => LoginError::Other { error: refusal.error, description: refusal.error_description },
+    }
+}

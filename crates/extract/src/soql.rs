@@ -1,0 +1,72 @@
+//! SOQL text built safely: field lists, and string literals escaped as SOQL requires.
+
+/// `SELECT fields FROM object [WHERE filter] [ORDER BY ...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoqlQuery {
+    pub object: String,
+    pub fields: Vec<String>,
+    pub filter: Option<String>,
+    pub order_by: Option<String>,
+}
+
+impl SoqlQuery {
+    pub fn new(object: impl Into<String>, fields: impl IntoIterator<Item = impl Into<String>>) -> SoqlQuery {
+        SoqlQuery { object: object.into(), fields: fields.into_iter().map(Into::into).collect(), filter: None, order_by: None }
+    }
+
+    pub fn filter(mut self, condition: impl Into<String>) -> SoqlQuery {
+        self.filter = Some(condition.into());
+        self
+    }
+
+    pub fn order_by(mut self, order: impl Into<String>) -> SoqlQuery {
+        self.order_by = Some(order.into());
+        self
+    }
+}
+
+impl std::fmt::Display for SoqlQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SELECT {} FROM {}", self.fields.join(", "), self.object)?;
+        if let Some(filter) = &self.filter {
+            write!(f, " WHERE {filter}")?;
+        }
+        if let Some(order) = &self.order_by {
+            write!(f, " ORDER BY {order}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A string as a quoted SOQL literal: backslash, quotes and control characters escaped.
+pub fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_escape_quotes_and_backslashes() {
+        assert_eq!(quote(r"O'Brien \ Co"), r"'O\'Brien \\ Co'");
+        let q = SoqlQuery::new("User", ["Id", "Profile.Name"]).filter("IsActive = true").order_by("Id");
+        assert_eq!(q.to_string(), "SELECT Id, Profile.Name FROM User WHERE IsActive = true ORDER BY Id");
+    }
+}

@@ -1,0 +1,92 @@
+//! Parquet files per table and partition, replaced atomically.
+
+use crate::{Error, Result};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Writes `<root>/<table>/<key>=<value>/<table>.parquet`.
+#[derive(Debug, Clone)]
+pub struct ParquetSink {
+    root: PathBuf,
+}
+
+/// One partition file being written; nothing is visible until [`PartitionWriter::commit`].
+pub struct PartitionWriter {
+    final_path: PathBuf,
+    temp_path: PathBuf,
+    writer: Option<ArrowWriter<File>>,
+    rows: u64,
+}
+
+impl ParquetSink {
+    pub fn new(root: impl Into<PathBuf>) -> ParquetSink {
+        ParquetSink { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Starts the file of one table's partition (`org=acme`).
+    pub fn open(&self, table: &str, key: &str, value: &str, schema: SchemaRef) -> Result<PartitionWriter> {
+        let valid = !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(Error::BadPartition(value.to_string()));
+        }
+        let dir = self.root.join(table).join(format!("{key}={value}"));
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+        let final_path = dir.join(format!("{table}.parquet"));
+        let temp_path = dir.join(format!("{table}.parquet.tmp-{}", std::process::id()));
+        let file = File::create(&temp_path).map_err(|source| Error::Io { path: temp_path.clone(), source })?;
+        let level = ZstdLevel::try_new(3).map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_row_count(Some(128 * 1024))
+            .build();
+        let writer = ArrowWriter::try_new(file, schema, Some(props))
+            .map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;
+        Ok(PartitionWriter { final_path, temp_path, writer: Some(writer), rows: 0 })
+    }
+}
+
+impl PartitionWriter {
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if let Some(writer) = self.writer.as_mut() {
+            writer.write(batch).map_err(|source| Error::Parquet { path: self.temp_path.clone(), source })?;
+            self.rows += batch.num_rows() as u64;
+        }
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Finishes the file, syncs it, and renames it into place. Returns the rows written.
+    pub fn commit(mut self) -> Result<u64> {
+        let Some(writer) = self.writer.take() else { return Ok(self.rows) };
+        let file = writer.into_inner().map_err(|source| Error::Parquet { path: self.temp_path.clone(), source })?;
+        file.sync_all().map_err(|source| Error::Io { path: self.temp_path.clone(), source })?;
+        drop(file);
+        std::fs::rename(&self.temp_path, &self.final_path).map_err(|source| Error::Io { path: self.final_path.clone(), source })?;
+        if let Some(dir) = self.final_path.parent() {
+            // The rename is durable only once the directory entry is.
+            File::open(dir).and_then(|d| d.sync_all()).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        }
+        Ok(self.rows)
+    }
+}
+
+impl Drop for PartitionWriter {
+    /// An abandoned file (an error, a cancelled run) leaves nothing behind.
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.temp_path);
+        }
+    }
+}

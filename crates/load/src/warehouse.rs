@@ -1,0 +1,120 @@
+//! `warehouse.duckdb`: one view per table over its Parquet files, readable from anywhere.
+
+use crate::{Error, Result};
+use arrow::record_batch::RecordBatch;
+use std::path::{Path, PathBuf};
+
+/// The DuckDB database beside the Parquet files.
+pub struct Warehouse {
+    path: PathBuf,
+    connection: duckdb::Connection,
+}
+
+impl Warehouse {
+    pub const FILE_NAME: &'static str = "warehouse.duckdb";
+
+    /// Opens (or creates) `<root>/warehouse.duckdb`.
+    pub fn open(root: &Path) -> Result<Warehouse> {
+        let path = root.join(Self::FILE_NAME);
+        let connection = duckdb::Connection::open(&path).map_err(|source| Error::DuckDb { path: path.clone(), source })?;
+        Ok(Warehouse { path, connection })
+    }
+
+    /// Opens an existing database read-only (for queries while nothing writes).
+    pub fn open_existing(root: &Path) -> Result<Warehouse> {
+        let path = root.join(Self::FILE_NAME);
+        if !path.exists() {
+            return Err(Error::Io {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no warehouse here yet: run `sfetl extract` first"),
+            });
+        }
+        let config = duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .map_err(|source| Error::DuckDb { path: path.clone(), source })?;
+        let connection =
+            duckdb::Connection::open_with_flags(&path, config).map_err(|source| Error::DuckDb { path: path.clone(), source })?;
+        Ok(Warehouse { path, connection })
+    }
+
+    /// (Re)creates the view of each table that has files under `root`. Paths in the views are
+    /// absolute, so the database answers from any working directory.
+    pub fn register_views(&self, root: &Path, tables: &[&str]) -> Result<Vec<String>> {
+        let root = root.canonicalize().map_err(|source| Error::Io { path: root.to_path_buf(), source })?;
+        let mut registered = Vec::new();
+        for table in tables {
+            let dir = root.join(table);
+            let has_files = std::fs::read_dir(&dir)
+                .map(|parts| parts.flatten().any(|p| p.path().join(format!("{table}.parquet")).exists()))
+                .unwrap_or(false);
+            if !has_files {
+                continue;
+            }
+            let glob = dir.join("*").join("*.parquet");
+            let glob = glob.to_string_lossy().replace('\'', "''");
+            let sql = format!(
+                "CREATE OR REPLACE VIEW \"{table}\" AS SELECT org, * EXCLUDE (org) FROM read_parquet('{glob}', \
+                 hive_partitioning = true, hive_types = {{'org': VARCHAR}}, union_by_name = true)"
+            );
+            self.connection.execute_batch(&sql).map_err(|source| Error::DuckDb { path: self.path.clone(), source })?;
+            registered.push(table.to_string());
+        }
+        Ok(registered)
+    }
+
+    /// Runs SQL and returns the result as Arrow batches.
+    pub fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let fail = |source| Error::DuckDb { path: self.path.clone(), source };
+        let mut statement = self.connection.prepare(sql).map_err(fail)?;
+        let batches = statement.query_arrow([]).map_err(fail)?.collect();
+        Ok(batches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ParquetSink;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn batch(names: &[&str]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true), Field::new("n", DataType::Int64, false)]));
+        let n: Vec<i64> = (0..names.len() as i64).collect();
+        RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(names.to_vec())), Arc::new(Int64Array::from(n))])
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn rewrites_replace_rows_and_views_answer_from_elsewhere() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|source| Error::Io { path: "tmp".into(), source })?;
+        let sink = ParquetSink::new(dir.path());
+        for _ in 0..2 {
+            for (org, names) in [("acme", &["Ada", "Zoë"][..]), ("2024", &["太郎"][..])] {
+                let mut writer = sink.open("people", "org", org, batch(names).schema())?;
+                writer.write(&batch(names))?;
+                writer.commit()?;
+            }
+        }
+        let abandoned = sink.open("people", "org", "acme", batch(&[]).schema())?;
+        drop(abandoned);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("people/org=acme"))
+            .map_err(|source| Error::Io { path: dir.path().into(), source })?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(leftovers, ["people.parquet"]);
+        {
+            let warehouse = Warehouse::open(dir.path())?;
+            assert_eq!(warehouse.register_views(dir.path(), &["people", "absent"])?, ["people"]);
+        }
+        let warehouse = Warehouse::open_existing(dir.path())?;
+        let out = warehouse.query("SELECT org, count(*)::BIGINT AS n FROM people GROUP BY org ORDER BY org")?;
+        let orgs = out[0].column(0).as_any().downcast_ref::<StringArray>().map(|a| a.iter().flatten().map(String::from).collect::<Vec<_>>());
+        assert_eq!(orgs, Some(vec!["2024".to_string(), "acme".to_string()]));
+        let counts = out[0].column(1).as_any().downcast_ref::<Int64Array>().map(|a| a.values().to_vec());
+        assert_eq!(counts, Some(vec![1, 2]));
+        Ok(())
+    }
+}

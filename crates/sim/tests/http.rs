@@ -1,0 +1,303 @@
+//! The simulator on the wire: every error body, paging, cursors, quota, gzip, faults and TLS.
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use sfetl_sim::{AppCredentials, Fault, FaultRule, OrgSpec, Sim, SimConfig, Trigger};
+use std::collections::HashSet;
+use std::time::Duration;
+
+async fn sim(users: usize, tweak: impl FnOnce(&mut SimConfig)) -> (Sim, AppCredentials) {
+    let mut config = SimConfig::new(OrgSpec::new(11, users));
+    tweak(&mut config);
+    let sim = Sim::start(config).await.unwrap_or_else(|e| panic!("{e}"));
+    let app = sim.create_connected_app("System Administrator").unwrap_or_else(|e| panic!("{e}"));
+    (sim, app)
+}
+
+fn jwt(key_pem: &str, iss: &str, sub: &str, aud: &str, exp_in: i64) -> String {
+    let claims = json!({ "iss": iss, "sub": sub, "aud": aud, "exp": chrono::Utc::now().timestamp() + exp_in });
+    let key = EncodingKey::from_rsa_pem(key_pem.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn token_request(sim: &Sim, assertion: &str, grant: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/services/oauth2/token", sim.url()))
+        .form(&[("grant_type", grant), ("assertion", assertion)])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+const GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+async fn login(sim: &Sim, app: &AppCredentials) -> String {
+    let assertion = jwt(&app.key.private_key_pem, &app.consumer_key, &sim.integration_username(), sim.url(), 120);
+    let (status, body) = token_request(sim, &assertion, GRANT).await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap_or_default().to_string()
+}
+
+async fn get(sim: &Sim, token: &str, path: &str, batch: Option<u32>) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut request = reqwest::Client::new().get(format!("{}{path}", sim.url())).bearer_auth(token);
+    if let Some(n) = batch {
+        request = request.header("Sforce-Query-Options", format!("batchSize={n}"));
+    }
+    let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.json().await.unwrap_or(Value::Null))
+}
+
+fn query_path(soql: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
+    format!("/services/data/v66.0/query?q={encoded}")
+}
+
+#[tokio::test]
+async fn login_succeeds_and_each_refusal_has_salesforces_body() {
+    let (sim, app) = sim(100, |_| {}).await;
+    let user = sim.integration_username();
+    let key = &app.key.private_key_pem;
+    let assertion = jwt(key, &app.consumer_key, &user, sim.url(), 120);
+    let (status, body) = token_request(&sim, &assertion, GRANT).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["instance_url"], sim.url());
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["id"].as_str().is_some_and(|id| id.contains(&format!("/id/{}/005", sim.org_id()))));
+    assert!(body.get("refresh_token").is_none() && body.get("expires_in").is_none());
+
+    let other_key = sfetl_sim::keys::rsa_key_and_certificate("someone else").unwrap_or_else(|e| panic!("{e}"));
+    let inactive = sim.username_where(|_, active| !active).unwrap_or_default();
+    let outsider = sim.username_where(|p, active| p != "System Administrator" && active).unwrap_or_default();
+    let cases = [
+        (jwt(key, "nope", &user, sim.url(), 120), GRANT, "invalid_client_id", "client identifier invalid"),
+        (jwt(&other_key.private_key_pem, &app.consumer_key, &user, sim.url(), 120), GRANT, "invalid_grant", "invalid assertion"),
+        (jwt(key, &app.consumer_key, &user, "https://test.salesforce.com", 120), GRANT, "invalid_grant", "audience is invalid"),
+        (jwt(key, &app.consumer_key, &user, sim.url(), -60), GRANT, "invalid_grant", "expired authorization code"),
+        (jwt(key, &app.consumer_key, &user, sim.url(), 3600), GRANT, "invalid_grant", "invalid assertion"),
+        (jwt(key, &app.consumer_key, &outsider, sim.url(), 120), GRANT, "invalid_grant", "user hasn't approved this consumer"),
+        (jwt(key, &app.consumer_key, &inactive, sim.url(), 120), GRANT, "invalid_grant", "authentication failure"),
+        ("not.a.jwt".to_string(), GRANT, "invalid_grant", "invalid assertion"),
+        (assertion.clone(), "password", "unsupported_grant_type", "grant type not supported"),
+    ];
+    for (assertion, grant, error, description) in cases {
+        let (status, body) = token_request(&sim, &assertion, grant).await;
+        assert_eq!((status, &body), (400, &json!({ "error": error, "error_description": description })));
+    }
+}
+
+#[tokio::test]
+async fn pages_through_every_user_exactly_once() {
+    let (sim, app) = sim(5000, |_| {}).await;
+    let token = login(&sim, &app).await;
+    let (status, _, mut page) = get(&sim, &token, &query_path("SELECT Id, Profile.UserLicense.Name, Manager.Name FROM User"), Some(200)).await;
+    assert_eq!(status, 200);
+    let mut ids = HashSet::new();
+    let mut pages = 1;
+    loop {
+        assert_eq!(page["totalSize"], 5000);
+        let records = page["records"].as_array().cloned().unwrap_or_default();
+        assert_eq!(records.len(), 200);
+        for r in &records {
+            assert_eq!(r["attributes"]["type"], "User");
+            assert_eq!(r["Profile"]["attributes"]["type"], "Profile");
+            assert!(r["Profile"]["UserLicense"]["Name"].is_string());
+            assert!(r["Manager"].is_null() || r["Manager"]["Name"].is_string());
+            assert!(ids.insert(r["Id"].as_str().unwrap_or_default().to_string()), "duplicate {}", r["Id"]);
+        }
+        if page["done"] == true {
+            assert!(page.get("nextRecordsUrl").is_none());
+            break;
+        }
+        let next = page["nextRecordsUrl"].as_str().unwrap_or_default().to_string();
+        assert!(next.starts_with("/services/data/v66.0/query/01g"), "{next}");
+        (_, _, page) = get(&sim, &token, &next, Some(200)).await;
+        pages += 1;
+    }
+    assert_eq!((pages, ids.len()), (25, 5000));
+    let (_, _, count) = get(&sim, &token, &query_path("SELECT COUNT() FROM User"), None).await;
+    assert_eq!(count, json!({ "totalSize": 5000, "done": true, "records": [] }));
+}
+
+#[tokio::test]
+async fn fields_come_in_selected_order_after_attributes() {
+    let (sim, app) = sim(50, |_| {}).await;
+    let token = login(&sim, &app).await;
+    let body = reqwest::Client::new()
+        .get(format!("{}{}", sim.url(), query_path("SELECT Name, Profile.Name, Id FROM User LIMIT 1")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    let record = &body[body.find("\"records\":[").unwrap_or(0)..];
+    let at = |key: &str| record.find(&format!("\"{key}\":")).unwrap_or(usize::MAX);
+    assert!(record.starts_with("\"records\":[{\"attributes\":{\"type\":\"User\""), "{record}");
+    assert!(at("Name") < at("Profile") && at("Profile") < at("Id"), "{record}");
+}
+
+#[tokio::test]
+async fn batch_sizes_are_clamped_and_may_come_smaller() {
+    let (sim, app) = sim(3000, |c| c.max_page_size = Some(300)).await;
+    let token = login(&sim, &app).await;
+    let size = |v: &Value| v["records"].as_array().map_or(0, Vec::len);
+    let (_, _, page) = get(&sim, &token, &query_path("SELECT Id FROM User"), Some(50)).await;
+    assert_eq!(size(&page), 200, "below 200 counts as 200");
+    let (_, _, page) = get(&sim, &token, &query_path("SELECT Id FROM User"), Some(1000)).await;
+    assert_eq!(size(&page), 300, "the org's own cap wins");
+    let (sim, app) = self::sim(3000, |_| {}).await;
+    let token = login(&sim, &app).await;
+    let (_, _, page) = get(&sim, &token, &query_path("SELECT Id FROM User"), None).await;
+    assert_eq!(size(&page), 2000, "default 2000");
+}
+
+#[tokio::test]
+async fn locators_belong_to_their_session_and_expire() {
+    let (sim, app) = sim(1000, |c| c.locator_idle_timeout = Duration::from_millis(300)).await;
+    let token = login(&sim, &app).await;
+    let other = login(&sim, &app).await;
+    let (_, _, page) = get(&sim, &token, &query_path("SELECT Id FROM User"), Some(200)).await;
+    let next = page["nextRecordsUrl"].as_str().unwrap_or_default().to_string();
+    let (status, _, body) = get(&sim, &other, &next, Some(200)).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_QUERY_LOCATOR")));
+    let (status, _, _) = get(&sim, &token, &next, Some(200)).await;
+    assert_eq!(status, 200, "the owner may go on");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _, body) = get(&sim, &token, &next, Some(200)).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_QUERY_LOCATOR")));
+}
+
+#[tokio::test]
+async fn sessions_expire_and_headers_are_checked() {
+    let (sim, app) = sim(50, |c| c.session_timeout = Duration::from_millis(300)).await;
+    let token = login(&sim, &app).await;
+    let path = query_path("SELECT Id FROM User");
+    assert_eq!(get(&sim, &token, &path, None).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _, body) = get(&sim, &token, &path, None).await;
+    assert_eq!((status, body), (401, json!([{ "message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID" }])));
+    let response = reqwest::Client::new().get(format!("{}{path}", sim.url())).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status().as_u16(), 401);
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(body[0]["errorCode"], "INVALID_AUTH_HEADER");
+    let versions: Value = reqwest::get(format!("{}/services/data/", sim.url())).await.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or(Value::Null);
+    assert!(versions.as_array().is_some_and(|v| v.iter().any(|x| x["version"] == "66.0" && x["url"] == "/services/data/v66.0")));
+}
+
+#[tokio::test]
+async fn soql_errors_come_as_salesforce_error_arrays() {
+    let (sim, app) = sim(50, |_| {}).await;
+    let token = login(&sim, &app).await;
+    for (soql, code) in [
+        ("SELECT Id Frm User", "MALFORMED_QUERY"),
+        ("SELECT Nope FROM User", "INVALID_FIELD"),
+        ("SELECT Id FROM Widget", "INVALID_TYPE"),
+        ("SELECT Id FROM User WHERE LastLoginDate > '2024-01-01'", "INVALID_FIELD"),
+    ] {
+        let (status, _, body) = get(&sim, &token, &query_path(soql), None).await;
+        assert_eq!(status, 400, "{soql}");
+        assert_eq!(body[0]["errorCode"], code, "{soql}");
+        assert!(body[0]["message"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn quota_is_counted_reported_and_enforced() {
+    let (sim, app) = sim(50, |c| {
+        c.daily_api_max = 5;
+        c.api_used_at_start = 2;
+    })
+    .await;
+    let token = login(&sim, &app).await;
+    let path = query_path("SELECT Id FROM User");
+    let (_, headers, _) = get(&sim, &token, &path, None).await;
+    assert_eq!(headers.get("sforce-limit-info").and_then(|h| h.to_str().ok()), Some("api-usage=3/5"));
+    let (_, _, limits) = get(&sim, &token, "/services/data/v66.0/limits", None).await;
+    assert_eq!(limits["DailyApiRequests"], json!({ "Max": 5, "Remaining": 1 }));
+    assert_eq!(get(&sim, &token, &path, None).await.0, 200);
+    let (status, _, body) = get(&sim, &token, &path, None).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (403, Some("REQUEST_LIMIT_EXCEEDED")));
+    sim.reset_day();
+    assert_eq!(get(&sim, &token, &path, None).await.0, 200);
+    assert_eq!(sim.api_usage(), (1, 5));
+}
+
+#[tokio::test]
+async fn gzip_when_asked() {
+    let (sim, app) = sim(500, |_| {}).await;
+    let token = login(&sim, &app).await;
+    let raw = reqwest::Client::builder().no_gzip().build().unwrap_or_else(|e| panic!("{e}"));
+    let response = raw
+        .get(format!("{}{}", sim.url(), query_path("SELECT Id, Name FROM User")))
+        .bearer_auth(&token)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.headers().get("content-encoding").and_then(|h| h.to_str().ok()), Some("gzip"));
+    let bytes = response.bytes().await.unwrap_or_default();
+    assert_eq!(&bytes[..2], &[0x1f, 0x8b]);
+    // A client that decompresses sees the same JSON.
+    let (_, _, page) = get(&sim, &token, &query_path("SELECT Id, Name FROM User"), None).await;
+    assert_eq!(page["totalSize"], 500);
+}
+
+#[tokio::test]
+async fn faults_break_requests_the_way_real_orgs_do() {
+    let (sim, app) = sim(500, |_| {}).await;
+    let token = login(&sim, &app).await;
+    let path = query_path("SELECT Id FROM User");
+    let client = reqwest::Client::new();
+    let fetch = |p: String| {
+        let client = client.clone();
+        let url = format!("{}{p}", sim.url());
+        let token = token.clone();
+        async move { client.get(url).bearer_auth(token).send().await }
+    };
+    sim.add_fault(FaultRule::new(Fault::ServiceUnavailableHtml, Trigger::Nth(1)));
+    let response = fetch(path.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.text().await.unwrap_or_default().starts_with("<html>"));
+    sim.clear_faults();
+
+    sim.add_fault(FaultRule::new(Fault::QueryTimeout, Trigger::Nth(1)));
+    let body: Value = fetch(path.clone()).await.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or(Value::Null);
+    assert_eq!(body[0]["errorCode"], "QUERY_TIMEOUT");
+    sim.clear_faults();
+
+    for fault in [Fault::ResetConnection, Fault::TruncatedBody] {
+        sim.add_fault(FaultRule::new(fault.clone(), Trigger::Nth(1)));
+        let outcome = match fetch(path.clone()).await {
+            Ok(response) => response.bytes().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        assert!(outcome.is_err(), "{fault:?} must break the body");
+        sim.clear_faults();
+    }
+
+    sim.add_fault(FaultRule::new(Fault::ExpireSessions, Trigger::Nth(1)));
+    assert_eq!(fetch(path.clone()).await.map(|r| r.status().as_u16()).ok(), Some(401));
+    sim.clear_faults();
+
+    let logged = sim.request_log();
+    assert!(logged.iter().any(|r| r.status == 503) && logged.iter().any(|r| r.status == 401));
+}
+
+#[tokio::test]
+async fn serves_https_with_its_own_certificate() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tls_dir = dir.path().to_path_buf();
+    let (sim, _) = sim(20, |c| c.tls_dir = Some(tls_dir)).await;
+    assert!(sim.url().starts_with("https://127.0.0.1:"));
+    let pem = std::fs::read(sim.ca_file().unwrap_or_else(|| panic!("no CA file"))).unwrap_or_default();
+    let cert = reqwest::Certificate::from_pem(&pem).unwrap_or_else(|e| panic!("{e}"));
+    let client = reqwest::Client::builder().tls_certs_only([cert]).build().unwrap_or_else(|e| panic!("{e}"));
+    let response = client.get(format!("{}/services/data/", sim.url())).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(reqwest::Client::new().get(format!("{}/services/data/", sim.url())).send().await.is_err(), "untrusted without the CA");
+}

@@ -1,0 +1,84 @@
+//! Shared helpers: a simulated org with a connected app, a pipeline file for it, the binary.
+
+use sfetl_sim::{AppCredentials, OrgSpec, Sim, SimConfig};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct SimOrg {
+    pub sim: Sim,
+    pub app: AppCredentials,
+    pub dir: tempfile::TempDir,
+}
+
+impl SimOrg {
+    pub async fn start(users: usize, seed: u64) -> SimOrg {
+        Self::start_with(SimConfig::new(OrgSpec::new(seed, users))).await
+    }
+
+    pub async fn start_with(config: SimConfig) -> SimOrg {
+        let sim = Sim::start(config).await.unwrap_or_else(|e| panic!("simulator: {e}"));
+        let app = sim.create_connected_app("System Administrator").unwrap_or_else(|e| panic!("app: {e}"));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        std::fs::write(dir.path().join("org.key"), &app.key.private_key_pem).unwrap_or_else(|e| panic!("{e}"));
+        SimOrg { sim, app, dir }
+    }
+
+    /// Writes a pipeline for this org (slug `name`) with extra org settings appended.
+    pub fn pipeline(&self, name: &str, extra: &str) -> PathBuf {
+        self.pipeline_as(name, &self.sim.integration_username(), extra)
+    }
+
+    pub fn pipeline_as(&self, name: &str, username: &str, extra: &str) -> PathBuf {
+        let text = format!(
+            "[[orgs]]\nname = \"{name}\"\ncompany_names = [\"Acme Corp\"]\nurl = \"{url}\"\nlogin_url = \"{url}\"\n\
+             client_id = \"{key}\"\nusername = \"{username}\"\nprivate_key_file = \"org.key\"\n{extra}\n",
+            url = self.sim.url(),
+            key = self.app.consumer_key,
+        );
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+pub fn sfetl(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sfetl"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("running sfetl: {e}"))
+}
+
+pub fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// Runs SQL on the warehouse with DuckDB directly; every value as text (NULL as "NULL").
+pub fn rows(out: &Path, sql: &str) -> Vec<Vec<String>> {
+    let db = duckdb::Connection::open(out.join("warehouse.duckdb")).unwrap_or_else(|e| panic!("open: {e}"));
+    let mut statement = db.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut result = statement.query([]).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut out_rows = Vec::new();
+    while let Some(row) = result.next().unwrap_or_else(|e| panic!("{e}")) {
+        let n = row.as_ref().column_count();
+        out_rows.push(
+            (0..n)
+                .map(|i| match row.get_ref(i).map(|v| v.to_owned()) {
+                    Ok(duckdb::types::Value::Null) => "NULL".to_string(),
+                    Ok(duckdb::types::Value::Text(s)) => s,
+                    Ok(duckdb::types::Value::Boolean(b)) => b.to_string(),
+                    Ok(duckdb::types::Value::BigInt(v)) => v.to_string(),
+                    Ok(duckdb::types::Value::Int(v)) => v.to_string(),
+                    Ok(other) => format!("{other:?}"),
+                    Err(e) => panic!("{e}"),
+                })
+                .collect(),
+        );
+    }
+    out_rows
+}
