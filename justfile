@@ -1,29 +1,40 @@
 # sfetl's everyday commands. One cargo target directory is shared by every checkout on this
-# machine (DuckDB's C++ takes a quarter of an hour to compile; pay for it once).
+# machine (DuckDB's C++ takes a quarter of an hour to compile: pay for it once).
 export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", home_directory() / ".cache/sfetl/target")
 
+# Every recipe builds the same selection (the workspace, tests included): a narrower one would
+# unify dependency features differently and make cargo rebuild DuckDB from scratch.
+cargo_build := "cargo build --workspace --all-targets"
 sfetl := CARGO_TARGET_DIR / "debug/sfetl"
 
 # List the recipes.
 default:
     @just --list
 
-# Build the sfetl binary.
+# Build sfetl (and the tests, so `just test` reuses every artifact).
 build:
-    cargo build -p sfetl
+    {{cargo_build}}
 
 # Extract a pipeline (default: two simulated orgs) into data/.
 extract pipeline="pipelines/demo.toml" *args="": build
     {{sfetl}} extract {{pipeline}} {{args}}
 
-# Run SQL against data/warehouse.duckdb.
+# Run SQL against data/warehouse.duckdb, e.g. just query "select count(*) from users".
 query sql *args="": build
     {{sfetl}} query {{args}} "{{sql}}"
 
-# Serve a simulated org on loopback (Ctrl-C stops it).
+# Serve a simulated org on loopback (Ctrl-C stops it); see sfetl sim --help.
 sim *args="": build
     {{sfetl}} sim {{args}}
 
-# Every test: unit tests of each crate and the end-to-end tests against the simulator.
+# Every test: each crate's unit tests, the simulator's wire tests, and end-to-end runs of the binary.
 test:
     cargo test --workspace
+
+# A real third-party client (Python's simple-salesforce) against the simulator over HTTPS.
+interop: build
+    scripts/interop.sh {{sfetl}}
+
+# Benchmarks, each reported as a ratio against a baseline measured in the same run (release build).
+bench:
+    cargo bench -p sfetl-sim --bench serve

@@ -91,7 +91,6 @@ pub enum Connection {
 
 #[derive(Debug)]
 pub struct Pipeline {
-    pub path: PathBuf,
     pub output: PathBuf,
     pub orgs: Vec<OrgPlan>,
 }
@@ -120,7 +119,7 @@ pub fn load(path: &Path) -> Result<Pipeline, String> {
         }
     }
     if problems.is_empty() {
-        Ok(Pipeline { path: path.to_path_buf(), output: file.output, orgs })
+        Ok(Pipeline { output: file.output, orgs })
     } else {
         Err(format!("{}:\n  - {}", path.display(), problems.join("\n  - ")))
     }

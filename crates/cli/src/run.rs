@@ -38,7 +38,7 @@ pub async fn extract(pipeline: &Pipeline, output: &Path, progress: &Progress) ->
     let mut simulators = Vec::new();
     let mut runs = Vec::new();
     for org in &pipeline.orgs {
-        let (credentials, settings) = match &org.connection {
+        let (credentials, ca_file, expected_url) = match &org.connection {
             Connection::Real { url, login_url, client_id, username, private_key, ca_file } => {
                 let credentials = Credentials {
                     login_url: login_url.clone(),
@@ -46,15 +46,21 @@ pub async fn extract(pipeline: &Pipeline, output: &Path, progress: &Progress) ->
                     username: username.clone(),
                     private_key: private_key.clone(),
                 };
-                (credentials, settings(org, ca_file.clone(), Some(url.clone())))
+                (credentials, ca_file.clone(), Some(url.clone()))
             }
             Connection::Simulated(spec) => {
                 let (sim, credentials) = crate::demo::start(org, spec).await?;
                 simulators.push(sim);
-                (credentials, settings(org, None, None))
+                (credentials, None, None)
             }
         };
-        runs.push(extract_org(org, credentials, settings, &sink, progress));
+        let settings = ConnectionSettings {
+            api_version: org.api_version.clone(),
+            ca_certificate: ca_file,
+            batch_size: org.batch_size,
+            ..ConnectionSettings::default()
+        };
+        runs.push(extract_org(org, credentials, settings, expected_url, &sink, progress));
     }
     let outcomes = futures_util::future::join_all(runs).await;
     let names: Vec<&str> = tables::ALL.iter().map(|t| t.name).collect();
@@ -64,20 +70,11 @@ pub async fn extract(pipeline: &Pipeline, output: &Path, progress: &Progress) ->
     Ok(outcomes)
 }
 
-fn settings(org: &OrgPlan, ca: Option<(String, Vec<u8>)>, expected_url: Option<String>) -> (ConnectionSettings, Option<String>) {
-    let settings = ConnectionSettings {
-        api_version: org.api_version.clone(),
-        ca_certificate: ca,
-        batch_size: org.batch_size,
-        ..ConnectionSettings::default()
-    };
-    (settings, expected_url)
-}
-
 async fn extract_org(
     org: &OrgPlan,
     credentials: Credentials,
-    (settings, expected_url): (ConnectionSettings, Option<String>),
+    settings: ConnectionSettings,
+    expected_url: Option<String>,
     sink: &ParquetSink,
     progress: &Progress,
 ) -> OrgOutcome {

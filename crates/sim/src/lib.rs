@@ -15,6 +15,7 @@
 //! ```
 
 mod auth;
+mod bulk;
 mod faults;
 mod generate;
 mod ids;
@@ -65,6 +66,12 @@ pub struct SimConfig {
     pub port: u16,
     pub latency_per_request: Option<Duration>,
     pub latency_per_record: Option<Duration>,
+    /// A Bulk API 2.0 query job's fixed processing time (real orgs: 10-15 s even for small jobs).
+    pub bulk_fixed_cost: Duration,
+    /// Its processing time per record.
+    pub bulk_per_record: Duration,
+    /// When set, every Bulk query job fails with this `errorMessage`.
+    pub bulk_failure: Option<String>,
 }
 
 impl SimConfig {
@@ -81,6 +88,9 @@ impl SimConfig {
             port: 0,
             latency_per_request: None,
             latency_per_record: None,
+            bulk_fixed_cost: Duration::from_secs(10),
+            bulk_per_record: Duration::from_micros(5),
+            bulk_failure: None,
         }
     }
 }

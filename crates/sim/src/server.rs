@@ -41,7 +41,8 @@ pub(crate) struct SimState {
     pub api_used: AtomicU64,
     pub log: Mutex<Vec<LoggedRequest>>,
     pub faults: Mutex<Vec<FaultRule>>,
-    next_cursor: AtomicU64,
+    pub next_cursor: AtomicU64,
+    pub jobs: Mutex<HashMap<String, crate::bulk::BulkJob>>,
 }
 
 /// An open query: the org as it was when the query ran, and the matching rows in order.
@@ -55,7 +56,7 @@ pub(crate) struct Cursor {
 
 /// Set by handlers on their response so the request log can count records.
 #[derive(Clone, Copy)]
-struct RecordCount(usize);
+pub(crate) struct RecordCount(pub usize);
 
 impl SimState {
     pub fn new(config: SimConfig, base_url: String, data: OrgData) -> SimState {
@@ -73,6 +74,7 @@ impl SimState {
             log: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
             next_cursor: AtomicU64::new(1),
+            jobs: Mutex::new(HashMap::new()),
         }
     }
 
@@ -80,7 +82,7 @@ impl SimState {
         self.config.login_audience.as_deref().unwrap_or(&self.base_url)
     }
 
-    fn snapshot(&self) -> Arc<OrgData> {
+    pub fn snapshot(&self) -> Arc<OrgData> {
         self.org.read().map(|o| o.clone()).unwrap_or_else(|e| e.into_inner().clone())
     }
 }
@@ -97,11 +99,14 @@ pub(crate) fn router(state: Arc<SimState>) -> Router {
         .route("/services/data/{version}/queryAll", get(query))
         .route("/services/data/{version}/queryAll/", get(query))
         .route("/services/data/{version}/query/{locator}", get(next_page))
+        .route("/services/data/{version}/jobs/query", post(crate::bulk::create))
+        .route("/services/data/{version}/jobs/query/{id}", get(crate::bulk::status).patch(crate::bulk::abort))
+        .route("/services/data/{version}/jobs/query/{id}/results", get(crate::bulk::results))
         .layer(axum::middleware::from_fn_with_state(state.clone(), around))
         .with_state(state)
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = (status, body).into_response();
     response
         .headers_mut()
@@ -176,7 +181,7 @@ async fn versions(State(state): State<Arc<SimState>>) -> Response {
 
 /// The caller's session token, after the checks Salesforce makes on every API call: the
 /// version exists, the header is a bearer token, the session is alive, the daily quota is not spent.
-fn authenticate(state: &SimState, version: &str, headers: &HeaderMap) -> Result<String, Response> {
+pub(crate) fn authenticate(state: &SimState, version: &str, headers: &HeaderMap) -> Result<String, Response> {
     let known = version.strip_prefix('v').is_some_and(|v| API_VERSIONS.iter().any(|(known, _)| *known == v));
     if !known {
         return Err(api_error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist"));

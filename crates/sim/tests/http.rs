@@ -301,3 +301,100 @@ async fn serves_https_with_its_own_certificate() {
     assert_eq!(response.status().as_u16(), 200);
     assert!(reqwest::Client::new().get(format!("{}/services/data/", sim.url())).send().await.is_err(), "untrusted without the CA");
 }
+
+#[tokio::test]
+async fn bulk_query_jobs_run_poll_and_page_csv() {
+    let (sim, app) = sim(2500, |c| {
+        c.bulk_fixed_cost = Duration::from_millis(300);
+        c.bulk_per_record = Duration::from_micros(1);
+    })
+    .await;
+    let token = login(&sim, &app).await;
+    let client = reqwest::Client::new();
+    let jobs = format!("{}/services/data/v66.0/jobs/query", sim.url());
+    let create = |query: &str| {
+        client.post(&jobs).bearer_auth(&token).json(&json!({ "operation": "query", "query": query })).send()
+    };
+    for refused in ["SELECT Id FROM User ORDER BY Id", "SELECT Id FROM User LIMIT 5", "SELECT COUNT() FROM User"] {
+        let response = create(refused).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(response.status().as_u16(), 400, "{refused}");
+    }
+    let job: Value = create("SELECT Id, Name, Profile.Name FROM User").await.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or(Value::Null);
+    assert_eq!(job["state"], "UploadComplete");
+    assert_eq!((job["object"].as_str(), job["contentType"].as_str()), (Some("User"), Some("CSV")));
+    let id = job["id"].as_str().unwrap_or_default().to_string();
+    assert!(id.starts_with("750"));
+    let status_url = format!("{jobs}/{id}");
+    let mut states = Vec::new();
+    loop {
+        let (_, _, status) = get(&sim, &token, &format!("/services/data/v66.0/jobs/query/{id}"), None).await;
+        let state = status["state"].as_str().unwrap_or_default().to_string();
+        if states.last() != Some(&state) {
+            states.push(state.clone());
+        }
+        if state == "JobComplete" {
+            assert_eq!(status["numberRecordsProcessed"], 2500);
+            break;
+        }
+        assert!(states.len() < 4, "{states:?} ({status_url})");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    assert_eq!(states.last().map(String::as_str), Some("JobComplete"));
+    assert!(states.contains(&"InProgress".to_string()), "{states:?}");
+
+    let mut locator: Option<String> = None;
+    let mut ids = HashSet::new();
+    let mut sets = 0;
+    loop {
+        let mut url = format!("{jobs}/{id}/results?maxRecords=1000");
+        if let Some(l) = &locator {
+            url.push_str(&format!("&locator={l}"));
+        }
+        let response = client.get(url).bearer_auth(&token).send().await.unwrap_or_else(|e| panic!("{e}"));
+        let header = |name: &str| response.headers().get(name).and_then(|h| h.to_str().ok()).map(String::from);
+        let (next, count) = (header("sforce-locator"), header("sforce-numberofrecords"));
+        let csv = response.text().await.unwrap_or_default();
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("\"Id\",\"Name\",\"Profile.Name\""));
+        let rows: Vec<&str> = lines.collect();
+        assert_eq!(count, Some(rows.len().to_string()));
+        for row in rows {
+            assert!(row.starts_with('"'));
+            ids.insert(row.split(',').next().unwrap_or_default().to_string());
+        }
+        sets += 1;
+        match next.as_deref() {
+            Some("null") => break,
+            other => locator = other.map(String::from),
+        }
+    }
+    assert_eq!((sets, ids.len()), (3, 2500));
+
+    // Aborted and failed jobs.
+    let job: Value = create("SELECT Id FROM User").await.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or(Value::Null);
+    let aborted: Value = client
+        .patch(format!("{jobs}/{}", job["id"].as_str().unwrap_or_default()))
+        .bearer_auth(&token)
+        .json(&json!({ "state": "Aborted" }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    assert_eq!(aborted["state"], "Aborted");
+    let (sim, app) = self::sim(20, |c| c.bulk_failure = Some("InternalServerError".into())).await;
+    let token = login(&sim, &app).await;
+    let job: Value = reqwest::Client::new()
+        .post(format!("{}/services/data/v66.0/jobs/query", sim.url()))
+        .bearer_auth(&token)
+        .json(&json!({ "operation": "query", "query": "SELECT Id FROM User" }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    let (_, _, status) = get(&sim, &token, &format!("/services/data/v66.0/jobs/query/{}", job["id"].as_str().unwrap_or_default()), None).await;
+    assert_eq!((status["state"].as_str(), status["errorMessage"].as_str()), (Some("Failed"), Some("InternalServerError")));
+}

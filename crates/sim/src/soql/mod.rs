@@ -7,7 +7,7 @@ mod lexer;
 mod parser;
 mod plan;
 
-pub use parser::{Literal, Query, parse};
+pub use parser::{Literal, Query, Select, parse};
 pub use plan::{Plan, SelNode, plan, value_at};
 
 /// A SOQL error as Salesforce reports it: `[{"message": ..., "errorCode": ...}]` with HTTP 400.

@@ -24,6 +24,16 @@ impl Path {
         last.object.fields[last.field].kind
     }
 
+    /// `Profile.UserLicense.Name`: relationship names, then the field, as Salesforce spells them.
+    fn display_name(&self) -> String {
+        let mut parts: Vec<&str> = self.0[..self.0.len() - 1]
+            .iter()
+            .map(|s| s.object.fields[s.field].relationship.map_or("", |r| r.0))
+            .collect();
+        parts.push(self.name());
+        parts.join(".")
+    }
+
     fn name(&self) -> &'static str {
         let last = &self.0[self.0.len() - 1];
         last.object.fields[last.field].name
@@ -55,6 +65,9 @@ pub struct Plan {
     pub selection: Option<Vec<SelNode>>,
     filter: Option<Filter>,
     order: Vec<(Path, bool, bool)>,
+    /// The selected fields flat, in query order, with Salesforce's names (`Profile.Name`): the
+    /// columns of a Bulk API CSV.
+    pub columns: Vec<(String, Path)>,
     pub limit: Option<usize>,
     pub offset: Option<usize>,
     pub has_order_by: bool,
@@ -74,12 +87,14 @@ pub fn plan(soql: &str, query: &Query) -> Result<Plan, SoqlError> {
             ),
         ),
     })?;
+    let mut columns = Vec::new();
     let selection = match &query.select {
         Select::Count => None,
         Select::Fields(fields) => {
             let mut nodes = Vec::new();
             for field in fields {
                 let path = resolve(soql, object, field)?;
+                columns.push((path.display_name(), path.clone()));
                 if !insert(&mut nodes, &path.0) {
                     return Err(SoqlError {
                         code: "MALFORMED_QUERY",
@@ -101,6 +116,7 @@ pub fn plan(soql: &str, query: &Query) -> Result<Plan, SoqlError> {
         selection,
         filter,
         order,
+        columns,
         limit: query.limit,
         offset: query.offset,
         has_order_by: !query.order_by.is_empty(),
