@@ -35,7 +35,8 @@ async fn five_thousand_users_in_pages_of_200_arrive_exactly() {
     for i in 0..users.rows.len() {
         let profile = users.get(i, "ProfileId").as_str().and_then(|p| profiles.index_of(p));
         let profile_name = profile.map_or("NULL".into(), |p| as_text(profiles.get(p, "Name")));
-        let license = profile.and_then(|p| profiles.get(p, "UserLicenseId").as_str()).and_then(|l| licenses.index_of(l));
+        let license =
+            profile.and_then(|p| profiles.get(p, "UserLicenseId").as_str()).and_then(|l| licenses.index_of(l));
         let license_name = license.map_or("NULL".into(), |l| as_text(licenses.get(l, "Name")));
         let id = as_text(users.get(i, "Id"));
         expected.insert(
@@ -65,14 +66,14 @@ async fn five_thousand_users_in_pages_of_200_arrive_exactly() {
     for row in &got {
         assert_eq!(Some(row), expected.get(&row[0]), "user {}", row[0]);
     }
-    assert!(got.iter().any(|r| r[2].chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))), "CJK names arrive intact");
+    assert!(
+        got.iter().any(|r| r[2].chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))),
+        "CJK names arrive intact"
+    );
     assert!(got.iter().any(|r| r[5] == "NULL"), "never-logged-in users keep a null login");
 
     // Types are the schema's: UTC timestamps, booleans, dates, integers.
-    let types = rows(
-        &out,
-        "SELECT typeof(last_login_at), typeof(is_active), typeof(org) FROM users LIMIT 1",
-    );
+    let types = rows(&out, "SELECT typeof(last_login_at), typeof(is_active), typeof(org) FROM users LIMIT 1");
     assert_eq!(types[0], ["TIMESTAMP WITH TIME ZONE", "BOOLEAN", "VARCHAR"]);
     let types = rows(&out, "SELECT typeof(expires_on), typeof(total) FROM permission_set_licenses LIMIT 1");
     assert_eq!(types[0], ["DATE", "BIGINT"]);
@@ -94,22 +95,37 @@ async fn five_thousand_users_in_pages_of_200_arrive_exactly() {
         expect_table("UserLicense", &["Id", "Name", "Status", "TotalLicenses", "UsedLicenses"])
     );
     assert_eq!(
-        sorted(rows(&out, "SELECT permission_set_license_id, developer_name, total::VARCHAR, used::VARCHAR, coalesce(expires_on::VARCHAR, 'NULL') FROM permission_set_licenses")),
-        expect_table("PermissionSetLicense", &["Id", "DeveloperName", "TotalLicenses", "UsedLicenses", "ExpirationDate"])
+        sorted(rows(
+            &out,
+            "SELECT permission_set_license_id, developer_name, total::VARCHAR, used::VARCHAR, coalesce(expires_on::VARCHAR, 'NULL') FROM permission_set_licenses"
+        )),
+        expect_table(
+            "PermissionSetLicense",
+            &["Id", "DeveloperName", "TotalLicenses", "UsedLicenses", "ExpirationDate"]
+        )
     );
     assert_eq!(
-        sorted(rows(&out, "SELECT package_license_id, namespace, allowed::VARCHAR, used::VARCHAR, coalesce(epoch_ms(expires_at)::VARCHAR, 'NULL') FROM package_licenses")),
+        sorted(rows(
+            &out,
+            "SELECT package_license_id, namespace, allowed::VARCHAR, used::VARCHAR, coalesce(epoch_ms(expires_at)::VARCHAR, 'NULL') FROM package_licenses"
+        )),
         expect_table("PackageLicense", &["Id", "NamespacePrefix", "AllowedLicenses", "UsedLicenses", "ExpirationDate"])
     );
     assert_eq!(
-        sorted(rows(&out, "SELECT assignment_id, user_id, permission_set_license_id FROM permission_set_license_assignments")),
+        sorted(rows(
+            &out,
+            "SELECT assignment_id, user_id, permission_set_license_id FROM permission_set_license_assignments"
+        )),
         expect_table("PermissionSetLicenseAssign", &["Id", "AssigneeId", "PermissionSetLicenseId"])
     );
     assert_eq!(
         sorted(rows(&out, "SELECT assignment_id, user_id, package_license_id FROM user_package_licenses")),
         expect_table("UserPackageLicense", &["Id", "UserId", "PackageLicenseId"])
     );
-    assert_eq!(rows(&out, "SELECT org_id, is_sandbox::VARCHAR FROM orgs"), [[org.sim.org_id().to_string(), "false".into()]]);
+    assert_eq!(
+        rows(&out, "SELECT org_id, is_sandbox::VARCHAR FROM orgs"),
+        [[org.sim.org_id().to_string(), "false".into()]]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! End-to-end tests: the real `sfetl` binary against the simulator, checked against the
 //! simulator's own data and the files on disk.
 
-mod support;
 mod extract;
 mod pipeline_errors;
+mod support;

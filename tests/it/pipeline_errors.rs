@@ -15,7 +15,9 @@ fn every_problem_is_named_before_any_request() {
     let run = sfetl(&["extract", &path.to_string_lossy()], dir.path());
     assert_eq!(run.status.code(), Some(2), "{}", text(&run));
     let said = text(&run);
-    for needle in ["bad.toml", "org `Acme Prod`", "`name`", "`url`", "`private_key_file`", "missing.key", "`batch_size`"] {
+    for needle in
+        ["bad.toml", "org `Acme Prod`", "`name`", "`url`", "`private_key_file`", "missing.key", "`batch_size`"]
+    {
         assert!(said.contains(needle), "missing {needle} in:\n{said}");
     }
     assert!(!dir.path().join("data").exists(), "nothing is written for a bad pipeline");

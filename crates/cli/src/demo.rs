@@ -11,7 +11,8 @@ pub async fn start(org: &OrgPlan, spec: &SimulatedOrg) -> anyhow::Result<(Sim, C
     if !org.company_names.is_empty() {
         org_spec.companies = org.company_names.clone();
     }
-    org_spec.name = spec.org_name.clone().or_else(|| org.company_names.first().cloned()).unwrap_or_else(|| org.name.clone());
+    org_spec.name =
+        spec.org_name.clone().or_else(|| org.company_names.first().cloned()).unwrap_or_else(|| org.name.clone());
     let sim = Sim::start(SimConfig::new(org_spec)).await?;
     let app = sim.create_connected_app("System Administrator")?;
     tracing::info!(org = %org.name, url = sim.url(), "started a simulated org");

@@ -30,7 +30,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Extract every org of a pipeline into Parquet and register the DuckDB views.
-    #[command(after_help = "Examples:\n  sfetl extract                       # pipelines/demo.toml: simulated orgs\n  sfetl extract pipelines/prod.toml --out /srv/sfetl")]
+    #[command(
+        after_help = "Examples:\n  sfetl extract                       # pipelines/demo.toml: simulated orgs\n  sfetl extract pipelines/prod.toml --out /srv/sfetl"
+    )]
     Extract {
         /// The pipeline file.
         #[arg(default_value = "pipelines/demo.toml")]
@@ -40,7 +42,9 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Run SQL against warehouse.duckdb and print the result.
-    #[command(after_help = "Examples:\n  sfetl query \"select org, count(*) from users group by org\"\n  sfetl query --format csv \"select * from user_licenses\" > licenses.csv")]
+    #[command(
+        after_help = "Examples:\n  sfetl query \"select org, count(*) from users group by org\"\n  sfetl query --format csv \"select * from user_licenses\" > licenses.csv"
+    )]
     Query {
         sql: String,
         /// Directory holding warehouse.duckdb.
@@ -67,8 +71,11 @@ fn main() -> ExitCode {
         (false, 0) => "info",
         (false, _) => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SFETL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SFETL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
@@ -119,10 +126,24 @@ fn print_summary(outcomes: &[run::OrgOutcome], output: &std::path::Path) {
     println!("{:<16} {:<36} {:>10} {:>9} {:>9}", "org", "table", "rows", "api calls", "seconds");
     for org in outcomes {
         for t in &org.tables {
-            println!("{:<16} {:<36} {:>10} {:>9} {:>9.2}", org.org, t.table, t.rows, t.api_calls, t.elapsed.as_secs_f64());
+            println!(
+                "{:<16} {:<36} {:>10} {:>9} {:>9.2}",
+                org.org,
+                t.table,
+                t.rows,
+                t.api_calls,
+                t.elapsed.as_secs_f64()
+            );
         }
         match &org.error {
-            None => println!("{:<16} {:<36} {:>10} {:>9} {:>9.2}", org.org, "(all)", org.tables.iter().map(|t| t.rows).sum::<u64>(), org.api_calls, org.elapsed.as_secs_f64()),
+            None => println!(
+                "{:<16} {:<36} {:>10} {:>9} {:>9.2}",
+                org.org,
+                "(all)",
+                org.tables.iter().map(|t| t.rows).sum::<u64>(),
+                org.api_calls,
+                org.elapsed.as_secs_f64()
+            ),
             Some(e) => println!("{:<16} FAILED: {e}", org.org),
         }
     }

@@ -99,8 +99,8 @@ pub const DEFAULT_API_VERSION: &str = "66.0";
 
 /// Reads and validates a pipeline file; every problem found is reported at once.
 pub fn load(path: &Path) -> Result<Pipeline, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read pipeline file {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read pipeline file {}: {e}", path.display()))?;
     let file: PipelineFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut problems = Vec::new();
@@ -126,19 +126,26 @@ pub fn load(path: &Path) -> Result<Pipeline, String> {
 }
 
 fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, String)) -> Option<OrgPlan> {
-    let slug_ok = !org.name.is_empty() && org.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    let slug_ok = !org.name.is_empty()
+        && org.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !slug_ok {
-        complain("name", format!("is `{}`: use a short slug of lower-case letters, digits, `-` or `_` (it names folders)", org.name));
+        complain(
+            "name",
+            format!("is `{}`: use a short slug of lower-case letters, digits, `-` or `_` (it names folders)", org.name),
+        );
     }
     for company in &org.company_names {
         if company.trim().is_empty() {
-            complain("company_names", "has an empty entry: give each legal entity's name as in User.CompanyName".into());
+            complain(
+                "company_names",
+                "has an empty entry: give each legal entity's name as in User.CompanyName".into(),
+            );
         }
     }
     let api_version = org.api_version.clone().unwrap_or_else(|| DEFAULT_API_VERSION.into());
-    let version_ok = api_version.split_once('.').is_some_and(|(major, minor)| {
-        major.len() == 2 && major.chars().all(|c| c.is_ascii_digit()) && minor == "0"
-    });
+    let version_ok = api_version
+        .split_once('.')
+        .is_some_and(|(major, minor)| major.len() == 2 && major.chars().all(|c| c.is_ascii_digit()) && minor == "0");
     if !version_ok {
         complain("api_version", format!("is `{api_version}`: expected a version like `{DEFAULT_API_VERSION}`"));
     }
@@ -159,7 +166,10 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
         .filter_map(|(k, set)| set.then_some(k))
         .collect();
         if !set.is_empty() {
-            complain("simulated", format!("cannot be combined with {}: a simulated org brings its own", set.join(", ")));
+            complain(
+                "simulated",
+                format!("cannot be combined with {}: a simulated org brings its own", set.join(", ")),
+            );
         }
         if !(10..=2_000_000).contains(&sim.users) {
             complain("simulated.users", format!("is {}: choose 10 to 2000000", sim.users));
@@ -168,7 +178,13 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
     } else {
         real_connection(org, base, complain)?
     };
-    Some(OrgPlan { name: org.name.clone(), company_names: org.company_names.clone(), connection, api_version, batch_size })
+    Some(OrgPlan {
+        name: org.name.clone(),
+        company_names: org.company_names.clone(),
+        connection,
+        api_version,
+        batch_size,
+    })
 }
 
 fn real_connection(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, String)) -> Option<Connection> {
@@ -186,7 +202,11 @@ fn real_connection(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&st
     let username = required("username", &org.username, "the Salesforce username to impersonate");
     let login_url = org.login_url.clone().unwrap_or_else(|| "https://login.salesforce.com".into());
     for (key, value) in [("url", &url), ("login_url", &login_url)] {
-        if !value.is_empty() && !(value.starts_with("https://") || value.starts_with("http://127.0.0.1") || value.starts_with("http://localhost")) {
+        if !value.is_empty()
+            && !(value.starts_with("https://")
+                || value.starts_with("http://127.0.0.1")
+                || value.starts_with("http://localhost"))
+        {
             complain(key, format!("is `{value}`: expected an https:// URL"));
         }
     }
@@ -220,7 +240,10 @@ fn real_connection(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&st
     .map(sfetl_extract::Secret::new);
     if let Some(key) = &private_key {
         if let Err(e) = sfetl_extract::encoding_key(key) {
-            complain(if org.private_key_file.is_some() { "private_key_file" } else { "private_key_env" }, e.to_string());
+            complain(
+                if org.private_key_file.is_some() { "private_key_file" } else { "private_key_env" },
+                e.to_string(),
+            );
         }
     }
     let ca_file = match &org.ca_file {

@@ -16,7 +16,8 @@ pub struct TableProgress {
 impl Progress {
     /// Bars only when stderr is a terminal and not quiet.
     pub fn new(quiet: bool) -> Progress {
-        let bars = (!quiet && std::io::stderr().is_terminal()).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let bars = (!quiet && std::io::stderr().is_terminal())
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Progress { bars }
     }
 

@@ -6,8 +6,8 @@ use crate::progress::Progress;
 use sfetl_extract::soql::SoqlQuery;
 use sfetl_extract::{ConnectionSettings, Credentials, SalesforceClient};
 use sfetl_load::{ParquetSink, PartitionWriter, Warehouse};
-use sfetl_transform::tables::{self, TableDef};
 use sfetl_transform::BatchBuilder;
+use sfetl_transform::tables::{self, TableDef};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -79,7 +79,8 @@ async fn extract_org(
     progress: &Progress,
 ) -> OrgOutcome {
     let started = Instant::now();
-    let mut outcome = OrgOutcome { org: org.name.clone(), tables: Vec::new(), api_calls: 0, elapsed: Duration::ZERO, error: None };
+    let mut outcome =
+        OrgOutcome { org: org.name.clone(), tables: Vec::new(), api_calls: 0, elapsed: Duration::ZERO, error: None };
     let result = async {
         let client = SalesforceClient::new(credentials, settings)?;
         let session = client.login().await?;
@@ -136,6 +137,11 @@ async fn extract_table(
     }
     let rows = writer.rows();
     bar.finish(rows);
-    let outcome = TableOutcome { table: table.name, rows, api_calls: client.api_calls() - calls_before, elapsed: started.elapsed() };
+    let outcome = TableOutcome {
+        table: table.name,
+        rows,
+        api_calls: client.api_calls() - calls_before,
+        elapsed: started.elapsed(),
+    };
     Ok((writer, outcome))
 }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args)]
-#[command(after_help = "Examples:\n  sfetl sim --users 5000\n  sfetl sim --tls --fault 503@rate=0.1 --fault expire-sessions@nth=20")]
+#[command(
+    after_help = "Examples:\n  sfetl sim --users 5000\n  sfetl sim --tls --fault 503@rate=0.1 --fault expire-sessions@nth=20"
+)]
 pub struct SimArgs {
     /// Users in the generated org.
     #[arg(long, default_value_t = 2000)]

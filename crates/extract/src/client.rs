@@ -64,7 +64,9 @@ impl SalesforceClient {
                 .map_err(|e| Error::CaFile { path: path.clone(), message: format!("not a PEM certificate: {e}") })?;
             builder = builder.tls_certs_merge([cert]);
         }
-        let http = builder.build().map_err(|e| Error::Transport { url: credentials.login_url.clone(), message: describe(&e) })?;
+        let http = builder
+            .build()
+            .map_err(|e| Error::Transport { url: credentials.login_url.clone(), message: describe(&e) })?;
         Ok(SalesforceClient {
             http,
             credentials,
@@ -141,14 +143,20 @@ impl SalesforceClient {
         self.api_calls.fetch_add(1, Ordering::Relaxed);
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
-        if let Some(usage) = response.headers().get("sforce-limit-info").and_then(|h| h.to_str().ok()).and_then(parse_usage) {
+        if let Some(usage) =
+            response.headers().get("sforce-limit-info").and_then(|h| h.to_str().ok()).and_then(parse_usage)
+        {
             if let Ok(mut slot) = self.usage.lock() {
                 *slot = Some(usage);
             }
         }
         let body = response.bytes().await.map_err(transport)?;
         if (200..300).contains(&status) {
-            return serde_json::from_slice(&body).map_err(|_| Error::UnexpectedBody { url, status, excerpt: excerpt(&body) });
+            return serde_json::from_slice(&body).map_err(|_| Error::UnexpectedBody {
+                url,
+                status,
+                excerpt: excerpt(&body),
+            });
         }
         let detail = serde_json::from_slice::<Vec<ApiErrorBody>>(&body)
             .ok()

@@ -5,19 +5,33 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// A refused login, explained in terms of the connected app's setup steps.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    #[error("the private key is not a PEM RSA private key ({0}); give the content of the `.key` file made with the certificate")]
+    #[error(
+        "the private key is not a PEM RSA private key ({0}); give the content of the `.key` file made with the certificate"
+    )]
     BadPrivateKey(String),
-    #[error("Salesforce does not know this consumer key (invalid_client_id): set `client_id` to the connected app's Consumer Key (setup step 2)")]
+    #[error(
+        "Salesforce does not know this consumer key (invalid_client_id): set `client_id` to the connected app's Consumer Key (setup step 2)"
+    )]
     UnknownClientId,
-    #[error("Salesforce refused the signature (invalid assertion): the certificate uploaded to the connected app (\"Use digital signatures\", setup step 2) does not match this private key; upload the `.crt` made from this `.key`")]
+    #[error(
+        "Salesforce refused the signature (invalid assertion): the certificate uploaded to the connected app (\"Use digital signatures\", setup step 2) does not match this private key; upload the `.crt` made from this `.key`"
+    )]
     CertificateMismatch,
-    #[error("wrong login URL for this org (audience is invalid): sandboxes log in at https://test.salesforce.com, production orgs at https://login.salesforce.com; check `login_url`")]
+    #[error(
+        "wrong login URL for this org (audience is invalid): sandboxes log in at https://test.salesforce.com, production orgs at https://login.salesforce.com; check `login_url`"
+    )]
     WrongAudience,
-    #[error("the user is not pre-authorized for the connected app (user hasn't approved this consumer): in the app's Manage > Edit Policies choose \"Admin approved users are pre-authorized\", then add the user's profile or a permission set under Manage Profiles / Manage Permission Sets (setup step 3)")]
+    #[error(
+        "the user is not pre-authorized for the connected app (user hasn't approved this consumer): in the app's Manage > Edit Policies choose \"Admin approved users are pre-authorized\", then add the user's profile or a permission set under Manage Profiles / Manage Permission Sets (setup step 3)"
+    )]
     NotPreAuthorized,
-    #[error("the login assertion had expired when Salesforce read it (expired authorization code): check this machine's clock")]
+    #[error(
+        "the login assertion had expired when Salesforce read it (expired authorization code): check this machine's clock"
+    )]
     Expired,
-    #[error("Salesforce refused the user `{username}` (authentication failure): it must exist, be active and not frozen, and have no multi-factor authentication configured; check `username`")]
+    #[error(
+        "Salesforce refused the user `{username}` (authentication failure): it must exist, be active and not frozen, and have no multi-factor authentication configured; check `username`"
+    )]
     UserRefused { username: String },
     #[error("login refused: {error}: {description}")]
     Other { error: String, description: String },
@@ -44,7 +58,9 @@ pub enum Error {
     UnexpectedBody { url: String, status: u16, excerpt: String },
     #[error("CA certificate `{path}`: {message}")]
     CaFile { path: String, message: String },
-    #[error("daily API quota exhausted (REQUEST_LIMIT_EXCEEDED): the org allows no more API calls until its 24-hour window moves on")]
+    #[error(
+        "daily API quota exhausted (REQUEST_LIMIT_EXCEEDED): the org allows no more API calls until its 24-hour window moves on"
+    )]
     QuotaExhausted,
 }
 

@@ -77,7 +77,10 @@ pub(crate) async fn login(http: &reqwest::Client, credentials: &Credentials) -> 
         .await
         .map_err(|e| Error::Transport { url: url.clone(), message: crate::client::describe(&e) })?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|e| Error::Transport { url: url.clone(), message: crate::client::describe(&e) })?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| Error::Transport { url: url.clone(), message: crate::client::describe(&e) })?;
     if status.is_success() {
         let token: TokenResponse = serde_json::from_slice(&body).map_err(|_| Error::UnexpectedBody {
             url: url.clone(),

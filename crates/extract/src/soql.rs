@@ -11,7 +11,12 @@ pub struct SoqlQuery {
 
 impl SoqlQuery {
     pub fn new(object: impl Into<String>, fields: impl IntoIterator<Item = impl Into<String>>) -> SoqlQuery {
-        SoqlQuery { object: object.into(), fields: fields.into_iter().map(Into::into).collect(), filter: None, order_by: None }
+        SoqlQuery {
+            object: object.into(),
+            fields: fields.into_iter().map(Into::into).collect(),
+            filter: None,
+            order_by: None,
+        }
     }
 
     pub fn filter(mut self, condition: impl Into<String>) -> SoqlQuery {

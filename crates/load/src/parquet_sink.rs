@@ -73,10 +73,13 @@ impl PartitionWriter {
         let file = writer.into_inner().map_err(|source| Error::Parquet { path: self.temp_path.clone(), source })?;
         file.sync_all().map_err(|source| Error::Io { path: self.temp_path.clone(), source })?;
         drop(file);
-        std::fs::rename(&self.temp_path, &self.final_path).map_err(|source| Error::Io { path: self.final_path.clone(), source })?;
+        std::fs::rename(&self.temp_path, &self.final_path)
+            .map_err(|source| Error::Io { path: self.final_path.clone(), source })?;
         if let Some(dir) = self.final_path.parent() {
             // The rename is durable only once the directory entry is.
-            File::open(dir).and_then(|d| d.sync_all()).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
         }
         Ok(self.rows)
     }

@@ -16,7 +16,8 @@ impl Warehouse {
     /// Opens (or creates) `<root>/warehouse.duckdb`.
     pub fn open(root: &Path) -> Result<Warehouse> {
         let path = root.join(Self::FILE_NAME);
-        let connection = duckdb::Connection::open(&path).map_err(|source| Error::DuckDb { path: path.clone(), source })?;
+        let connection =
+            duckdb::Connection::open(&path).map_err(|source| Error::DuckDb { path: path.clone(), source })?;
         Ok(Warehouse { path, connection })
     }
 
@@ -26,14 +27,17 @@ impl Warehouse {
         if !path.exists() {
             return Err(Error::Io {
                 path: path.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no warehouse here yet: run `sfetl extract` first"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no warehouse here yet: run `sfetl extract` first",
+                ),
             });
         }
         let config = duckdb::Config::default()
             .access_mode(duckdb::AccessMode::ReadOnly)
             .map_err(|source| Error::DuckDb { path: path.clone(), source })?;
-        let connection =
-            duckdb::Connection::open_with_flags(&path, config).map_err(|source| Error::DuckDb { path: path.clone(), source })?;
+        let connection = duckdb::Connection::open_with_flags(&path, config)
+            .map_err(|source| Error::DuckDb { path: path.clone(), source })?;
         Ok(Warehouse { path, connection })
     }
 
@@ -80,7 +84,10 @@ mod tests {
     use std::sync::Arc;
 
     fn batch(names: &[&str]) -> RecordBatch {
-        let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true), Field::new("n", DataType::Int64, false)]));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, false),
+        ]));
         let n: Vec<i64> = (0..names.len() as i64).collect();
         RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(names.to_vec())), Arc::new(Int64Array::from(n))])
             .unwrap_or_else(|e| panic!("{e}"))
@@ -111,7 +118,11 @@ mod tests {
         }
         let warehouse = Warehouse::open_existing(dir.path())?;
         let out = warehouse.query("SELECT org, count(*)::BIGINT AS n FROM people GROUP BY org ORDER BY org")?;
-        let orgs = out[0].column(0).as_any().downcast_ref::<StringArray>().map(|a| a.iter().flatten().map(String::from).collect::<Vec<_>>());
+        let orgs = out[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .map(|a| a.iter().flatten().map(String::from).collect::<Vec<_>>());
         assert_eq!(orgs, Some(vec!["2024".to_string(), "acme".to_string()]));
         let counts = out[0].column(1).as_any().downcast_ref::<Int64Array>().map(|a| a.values().to_vec());
         assert_eq!(counts, Some(vec![1, 2]));

@@ -51,7 +51,8 @@ pub fn verify_assertion(
     if header.alg != Algorithm::RS256 {
         return Err(invalid);
     }
-    let claims: Claims = jsonwebtoken::dangerous::insecure_decode(jwt).map(|t| t.claims).map_err(|_| invalid.clone())?;
+    let claims: Claims =
+        jsonwebtoken::dangerous::insecure_decode(jwt).map(|t| t.claims).map_err(|_| invalid.clone())?;
     let app = apps
         .iter()
         .find(|a| Some(&a.consumer_key) == claims.iss.as_ref())

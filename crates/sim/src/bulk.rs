@@ -151,7 +151,9 @@ pub(crate) async fn status(
     }
     let Ok(jobs) = state.jobs.lock() else { return not_found() };
     match jobs.get(&id) {
-        Some(job) => json_response(StatusCode::OK, job.describe(version.trim_start_matches('v')).to_string().into_bytes()),
+        Some(job) => {
+            json_response(StatusCode::OK, job.describe(version.trim_start_matches('v')).to_string().into_bytes())
+        }
         None => not_found(),
     }
 }

@@ -95,14 +95,22 @@ impl std::str::FromStr for FaultRule {
             "stall" => Fault::StalledBody(Duration::from_secs(30)),
             "expire-sessions" => Fault::ExpireSessions,
             "invalidate-locators" => Fault::InvalidateLocators,
-            other => return Err(format!("fault kind `{other}`: expected 503, 500, query-timeout, reset, truncate, stall, expire-sessions or invalidate-locators")),
+            other => {
+                return Err(format!(
+                    "fault kind `{other}`: expected 503, 500, query-timeout, reset, truncate, stall, expire-sessions or invalidate-locators"
+                ));
+            }
         };
-        let (name, value) = trigger.split_once('=').ok_or_else(|| format!("fault trigger `{trigger}`: expected nth=N, every=N or rate=R"))?;
+        let (name, value) = trigger
+            .split_once('=')
+            .ok_or_else(|| format!("fault trigger `{trigger}`: expected nth=N, every=N or rate=R"))?;
         let bad = |_| format!("fault trigger `{trigger}`: `{value}` is not a number");
         let trigger = match name {
             "nth" => Trigger::Nth(value.parse().map_err(bad)?),
             "every" => Trigger::EveryNth(value.parse().map_err(bad)?),
-            "rate" => Trigger::Rate(value.parse().map_err(|_| format!("fault trigger `{trigger}`: `{value}` is not a number"))?),
+            "rate" => Trigger::Rate(
+                value.parse().map_err(|_| format!("fault trigger `{trigger}`: `{value}` is not a number"))?,
+            ),
             other => return Err(format!("fault trigger `{other}`: expected nth, every or rate")),
         };
         Ok(FaultRule::new(fault, trigger))

@@ -98,19 +98,77 @@ const PERMISSION_SET_LICENSES: &[(&str, &str)] = &[
 ];
 
 const PACKAGES: &[&str] = &[
-    "SBQQ", "dsfs", "pi", "FinServ", "LID", "et4ae5", "CHANNEL_ORDERS", "rh2", "maps", "zoom_app",
-    "sf_chttr_apps", "sfLma",
+    "SBQQ",
+    "dsfs",
+    "pi",
+    "FinServ",
+    "LID",
+    "et4ae5",
+    "CHANNEL_ORDERS",
+    "rh2",
+    "maps",
+    "zoom_app",
+    "sf_chttr_apps",
+    "sfLma",
 ];
 
 const FIRST_NAMES: &[&str] = &[
-    "Ada", "José", "Zoë", "Björn", "Łukasz", "François", "Ngozi", "Søren", "María", "Chloé", "Mohammed",
-    "Priya", "Olúwasẹ́un", "Jürgen", "Anaïs", "Tomás", "Emily", "James", "Wei", "Sam 🚀", "Ines",
-    "Siobhán", "Ravi", "Hana", "Dmitri", "Ana", "Kofi", "Lars", "Ewa", "Mateus",
+    "Ada",
+    "José",
+    "Zoë",
+    "Björn",
+    "Łukasz",
+    "François",
+    "Ngozi",
+    "Søren",
+    "María",
+    "Chloé",
+    "Mohammed",
+    "Priya",
+    "Olúwasẹ́un",
+    "Jürgen",
+    "Anaïs",
+    "Tomás",
+    "Emily",
+    "James",
+    "Wei",
+    "Sam 🚀",
+    "Ines",
+    "Siobhán",
+    "Ravi",
+    "Hana",
+    "Dmitri",
+    "Ana",
+    "Kofi",
+    "Lars",
+    "Ewa",
+    "Mateus",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Lovelace", "García", "Müller", "Østergaard", "Nowak", "Dubois", "Okafor", "O'Connor", "Smith",
-    "Johnson", "Núñez", "Kowalczyk", "Van der Berg", "Rossi", "Silva", "Nakamura", "Ivanov", "Hernández",
-    "Brown", "Mensah", "Lindqvist", "Żółć", "Patel", "D'Angelo",
+    "Lovelace",
+    "García",
+    "Müller",
+    "Østergaard",
+    "Nowak",
+    "Dubois",
+    "Okafor",
+    "O'Connor",
+    "Smith",
+    "Johnson",
+    "Núñez",
+    "Kowalczyk",
+    "Van der Berg",
+    "Rossi",
+    "Silva",
+    "Nakamura",
+    "Ivanov",
+    "Hernández",
+    "Brown",
+    "Mensah",
+    "Lindqvist",
+    "Żółć",
+    "Patel",
+    "D'Angelo",
 ];
 /// (FirstName, LastName) pairs written in their own scripts.
 const CJK_NAMES: &[(&str, &str)] =
@@ -229,9 +287,9 @@ impl<'a> Generator<'a> {
         let mut out = Vec::new();
         for (license_id, (name, _, user_type, weight)) in licenses {
             let names: Vec<String> = match *name {
-                "Salesforce" => ["System Administrator", "Standard User", "Marketing User", "Read Only"]
-                    .map(String::from)
-                    .to_vec(),
+                "Salesforce" => {
+                    ["System Administrator", "Standard User", "Marketing User", "Read Only"].map(String::from).to_vec()
+                }
                 "Salesforce Platform" => vec!["Standard Platform User".into(), "Custom: Platform Ops".into()],
                 other => vec![format!("{other} User")],
             };
@@ -263,7 +321,9 @@ impl<'a> Generator<'a> {
             return Value::Null;
         }
         if roll < 16 {
-            return Value::str(*["Globex Inc.", "Contractor — Temp", "株式会社サンプル"].choose(&mut self.rng).unwrap_or(&""));
+            return Value::str(
+                *["Globex Inc.", "Contractor — Temp", "株式会社サンプル"].choose(&mut self.rng).unwrap_or(&""),
+            );
         }
         let name = companies[self.rng.random_range(0..companies.len())].clone();
         // Real CompanyName values are typed by hand: case and padding drift.
@@ -281,7 +341,12 @@ impl<'a> Generator<'a> {
         for n in 0..self.spec.users {
             let mut pick = self.rng.random_range(0..total_weight.max(1));
             let profile = profiles.iter().find(|p| {
-                if pick < p.1 { true } else { pick -= p.1; false }
+                if pick < p.1 {
+                    true
+                } else {
+                    pick -= p.1;
+                    false
+                }
             });
             let (profile_id, _, user_type) = profile.cloned().unwrap_or((Value::Null, 0, "Standard"));
             let (first, last) = if self.rng.random_bool(0.08) {
@@ -307,9 +372,9 @@ impl<'a> Generator<'a> {
             let place = *PLACES.choose(&mut self.rng).unwrap_or(&PLACES[0]);
             let manager = if n > 0 && self.rng.random_bool(0.7) {
                 {
-                let boss = self.rng.random_range(0..n);
-                self.id("005", boss)
-            }
+                    let boss = self.rng.random_range(0..n);
+                    self.id("005", boss)
+                }
             } else {
                 Value::Null
             };
@@ -358,6 +423,17 @@ impl<'a> Generator<'a> {
             .collect()
     }
 
+    /// A share of `candidates`, each with the moment the license was assigned.
+    fn pick_holders(&mut self, candidates: &[Value], share: f64) -> Vec<(Value, i64)> {
+        let mut picked = Vec::new();
+        for user in candidates {
+            if self.rng.random_bool(share) {
+                picked.push((user.clone(), self.days_ago(0, 600)));
+            }
+        }
+        picked
+    }
+
     fn permission_set_licenses(&mut self) {
         let count = self.rng.random_range(6..=PERMISSION_SET_LICENSES.len());
         let holders = self.standard_user_ids();
@@ -387,20 +463,11 @@ impl<'a> Generator<'a> {
             ];
             self.data.table_mut("PermissionSetLicense").push(row);
             let share = self.rng.random_range(0.02..0.35);
-            for user in &holders {
-                if self.rng.random_bool(share) {
-                    let at = self.days_ago(0, 600);
-                    let row = vec![
-                        self.id("2LA", assignments),
-                        user.clone(),
-                        id.clone(),
-                        Value::DateTime(at),
-                        Value::DateTime(at),
-                        Value::DateTime(at),
-                    ];
-                    self.data.table_mut("PermissionSetLicenseAssign").push(row);
-                    assignments += 1;
-                }
+            for (user, at) in self.pick_holders(&holders, share) {
+                let at = Value::DateTime(at);
+                let row = vec![self.id("2LA", assignments), user, id.clone(), at.clone(), at.clone(), at];
+                self.data.table_mut("PermissionSetLicenseAssign").push(row);
+                assignments += 1;
             }
         }
     }
@@ -414,8 +481,10 @@ impl<'a> Generator<'a> {
             let created = self.days_ago(300, 2000);
             // -1 marks a site license: everyone may use it, and no seat is assigned.
             let site_license = n % 3 == 1;
-            let status = *["Active", "Active", "Active", "Trial", "Free", "Expired"].choose(&mut self.rng).unwrap_or(&"Active");
-            let expires = if self.rng.random_bool(0.5) { Value::Null } else { Value::DateTime(self.days_ago(-400, 30)) };
+            let status =
+                *["Active", "Active", "Active", "Trial", "Free", "Expired"].choose(&mut self.rng).unwrap_or(&"Active");
+            let expires =
+                if self.rng.random_bool(0.5) { Value::Null } else { Value::DateTime(self.days_ago(-400, 30)) };
             let row = vec![
                 id.clone(),
                 Value::str(namespace),
@@ -433,20 +502,11 @@ impl<'a> Generator<'a> {
                 continue;
             }
             let share = self.rng.random_range(0.05..0.4);
-            for user in &holders {
-                if self.rng.random_bool(share) {
-                    let at = self.days_ago(0, 600);
-                    let row = vec![
-                        self.id("051", seats),
-                        id.clone(),
-                        user.clone(),
-                        Value::DateTime(at),
-                        Value::DateTime(at),
-                        Value::DateTime(at),
-                    ];
-                    self.data.table_mut("UserPackageLicense").push(row);
-                    seats += 1;
-                }
+            for (user, at) in self.pick_holders(&holders, share) {
+                let at = Value::DateTime(at);
+                let row = vec![self.id("051", seats), id.clone(), user, at.clone(), at.clone(), at];
+                self.data.table_mut("UserPackageLicense").push(row);
+                seats += 1;
             }
         }
     }

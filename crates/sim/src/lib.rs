@@ -134,7 +134,8 @@ impl Sim {
     pub async fn start(config: SimConfig) -> Result<Sim, SimError> {
         let data = generate(&config.org);
         let port = config.port;
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|source| SimError::Listen { port, source })?;
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|source| SimError::Listen { port, source })?;
         listener.set_nonblocking(true).map_err(|source| SimError::Listen { port, source })?;
         let addr = listener.local_addr().map_err(|source| SimError::Listen { port, source })?;
         let tls = match &config.tls_dir {
@@ -160,7 +161,8 @@ impl Sim {
         let handle = axum_server::Handle::new();
         let ca_file = match tls {
             Some((tls, path)) => {
-                let server = axum_server::from_tcp_rustls(listener, tls).map_err(|source| SimError::Listen { port, source })?;
+                let server =
+                    axum_server::from_tcp_rustls(listener, tls).map_err(|source| SimError::Listen { port, source })?;
                 tokio::spawn(server.handle(handle.clone()).serve(app));
                 Some(path)
             }
@@ -218,7 +220,8 @@ impl Sim {
         let users = data.table("User");
         let profiles = data.table("Profile");
         (0..users.rows.len()).find_map(|i| {
-            let profile = users.get(i, "ProfileId").as_str().and_then(|p| profiles.by_id(p)).and_then(|r| r[1].as_str())?;
+            let profile =
+                users.get(i, "ProfileId").as_str().and_then(|p| profiles.by_id(p)).and_then(|r| r[1].as_str())?;
             let active = users.get(i, "IsActive") == &value::Value::Bool(true);
             pred(profile, active).then(|| users.get(i, "Username").as_str().unwrap_or_default().to_string())
         })

@@ -32,9 +32,13 @@ pub fn recount_licenses(data: &mut OrgData, now_millis: i64) {
             *per_user_license.entry(license.to_string()).or_default() += 1;
         }
     }
-    let per_psl = count_by(data, "PermissionSetLicenseAssign", "PermissionSetLicenseId", |row_user| {
-        active.contains(row_user)
-    }, "AssigneeId");
+    let per_psl = count_by(
+        data,
+        "PermissionSetLicenseAssign",
+        "PermissionSetLicenseId",
+        |row_user| active.contains(row_user),
+        "AssigneeId",
+    );
     let per_package = count_by(data, "UserPackageLicense", "PackageLicenseId", |_| true, "UserId");
 
     set_counts(data, "UserLicense", "TotalLicenses", &per_user_license);

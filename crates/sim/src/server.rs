@@ -7,13 +7,13 @@ use crate::render::{PageSpec, render_page};
 use crate::soql::{self, Plan};
 use crate::store::OrgData;
 use crate::{LoggedRequest, SimConfig};
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,9 +108,7 @@ pub(crate) fn router(state: Arc<SimState>) -> Router {
 
 pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
     response
 }
 
@@ -140,7 +138,9 @@ async fn token(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
     };
     let data = state.snapshot();
     let users = data.table("User");
-    let Some(user) = (0..users.rows.len()).find(|&i| users.get(i, "Username").as_str() == Some(claims.username.as_str())) else {
+    let Some(user) =
+        (0..users.rows.len()).find(|&i| users.get(i, "Username").as_str() == Some(claims.username.as_str()))
+    else {
         return refuse("invalid_grant", "user not found");
     };
     if users.get(user, "IsActive") != &crate::value::Value::Bool(true) {
@@ -288,7 +288,8 @@ fn render(cursor: &Cursor, locator: &str, offset: usize, size: usize, version: &
     let end = (offset + size).min(cursor.rows.len());
     let next = (end < cursor.rows.len()).then(|| format!("/services/data/v{version}/query/{locator}-{end}"));
     let page = PageSpec { api_version: version, total_size: cursor.rows.len(), next_records_url: next };
-    let mut body = Vec::with_capacity(256 * (end - offset) + 128);
+    // Sized for a wide User record, so the buffer is not regrown (and copied) while rendering.
+    let mut body = Vec::with_capacity(1024 * (end - offset) + 256);
     let selection = cursor.plan.selection.as_deref().unwrap_or_default();
     render_page(&mut body, &cursor.data, cursor.plan.object, selection, &cursor.rows[offset..end], &page);
     let mut response = json_response(StatusCode::OK, body);
@@ -337,7 +338,11 @@ async fn around(State(state): State<Arc<SimState>>, request: Request, next: Next
         .get(header::ACCEPT_ENCODING)
         .and_then(|h| h.to_str().ok())
         .is_some_and(|h| h.contains("gzip"));
-    let fault = state.faults.lock().ok().and_then(|mut rules| rules.iter_mut().find_map(|r| r.hits(&path).then(|| r.fault.clone())));
+    let fault = state
+        .faults
+        .lock()
+        .ok()
+        .and_then(|mut rules| rules.iter_mut().find_map(|r| r.hits(&path).then(|| r.fault.clone())));
     match &fault {
         Some(Fault::ExpireSessions) => {
             if let Ok(mut s) = state.sessions.lock() {
@@ -402,11 +407,9 @@ fn early_fault(fault: Option<&Fault>) -> Option<Response> {
             r
         }
         Fault::InternalError => internal(),
-        Fault::QueryTimeout => api_error(
-            StatusCode::BAD_REQUEST,
-            "QUERY_TIMEOUT",
-            "Your query request was running for too long.",
-        ),
+        Fault::QueryTimeout => {
+            api_error(StatusCode::BAD_REQUEST, "QUERY_TIMEOUT", "Your query request was running for too long.")
+        }
         Fault::ResetConnection => {
             let stream = futures_util::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"))

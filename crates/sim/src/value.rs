@@ -65,9 +65,7 @@ pub fn date_from_days(days: i32) -> Option<NaiveDate> {
 }
 
 pub fn days_from_date(date: NaiveDate) -> i32 {
-    NaiveDate::from_ymd_opt(1970, 1, 1)
-        .map(|epoch| (date - epoch).num_days() as i32)
-        .unwrap_or_default()
+    NaiveDate::from_ymd_opt(1970, 1, 1).map(|epoch| (date - epoch).num_days() as i32).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -51,6 +51,11 @@ async fn get(sim: &Sim, token: &str, path: &str, batch: Option<u32>) -> (u16, re
     (status, headers, response.json().await.unwrap_or(Value::Null))
 }
 
+async fn send_json(request: reqwest::RequestBuilder, token: &str, body: Value) -> Value {
+    let response = request.bearer_auth(token).json(&body).send().await.unwrap_or_else(|e| panic!("{e}"));
+    response.json().await.unwrap_or(Value::Null)
+}
+
 fn query_path(soql: &str) -> String {
     let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
     format!("/services/data/v66.0/query?q={encoded}")
@@ -74,11 +79,26 @@ async fn login_succeeds_and_each_refusal_has_salesforces_body() {
     let outsider = sim.username_where(|p, active| p != "System Administrator" && active).unwrap_or_default();
     let cases = [
         (jwt(key, "nope", &user, sim.url(), 120), GRANT, "invalid_client_id", "client identifier invalid"),
-        (jwt(&other_key.private_key_pem, &app.consumer_key, &user, sim.url(), 120), GRANT, "invalid_grant", "invalid assertion"),
-        (jwt(key, &app.consumer_key, &user, "https://test.salesforce.com", 120), GRANT, "invalid_grant", "audience is invalid"),
+        (
+            jwt(&other_key.private_key_pem, &app.consumer_key, &user, sim.url(), 120),
+            GRANT,
+            "invalid_grant",
+            "invalid assertion",
+        ),
+        (
+            jwt(key, &app.consumer_key, &user, "https://test.salesforce.com", 120),
+            GRANT,
+            "invalid_grant",
+            "audience is invalid",
+        ),
         (jwt(key, &app.consumer_key, &user, sim.url(), -60), GRANT, "invalid_grant", "expired authorization code"),
         (jwt(key, &app.consumer_key, &user, sim.url(), 3600), GRANT, "invalid_grant", "invalid assertion"),
-        (jwt(key, &app.consumer_key, &outsider, sim.url(), 120), GRANT, "invalid_grant", "user hasn't approved this consumer"),
+        (
+            jwt(key, &app.consumer_key, &outsider, sim.url(), 120),
+            GRANT,
+            "invalid_grant",
+            "user hasn't approved this consumer",
+        ),
         (jwt(key, &app.consumer_key, &inactive, sim.url(), 120), GRANT, "invalid_grant", "authentication failure"),
         ("not.a.jwt".to_string(), GRANT, "invalid_grant", "invalid assertion"),
         (assertion.clone(), "password", "unsupported_grant_type", "grant type not supported"),
@@ -93,7 +113,8 @@ async fn login_succeeds_and_each_refusal_has_salesforces_body() {
 async fn pages_through_every_user_exactly_once() {
     let (sim, app) = sim(5000, |_| {}).await;
     let token = login(&sim, &app).await;
-    let (status, _, mut page) = get(&sim, &token, &query_path("SELECT Id, Profile.UserLicense.Name, Manager.Name FROM User"), Some(200)).await;
+    let (status, _, mut page) =
+        get(&sim, &token, &query_path("SELECT Id, Profile.UserLicense.Name, Manager.Name FROM User"), Some(200)).await;
     assert_eq!(status, 200);
     let mut ids = HashSet::new();
     let mut pages = 1;
@@ -180,13 +201,26 @@ async fn sessions_expire_and_headers_are_checked() {
     assert_eq!(get(&sim, &token, &path, None).await.0, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, _, body) = get(&sim, &token, &path, None).await;
-    assert_eq!((status, body), (401, json!([{ "message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID" }])));
-    let response = reqwest::Client::new().get(format!("{}{path}", sim.url())).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (status, body),
+        (401, json!([{ "message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID" }]))
+    );
+    let response =
+        reqwest::Client::new().get(format!("{}{path}", sim.url())).send().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(response.status().as_u16(), 401);
     let body: Value = response.json().await.unwrap_or(Value::Null);
     assert_eq!(body[0]["errorCode"], "INVALID_AUTH_HEADER");
-    let versions: Value = reqwest::get(format!("{}/services/data/", sim.url())).await.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or(Value::Null);
-    assert!(versions.as_array().is_some_and(|v| v.iter().any(|x| x["version"] == "66.0" && x["url"] == "/services/data/v66.0")));
+    let versions: Value = reqwest::get(format!("{}/services/data/", sim.url()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    assert!(
+        versions
+            .as_array()
+            .is_some_and(|v| v.iter().any(|x| x["version"] == "66.0" && x["url"] == "/services/data/v66.0"))
+    );
 }
 
 #[tokio::test]
@@ -299,7 +333,10 @@ async fn serves_https_with_its_own_certificate() {
     let client = reqwest::Client::builder().tls_certs_only([cert]).build().unwrap_or_else(|e| panic!("{e}"));
     let response = client.get(format!("{}/services/data/", sim.url())).send().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(response.status().as_u16(), 200);
-    assert!(reqwest::Client::new().get(format!("{}/services/data/", sim.url())).send().await.is_err(), "untrusted without the CA");
+    assert!(
+        reqwest::Client::new().get(format!("{}/services/data/", sim.url())).send().await.is_err(),
+        "untrusted without the CA"
+    );
 }
 
 #[tokio::test]
@@ -319,7 +356,12 @@ async fn bulk_query_jobs_run_poll_and_page_csv() {
         let response = create(refused).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(response.status().as_u16(), 400, "{refused}");
     }
-    let job: Value = create("SELECT Id, Name, Profile.Name FROM User").await.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or(Value::Null);
+    let job: Value = create("SELECT Id, Name, Profile.Name FROM User")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or(Value::Null);
     assert_eq!(job["state"], "UploadComplete");
     assert_eq!((job["object"].as_str(), job["contentType"].as_str()), (Some("User"), Some("CSV")));
     let id = job["id"].as_str().unwrap_or_default().to_string();
@@ -371,30 +413,28 @@ async fn bulk_query_jobs_run_poll_and_page_csv() {
     assert_eq!((sets, ids.len()), (3, 2500));
 
     // Aborted and failed jobs.
-    let job: Value = create("SELECT Id FROM User").await.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or(Value::Null);
-    let aborted: Value = client
-        .patch(format!("{jobs}/{}", job["id"].as_str().unwrap_or_default()))
-        .bearer_auth(&token)
-        .json(&json!({ "state": "Aborted" }))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or(Value::Null);
+    let job: Value =
+        create("SELECT Id FROM User").await.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or(Value::Null);
+    let aborted = send_json(
+        client.patch(format!("{jobs}/{}", job["id"].as_str().unwrap_or_default())),
+        &token,
+        json!({ "state": "Aborted" }),
+    )
+    .await;
     assert_eq!(aborted["state"], "Aborted");
     let (sim, app) = self::sim(20, |c| c.bulk_failure = Some("InternalServerError".into())).await;
     let token = login(&sim, &app).await;
-    let job: Value = reqwest::Client::new()
-        .post(format!("{}/services/data/v66.0/jobs/query", sim.url()))
-        .bearer_auth(&token)
-        .json(&json!({ "operation": "query", "query": "SELECT Id FROM User" }))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or(Value::Null);
-    let (_, _, status) = get(&sim, &token, &format!("/services/data/v66.0/jobs/query/{}", job["id"].as_str().unwrap_or_default()), None).await;
-    assert_eq!((status["state"].as_str(), status["errorMessage"].as_str()), (Some("Failed"), Some("InternalServerError")));
+    let job = send_json(
+        reqwest::Client::new().post(format!("{}/services/data/v66.0/jobs/query", sim.url())),
+        &token,
+        json!({ "operation": "query", "query": "SELECT Id FROM User" }),
+    )
+    .await;
+    let (_, _, status) =
+        get(&sim, &token, &format!("/services/data/v66.0/jobs/query/{}", job["id"].as_str().unwrap_or_default()), None)
+            .await;
+    assert_eq!(
+        (status["state"].as_str(), status["errorMessage"].as_str()),
+        (Some("Failed"), Some("InternalServerError"))
+    );
 }

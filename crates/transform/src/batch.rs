@@ -69,7 +69,8 @@ impl BatchBuilder {
                 }
             })
             .collect();
-        RecordBatch::try_new(self.table.schema(), arrays).map_err(|source| Error::Arrow { table: self.table.name, source })
+        RecordBatch::try_new(self.table.schema(), arrays)
+            .map_err(|source| Error::Arrow { table: self.table.name, source })
     }
 
     fn append(&self, builder: &mut ColumnBuilder, column: &'static str, value: &Value) -> Result<()> {
@@ -90,7 +91,9 @@ impl BatchBuilder {
             (ColumnBuilder::Timestamp(b), Value::String(s)) => {
                 b.append_value(parse_datetime(s).ok_or_else(|| bad("a datetime like 2024-01-15T10:30:00.000+0000"))?)
             }
-            (ColumnBuilder::Date(b), Value::String(s)) => b.append_value(parse_date(s).ok_or_else(|| bad("a date like 2024-01-15"))?),
+            (ColumnBuilder::Date(b), Value::String(s)) => {
+                b.append_value(parse_date(s).ok_or_else(|| bad("a date like 2024-01-15"))?)
+            }
             (ColumnBuilder::Text(_), _) => return Err(bad("text")),
             (ColumnBuilder::Boolean(_), _) => return Err(bad("true or false")),
             (ColumnBuilder::Integer(_), _) => return Err(bad("an integer")),

@@ -51,17 +51,50 @@ pub fn tokenize(soql: &str) -> Result<Vec<(Tok, usize)>, SoqlError> {
                 i += 1;
                 continue;
             }
-            ',' => { i += 1; Tok::Comma }
-            '.' => { i += 1; Tok::Dot }
-            '(' => { i += 1; Tok::LParen }
-            ')' => { i += 1; Tok::RParen }
-            '=' => { i += 1; Tok::Op("=") }
-            '!' if chars.get(i + 1) == Some(&'=') => { i += 2; Tok::Op("!=") }
-            '<' if chars.get(i + 1) == Some(&'>') => { i += 2; Tok::Op("!=") }
-            '<' if chars.get(i + 1) == Some(&'=') => { i += 2; Tok::Op("<=") }
-            '>' if chars.get(i + 1) == Some(&'=') => { i += 2; Tok::Op(">=") }
-            '<' => { i += 1; Tok::Op("<") }
-            '>' => { i += 1; Tok::Op(">") }
+            ',' => {
+                i += 1;
+                Tok::Comma
+            }
+            '.' => {
+                i += 1;
+                Tok::Dot
+            }
+            '(' => {
+                i += 1;
+                Tok::LParen
+            }
+            ')' => {
+                i += 1;
+                Tok::RParen
+            }
+            '=' => {
+                i += 1;
+                Tok::Op("=")
+            }
+            '!' if chars.get(i + 1) == Some(&'=') => {
+                i += 2;
+                Tok::Op("!=")
+            }
+            '<' if chars.get(i + 1) == Some(&'>') => {
+                i += 2;
+                Tok::Op("!=")
+            }
+            '<' if chars.get(i + 1) == Some(&'=') => {
+                i += 2;
+                Tok::Op("<=")
+            }
+            '>' if chars.get(i + 1) == Some(&'=') => {
+                i += 2;
+                Tok::Op(">=")
+            }
+            '<' => {
+                i += 1;
+                Tok::Op("<")
+            }
+            '>' => {
+                i += 1;
+                Tok::Op(">")
+            }
             '\'' => {
                 let (s, next) = string_literal(soql, &chars, i)?;
                 i = next;
@@ -147,7 +180,5 @@ fn number_or_date(text: &str) -> Option<Tok> {
         let t = NaiveDateTime::parse_from_str(utc, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
         return Some(Tok::DateTime(t.and_utc().timestamp_millis()));
     }
-    DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%:z")
-        .ok()
-        .map(|t| Tok::DateTime(t.timestamp_millis()))
+    DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%:z").ok().map(|t| Tok::DateTime(t.timestamp_millis()))
 }

@@ -116,19 +116,20 @@ impl Parser<'_> {
 
     fn query(&mut self) -> Result<Query, SoqlError> {
         self.expect_keyword("SELECT")?;
-        let select = if self.peek().is_keyword("COUNT") && self.tokens.get(self.at + 1).map(|t| &t.0) == Some(&Tok::LParen) {
-            self.bump();
-            self.expect(Tok::LParen)?;
-            self.expect(Tok::RParen)?;
-            Select::Count
-        } else {
-            let mut fields = vec![self.field()?];
-            while *self.peek() == Tok::Comma {
+        let select =
+            if self.peek().is_keyword("COUNT") && self.tokens.get(self.at + 1).map(|t| &t.0) == Some(&Tok::LParen) {
                 self.bump();
-                fields.push(self.field()?);
-            }
-            Select::Fields(fields)
-        };
+                self.expect(Tok::LParen)?;
+                self.expect(Tok::RParen)?;
+                Select::Count
+            } else {
+                let mut fields = vec![self.field()?];
+                while *self.peek() == Tok::Comma {
+                    self.bump();
+                    fields.push(self.field()?);
+                }
+                Select::Fields(fields)
+            };
         self.expect_keyword("FROM")?;
         let object_pos = self.pos();
         let object = match self.bump() {
@@ -237,7 +238,9 @@ impl Parser<'_> {
         if self.keyword("LIKE") {
             return match self.bump() {
                 Tok::Str(pattern) => Ok(Expr::Like { field, pattern }),
-                _ => Err(SoqlError::malformed(self.soql, self.tokens[self.at - 1].1, &self.tokens[self.at - 1].0.text())),
+                _ => {
+                    Err(SoqlError::malformed(self.soql, self.tokens[self.at - 1].1, &self.tokens[self.at - 1].0.text()))
+                }
             };
         }
         let negated = self.keyword("NOT");
@@ -301,7 +304,9 @@ mod tests {
         assert!(q.order_by[0].descending && !q.order_by[0].nulls_last);
         let Some(Expr::And(terms)) = &q.filter else { panic!("{:?}", q.filter) };
         assert_eq!(terms.len(), 3);
-        assert!(matches!(&terms[2], Expr::In { negated: true, values, .. } if values[0] == Literal::Str("O'Brien".into())));
+        assert!(
+            matches!(&terms[2], Expr::In { negated: true, values, .. } if values[0] == Literal::Str("O'Brien".into()))
+        );
         assert!(matches!(&terms[1], Expr::Compare { value: Literal::DateTime(1_705_314_600_000), .. }));
     }
 

@@ -260,11 +260,24 @@ impl Plan {
         if !self.order.is_empty() {
             rows.sort_by(|&a, &b| {
                 for (path, descending, nulls_last) in &self.order {
-                    let (va, vb) = (value_at(data, self.object, a as usize, path), value_at(data, self.object, b as usize, path));
+                    let (va, vb) =
+                        (value_at(data, self.object, a as usize, path), value_at(data, self.object, b as usize, path));
                     let ord = match (va.is_null(), vb.is_null()) {
                         (true, true) => Ordering::Equal,
-                        (true, false) => if *nulls_last { Ordering::Greater } else { Ordering::Less },
-                        (false, true) => if *nulls_last { Ordering::Less } else { Ordering::Greater },
+                        (true, false) => {
+                            if *nulls_last {
+                                Ordering::Greater
+                            } else {
+                                Ordering::Less
+                            }
+                        }
+                        (false, true) => {
+                            if *nulls_last {
+                                Ordering::Less
+                            } else {
+                                Ordering::Greater
+                            }
+                        }
                         _ => {
                             let o = compare(va, vb).unwrap_or(Ordering::Equal);
                             if *descending { o.reverse() } else { o }
@@ -314,14 +327,14 @@ fn matches(data: &OrgData, object: &'static ObjectDef, row: usize, f: &Filter) -
         }
         Filter::In(path, values, negated) => {
             let value = value_at(data, object, row, path);
-            let found = values.iter().any(|v| {
-                if v.is_null() { value.is_null() } else { compare(value, v) == Some(Ordering::Equal) }
-            });
+            let found = values
+                .iter()
+                .any(|v| if v.is_null() { value.is_null() } else { compare(value, v) == Some(Ordering::Equal) });
             found != *negated
         }
-        Filter::Like(path, pattern) => value_at(data, object, row, path)
-            .as_str()
-            .is_some_and(|s| like(&s.to_lowercase(), pattern)),
+        Filter::Like(path, pattern) => {
+            value_at(data, object, row, path).as_str().is_some_and(|s| like(&s.to_lowercase(), pattern))
+        }
     }
 }
 
@@ -399,7 +412,8 @@ mod tests {
         let active = (0..users.rows.len()).filter(|&i| users.get(i, "IsActive") == &Value::Bool(true)).count();
         assert_eq!(run(&data, "SELECT Id FROM User WHERE IsActive = true").map(|r| r.len()), Ok(active));
         assert_eq!(run(&data, "select id from user where isactive = false").map(|r| r.len()), Ok(500 - active));
-        let sorted = run(&data, "SELECT Id FROM User ORDER BY LastLoginDate DESC NULLS LAST, Id LIMIT 400").unwrap_or_default();
+        let sorted =
+            run(&data, "SELECT Id FROM User ORDER BY LastLoginDate DESC NULLS LAST, Id LIMIT 400").unwrap_or_default();
         assert_eq!(sorted.len(), 400);
         let logins: Vec<_> = sorted.iter().map(|&i| users.get(i as usize, "LastLoginDate").clone()).collect();
         assert!(logins.windows(2).all(|w| match (&w[0], &w[1]) {
@@ -407,11 +421,15 @@ mod tests {
             (_, Value::Null) => true,
             _ => false,
         }));
-        let via_parent = run(&data, "SELECT Id FROM User WHERE Profile.UserLicense.Name = 'salesforce'").unwrap_or_default();
+        let via_parent =
+            run(&data, "SELECT Id FROM User WHERE Profile.UserLicense.Name = 'salesforce'").unwrap_or_default();
         assert!(!via_parent.is_empty());
         assert_eq!(run(&data, "SELECT Foo FROM User").unwrap_err().code, "INVALID_FIELD");
         assert_eq!(run(&data, "SELECT Id FROM Widget").unwrap_err().code, "INVALID_TYPE");
-        assert_eq!(run(&data, "SELECT Id FROM User WHERE CreatedDate > '2024-01-01'").unwrap_err().code, "INVALID_FIELD");
+        assert_eq!(
+            run(&data, "SELECT Id FROM User WHERE CreatedDate > '2024-01-01'").unwrap_err().code,
+            "INVALID_FIELD"
+        );
         assert_eq!(run(&data, "SELECT Id, id FROM User").unwrap_err().code, "MALFORMED_QUERY");
     }
 }
