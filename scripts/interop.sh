@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Python's simple-salesforce against `sfetl sim` over HTTPS: 10,000 users, every one exactly once.
+# Third-party clients against sfetl: Python's simple-salesforce against `sfetl sim` over HTTPS
+# (10,000 users, every one exactly once), then Python's duckdb and pyarrow on an extract's output.
 set -euo pipefail
 sfetl="$1"
 users=10000
@@ -7,7 +8,7 @@ venv="${SFETL_VENV:-$HOME/.cache/sfetl/venv}"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check simple-salesforce PyJWT cryptography
+"$venv/bin/pip" install --quiet --disable-pip-version-check simple-salesforce PyJWT cryptography duckdb pyarrow
 
 dir="$(mktemp -d)"
 trap 'kill "$sim_pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
@@ -19,3 +20,12 @@ for _ in $(seq 1 100); do
 done
 [ -f "$dir/pipeline.toml" ] || { cat "$dir/sim.log"; echo "simulator did not start"; exit 1; }
 "$venv/bin/python" "$(dirname "$0")/simple_salesforce_check.py" "$dir" "$users"
+
+"$sfetl" --quiet extract pipelines/demo.toml --out "$dir/data" > /dev/null
+"$venv/bin/python" "$(dirname "$0")/open_warehouse_check.py" "$dir/data"
+
+# The DuckDB 1.x drivers that many BI tools still ship must open the warehouse too.
+legacy="${venv}-duckdb1"
+[ -x "$legacy/bin/python" ] || python3 -m venv "$legacy"
+"$legacy/bin/pip" install --quiet --disable-pip-version-check "duckdb>=1.1,<2"
+"$legacy/bin/python" "$(dirname "$0")/open_warehouse_check.py" "$dir/data" --no-pyarrow

@@ -64,8 +64,7 @@ pub async fn extract(pipeline: &Pipeline, output: &Path, progress: &Progress) ->
     }
     let outcomes = futures_util::future::join_all(runs).await;
     let names: Vec<&str> = tables::ALL.iter().map(|t| t.name).collect();
-    let warehouse = Warehouse::open(output)?;
-    warehouse.register_views(output, &names)?;
+    Warehouse::publish(output, &names)?;
     drop(simulators);
     Ok(outcomes)
 }

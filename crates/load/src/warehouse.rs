@@ -13,12 +13,32 @@ pub struct Warehouse {
 impl Warehouse {
     pub const FILE_NAME: &'static str = "warehouse.duckdb";
 
-    /// Opens (or creates) `<root>/warehouse.duckdb`.
-    pub fn open(root: &Path) -> Result<Warehouse> {
+    /// The on-disk format written: DuckDB 1.0's, so that the DuckDB 1.x drivers many BI tools and
+    /// notebooks still ship can open the database too (a 2.x file is refused by them).
+    const STORAGE_VERSION: &'static str = "v1.0.0";
+
+    /// Writes a fresh `<root>/warehouse.duckdb` with a view per table that has files, and
+    /// returns the tables registered.
+    ///
+    /// The database holds only views, so it is rebuilt whole under a temporary name and renamed
+    /// into place: a reader (or a BI tool holding the old file open) never sees it half made, and
+    /// nothing but sfetl's views is kept in it: keep your own objects in another database.
+    pub fn publish(root: &Path, tables: &[&str]) -> Result<Vec<String>> {
         let path = root.join(Self::FILE_NAME);
-        let connection =
-            duckdb::Connection::open(&path).map_err(|source| Error::DuckDb { path: path.clone(), source })?;
-        Ok(Warehouse { path, connection })
+        let temp = root.join(format!("{}.tmp-{}", Self::FILE_NAME, std::process::id()));
+        let _ = std::fs::remove_file(&temp);
+        let fail = |source| Error::DuckDb { path: temp.clone(), source };
+        let config = duckdb::Config::default().with("storage_compatibility_version", Self::STORAGE_VERSION).map_err(fail)?;
+        let registered = {
+            let warehouse = Warehouse { path: temp.clone(), connection: duckdb::Connection::open_with_flags(&temp, config).map_err(fail)? };
+            let registered = warehouse.register_views(root, tables)?;
+            warehouse.connection.execute_batch("CHECKPOINT").map_err(fail)?;
+            registered
+        };
+        std::fs::rename(&temp, &path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        // A write-ahead log left by an older database would be replayed onto the new one.
+        let _ = std::fs::remove_file(root.join(format!("{}.wal", Self::FILE_NAME)));
+        Ok(registered)
     }
 
     /// Opens an existing database read-only (for queries while nothing writes).
@@ -41,9 +61,9 @@ impl Warehouse {
         Ok(Warehouse { path, connection })
     }
 
-    /// (Re)creates the view of each table that has files under `root`. Paths in the views are
+    /// Creates the view of each table that has files under `root`. Paths in the views are
     /// absolute, so the database answers from any working directory.
-    pub fn register_views(&self, root: &Path, tables: &[&str]) -> Result<Vec<String>> {
+    fn register_views(&self, root: &Path, tables: &[&str]) -> Result<Vec<String>> {
         let root = root.canonicalize().map_err(|source| Error::Io { path: root.to_path_buf(), source })?;
         let mut registered = Vec::new();
         for table in tables {
@@ -112,10 +132,8 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(leftovers, ["people.parquet"]);
-        {
-            let warehouse = Warehouse::open(dir.path())?;
-            assert_eq!(warehouse.register_views(dir.path(), &["people", "absent"])?, ["people"]);
-        }
+        assert_eq!(Warehouse::publish(dir.path(), &["people", "absent"])?, ["people"]);
+        assert_eq!(Warehouse::publish(dir.path(), &["people"])?, ["people"], "a re-run replaces the database");
         let warehouse = Warehouse::open_existing(dir.path())?;
         let out = warehouse.query("SELECT org, count(*)::BIGINT AS n FROM people GROUP BY org ORDER BY org")?;
         let orgs = out[0]
