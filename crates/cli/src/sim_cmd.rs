@@ -4,6 +4,7 @@ use clap::Args;
 use sfetl_sim::{FaultRule, OrgSpec, Sim, SimConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Args)]
 #[command(
@@ -28,6 +29,18 @@ pub struct SimArgs {
     /// Daily API request quota.
     #[arg(long, default_value_t = 100_000)]
     daily_api_max: u64,
+    /// API requests already spent today (to start with the quota nearly used up).
+    #[arg(long, default_value_t = 0)]
+    api_used: u64,
+    /// Added to every request, in milliseconds.
+    #[arg(long)]
+    latency_ms: Option<u64>,
+    /// Added per record served, in microseconds.
+    #[arg(long)]
+    latency_per_record_us: Option<u64>,
+    /// Idle minutes before a session expires.
+    #[arg(long, default_value_t = 120)]
+    session_timeout_min: u64,
     /// Largest page served, whatever the client asks.
     #[arg(long)]
     max_page_size: Option<usize>,
@@ -44,6 +57,10 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     config.port = args.port;
     config.daily_api_max = args.daily_api_max;
     config.max_page_size = args.max_page_size;
+    config.api_used_at_start = args.api_used;
+    config.latency_per_request = args.latency_ms.map(Duration::from_millis);
+    config.latency_per_record = args.latency_per_record_us.map(Duration::from_micros);
+    config.session_timeout = Duration::from_secs(args.session_timeout_min * 60);
     config.tls_dir = args.tls.then(|| dir.clone());
     let sim = Sim::start(config).await?;
     for fault in args.fault {

@@ -28,9 +28,13 @@ impl Warehouse {
         let temp = root.join(format!("{}.tmp-{}", Self::FILE_NAME, std::process::id()));
         let _ = std::fs::remove_file(&temp);
         let fail = |source| Error::DuckDb { path: temp.clone(), source };
-        let config = duckdb::Config::default().with("storage_compatibility_version", Self::STORAGE_VERSION).map_err(fail)?;
+        let config =
+            duckdb::Config::default().with("storage_compatibility_version", Self::STORAGE_VERSION).map_err(fail)?;
         let registered = {
-            let warehouse = Warehouse { path: temp.clone(), connection: duckdb::Connection::open_with_flags(&temp, config).map_err(fail)? };
+            let warehouse = Warehouse {
+                path: temp.clone(),
+                connection: duckdb::Connection::open_with_flags(&temp, config).map_err(fail)?,
+            };
             let registered = warehouse.register_views(root, tables)?;
             warehouse.connection.execute_batch("CHECKPOINT").map_err(fail)?;
             registered

@@ -438,3 +438,58 @@ async fn bulk_query_jobs_run_poll_and_page_csv() {
         (Some("Failed"), Some("InternalServerError"))
     );
 }
+
+#[tokio::test]
+async fn a_stalled_body_hits_the_clients_read_timeout_and_latency_is_added() {
+    let (sim, app) = sim(100, |c| c.latency_per_request = Some(Duration::from_millis(150))).await;
+    let token = login(&sim, &app).await;
+    let path = query_path("SELECT Id FROM User");
+    let started = std::time::Instant::now();
+    assert_eq!(get(&sim, &token, &path, None).await.0, 200);
+    assert!(started.elapsed() >= Duration::from_millis(150), "latency per request applied");
+    sim.add_fault(FaultRule::new(Fault::StalledBody(Duration::from_secs(5)), Trigger::Nth(1)));
+    let client =
+        reqwest::Client::builder().read_timeout(Duration::from_millis(500)).build().unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
+    let outcome = match client.get(format!("{}{path}", sim.url())).bearer_auth(&token).send().await {
+        Ok(response) => response.bytes().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    let err = outcome.err().unwrap_or_else(|| panic!("a stalled body must time out"));
+    assert!(err.is_timeout() || err.is_body(), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(4), "the client gave up before the stall ended");
+}
+
+#[tokio::test]
+async fn changes_to_the_org_show_in_later_queries_with_recounted_licenses() {
+    let (sim, app) = sim(300, |_| {}).await;
+    let token = login(&sim, &app).await;
+    let active_soql = "SELECT COUNT() FROM User WHERE IsActive = true";
+    let (_, _, before) = get(&sim, &token, &query_path(active_soql), None).await;
+    let used = |sim: &Sim| {
+        let org = sim.org();
+        let licenses = org.table("UserLicense");
+        (0..licenses.rows.len())
+            .map(|i| match licenses.get(i, "UsedLicenses") {
+                sfetl_sim::value::Value::Int(n) => *n,
+                _ => 0,
+            })
+            .sum::<i64>()
+    };
+    let used_before = used(&sim);
+    let admin = sim.integration_username();
+    sim.update_org(|org| {
+        let users = org.table_mut("User");
+        let mut changed = 0;
+        for i in 0..users.rows.len() {
+            let is_admin = users.get(i, "Username").as_str() == Some(admin.as_str());
+            if changed < 10 && !is_admin && users.get(i, "IsActive") == &sfetl_sim::value::Value::Bool(true) {
+                users.set(i, "IsActive", sfetl_sim::value::Value::Bool(false));
+                changed += 1;
+            }
+        }
+    });
+    let (_, _, after) = get(&sim, &token, &query_path(active_soql), None).await;
+    assert_eq!(after["totalSize"].as_i64(), before["totalSize"].as_i64().map(|n| n - 10));
+    assert_eq!(used(&sim), used_before - 10, "UsedLicenses counts active users only");
+}
