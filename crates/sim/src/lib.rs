@@ -229,7 +229,7 @@ impl Sim {
 
     /// The org as it is now (open cursors keep reading the state they started on).
     pub fn org(&self) -> Arc<OrgData> {
-        self.state.org.read().map(|o| o.clone()).unwrap_or_else(|e| e.into_inner().clone())
+        self.state.snapshot()
     }
 
     /// Changes the org; license counts are recomputed afterwards.

@@ -46,6 +46,7 @@ pub(crate) struct SimState {
 }
 
 /// An open query: the org as it was when the query ran, and the matching rows in order.
+#[derive(Clone)]
 pub(crate) struct Cursor {
     token: String,
     data: Arc<OrgData>,
@@ -170,8 +171,7 @@ async fn token(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
     json_response(StatusCode::OK, body.to_string().into_bytes())
 }
 
-async fn versions(State(state): State<Arc<SimState>>) -> Response {
-    let _ = state;
+async fn versions() -> Response {
     let list: Vec<_> = API_VERSIONS
         .iter()
         .map(|(v, label)| serde_json::json!({ "version": v, "url": format!("/services/data/v{v}"), "label": label }))
@@ -310,23 +310,28 @@ async fn next_page(
     let Some((id, offset)) = locator.rsplit_once('-') else { return invalid() };
     let Ok(offset) = offset.parse::<usize>() else { return invalid() };
     let size = page_size(&state, &headers);
-    let Ok(mut cursors) = state.cursors.lock() else { return internal() };
     let idle = state.config.locator_idle_timeout;
-    let Some(cursor) = cursors.get_mut(id) else { return invalid() };
-    // A locator belongs to the session that opened it, and dies when left idle.
-    if cursor.token != token || cursor.last_used.elapsed() > idle || offset >= cursor.rows.len() {
-        if cursor.last_used.elapsed() > idle {
+    // Rendering happens outside the lock: a cursor's data is shared, immutable, behind `Arc`s.
+    let cursor = {
+        let Ok(mut cursors) = state.cursors.lock() else { return internal() };
+        let Some(cursor) = cursors.get_mut(id) else { return invalid() };
+        // A locator belongs to the session that opened it, and dies when left idle.
+        let expired = cursor.last_used.elapsed() > idle;
+        if cursor.token != token || expired || offset >= cursor.rows.len() {
+            if expired {
+                cursors.remove(id);
+            }
+            return invalid();
+        }
+        cursor.last_used = Instant::now();
+        let cursor = cursor.clone();
+        if offset + size >= cursor.rows.len() {
             cursors.remove(id);
         }
-        return invalid();
-    }
-    cursor.last_used = Instant::now();
+        cursor
+    };
     let version = version.trim_start_matches('v').to_string();
-    let response = render(cursor, id, offset, size, &version);
-    if offset + size >= cursor.rows.len() {
-        cursors.remove(id);
-    }
-    response
+    render(&cursor, id, offset, size, &version)
 }
 
 /// Around every request: faults, `Sforce-Limit-Info`, gzip, and the request log.
