@@ -3,4 +3,5 @@
 
 mod extract;
 mod pipeline_errors;
+mod resilience;
 mod support;

@@ -124,7 +124,8 @@ async fn extract_table(
     let extracted_at = chrono::Utc::now().timestamp_millis();
     let builder = BatchBuilder::new(table, extracted_at);
     let mut writer = sink.open(table.name, "org", &org.name, table.schema())?;
-    let query = SoqlQuery::new(table.object, table.soql_fields());
+    // Ordered by Id so that a lost cursor resumes after the last row received.
+    let query = SoqlQuery::new(table.object, table.soql_fields()).order_by("Id");
     let mut stream = client.query(&query);
     let bar = progress.table(&org.name, table.name);
     while let Some(page) = stream.next_page().await? {

@@ -3,6 +3,7 @@
 
 use crate::error::{ApiError, Error, Result};
 use crate::login::{self, Credentials, LoginSession};
+use crate::retry::{RetryPolicy, parse_retry_after};
 use serde::de::DeserializeOwned;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,8 +20,8 @@ pub struct ConnectionSettings {
     pub batch_size: u32,
     /// Per request, headers and body.
     pub timeout: Duration,
-    /// Attempts per request for transient failures (network, 5xx, cut bodies).
-    pub max_attempts: u32,
+    /// How transient failures (network, 5xx, cut bodies) are retried.
+    pub retry: RetryPolicy,
 }
 
 impl Default for ConnectionSettings {
@@ -30,7 +31,7 @@ impl Default for ConnectionSettings {
             ca_certificate: None,
             batch_size: 2000,
             timeout: Duration::from_secs(120),
-            max_attempts: 4,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -49,6 +50,7 @@ pub struct SalesforceClient {
     pub(crate) settings: ConnectionSettings,
     session: tokio::sync::RwLock<Option<LoginSession>>,
     api_calls: AtomicU64,
+    retries: AtomicU64,
     usage: Mutex<Option<ApiUsage>>,
 }
 
@@ -73,13 +75,15 @@ impl SalesforceClient {
             settings,
             session: tokio::sync::RwLock::new(None),
             api_calls: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
             usage: Mutex::new(None),
         })
     }
 
-    /// Signs a new JWT and opens a session, replacing any previous one.
+    /// Signs a new JWT and opens a session, replacing any previous one. Transient failures of
+    /// the token request are retried; refusals are not.
     pub async fn login(&self) -> Result<LoginSession> {
-        let session = login::login(&self.http, &self.credentials).await?;
+        let session = self.with_retries(async || login::login(&self.http, &self.credentials).await).await?;
         *self.session.write().await = Some(session.clone());
         Ok(session)
     }
@@ -104,26 +108,46 @@ impl SalesforceClient {
         &self.settings.api_version
     }
 
+    /// Requests retried after transient failures so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
     /// GETs `path` (which starts with `/services/data/`) on the instance and decodes the JSON.
     /// Transient failures are retried with backoff; a dead session is replaced once.
     pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
-        let mut attempt = 0;
         let mut relogged = false;
         loop {
-            attempt += 1;
-            match self.get_once(path, query).await {
-                Ok(value) => return Ok(value),
+            match self.with_retries(async || self.get_once(path, query).await).await {
                 Err(e) if e.is_invalid_session() && !relogged => {
                     relogged = true;
-                    tracing::info!("session expired; logging in again");
+                    tracing::info!("session expired or revoked; logging in again");
                     self.login().await?;
                 }
-                Err(e) if e.is_transient() && attempt < self.settings.max_attempts => {
-                    let delay = Duration::from_millis(200 * 2u64.pow(attempt - 1));
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs `request` until it succeeds, fails for good, or the retry policy is spent.
+    async fn with_retries<T>(&self, mut request: impl AsyncFnMut() -> Result<T>) -> Result<T> {
+        let policy = self.settings.retry;
+        let mut waited = Duration::ZERO;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match request().await {
+                Err(e) if e.is_transient() && attempt < policy.max_attempts => {
+                    let delay = policy.delay(attempt, e.retry_after());
+                    if waited + delay > policy.budget {
+                        return Err(e);
+                    }
+                    waited += delay;
+                    self.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(attempt, error = %e, "transient failure; retrying in {delay:?}");
                     tokio::time::sleep(delay).await;
                 }
-                Err(e) => return Err(e),
+                other => return other,
             }
         }
     }
@@ -150,22 +174,25 @@ impl SalesforceClient {
                 *slot = Some(usage);
             }
         }
+        let retry_after =
+            response.headers().get("retry-after").and_then(|h| h.to_str().ok()).and_then(parse_retry_after);
         let body = response.bytes().await.map_err(transport)?;
         if (200..300).contains(&status) {
             return serde_json::from_slice(&body).map_err(|_| Error::UnexpectedBody {
                 url,
                 status,
                 excerpt: excerpt(&body),
+                retry_after,
             });
         }
         let detail = serde_json::from_slice::<Vec<ApiErrorBody>>(&body)
             .ok()
             .and_then(|errors| errors.into_iter().next())
-            .map(|e| ApiError { status, code: e.error_code, message: e.message });
+            .map(|e| ApiError { status, code: e.error_code, message: e.message, retry_after });
         match detail {
             Some(detail) if detail.code == "REQUEST_LIMIT_EXCEEDED" => Err(Error::QuotaExhausted),
             Some(detail) => Err(Error::Api { url, detail }),
-            None => Err(Error::UnexpectedBody { url, status, excerpt: excerpt(&body) }),
+            None => Err(Error::UnexpectedBody { url, status, excerpt: excerpt(&body), retry_after }),
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct ApiError {
     pub status: u16,
     pub code: String,
     pub message: String,
+    /// The server's `Retry-After`, when it sent one.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +57,7 @@ pub enum Error {
     #[error("{url} answered {detail}")]
     Api { url: String, detail: ApiError },
     #[error("{url} answered HTTP {status} with a body that is not Salesforce JSON ({excerpt})")]
-    UnexpectedBody { url: String, status: u16, excerpt: String },
+    UnexpectedBody { url: String, status: u16, excerpt: String, retry_after: Option<std::time::Duration> },
     #[error("CA certificate `{path}`: {message}")]
     CaFile { path: String, message: String },
     #[error(
@@ -69,10 +71,25 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Transport { .. } => true,
-            Error::UnexpectedBody { status, .. } => *status >= 500 || *status == 200,
+            // A 2xx whose body does not parse was cut short on the way.
+            Error::UnexpectedBody { status, .. } => *status >= 500 || (200..300).contains(status),
             Error::Api { detail, .. } => detail.status >= 500 || detail.code == "QUERY_TIMEOUT",
             _ => false,
         }
+    }
+
+    /// How long the server asked to wait, if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Api { detail, .. } => detail.retry_after,
+            Error::UnexpectedBody { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The query cursor is gone (expired, or opened by a session that died): restart the query.
+    pub fn is_invalid_locator(&self) -> bool {
+        matches!(self, Error::Api { detail, .. } if detail.code == "INVALID_QUERY_LOCATOR")
     }
 
     /// The session died: log in again.

@@ -8,6 +8,7 @@ mod client;
 mod error;
 mod login;
 mod query;
+mod retry;
 mod secret;
 pub mod soql;
 
@@ -15,4 +16,5 @@ pub use client::{ApiUsage, ConnectionSettings, SalesforceClient};
 pub use error::{ApiError, Error, LoginError, Result};
 pub use login::{Credentials, LoginSession, encoding_key};
 pub use query::{QueryPage, QueryStream};
+pub use retry::RetryPolicy;
 pub use secret::Secret;

@@ -86,6 +86,7 @@ pub(crate) async fn login(http: &reqwest::Client, credentials: &Credentials) -> 
             url: url.clone(),
             status: status.as_u16(),
             excerpt: crate::client::excerpt(&body),
+            retry_after: None,
         })?;
         return Ok(LoginSession {
             access_token: Secret::new(token.access_token),
@@ -97,6 +98,7 @@ pub(crate) async fn login(http: &reqwest::Client, credentials: &Credentials) -> 
         url: url.clone(),
         status: status.as_u16(),
         excerpt: crate::client::excerpt(&body),
+        retry_after: None,
     })?;
     Err(fail(explain(refusal, &credentials.username)))
 }

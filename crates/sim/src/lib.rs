@@ -96,13 +96,15 @@ impl SimConfig {
 }
 
 /// One line of the simulator's request log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoggedRequest {
     pub method: String,
     pub path: String,
     pub status: u16,
     /// Records in the response body (query pages).
     pub records: usize,
+    /// The fault injected into this request, if any.
+    pub fault: Option<Fault>,
 }
 
 /// The credentials of a connected app created in the simulated org.

@@ -362,7 +362,7 @@ async fn around(State(state): State<Arc<SimState>>, request: Request, next: Next
         _ => {}
     }
     if let Some(early) = early_fault(fault.as_ref()) {
-        log(&state, method, path, early.status().as_u16(), 0);
+        log(&state, LoggedRequest { method, path, status: early.status().as_u16(), records: 0, fault });
         return early;
     }
     if let Some(delay) = state.config.latency_per_request {
@@ -381,7 +381,7 @@ async fn around(State(state): State<Arc<SimState>>, request: Request, next: Next
             response.headers_mut().insert("sforce-limit-info", value);
         }
     }
-    log(&state, method, path, status.as_u16(), records);
+    log(&state, LoggedRequest { method, path: path.clone(), status: status.as_u16(), records, fault: fault.clone() });
     if wants_gzip || matches!(fault, Some(Fault::TruncatedBody | Fault::StalledBody(_))) {
         let (mut parts, body) = response.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else { return internal() };
@@ -452,8 +452,8 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap_or_default()
 }
 
-fn log(state: &SimState, method: String, path: String, status: u16, records: usize) {
+fn log(state: &SimState, entry: LoggedRequest) {
     if let Ok(mut log) = state.log.lock() {
-        log.push(LoggedRequest { method, path, status, records });
+        log.push(entry);
     }
 }

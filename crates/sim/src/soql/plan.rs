@@ -279,7 +279,7 @@ impl Plan {
                             }
                         }
                         _ => {
-                            let o = compare(va, vb).unwrap_or(Ordering::Equal);
+                            let o = compare(va, vb, path.kind()).unwrap_or(Ordering::Equal);
                             if *descending { o.reverse() } else { o }
                         }
                     };
@@ -314,7 +314,7 @@ fn matches(data: &OrgData, object: &'static ObjectDef, row: usize, f: &Filter) -
                     _ => false,
                 };
             }
-            let ord = compare(value, literal);
+            let ord = compare(value, literal, path.kind());
             match *op {
                 "=" => ord == Some(Ordering::Equal),
                 "!=" => ord != Some(Ordering::Equal),
@@ -327,9 +327,9 @@ fn matches(data: &OrgData, object: &'static ObjectDef, row: usize, f: &Filter) -
         }
         Filter::In(path, values, negated) => {
             let value = value_at(data, object, row, path);
-            let found = values
-                .iter()
-                .any(|v| if v.is_null() { value.is_null() } else { compare(value, v) == Some(Ordering::Equal) });
+            let found = values.iter().any(|v| {
+                if v.is_null() { value.is_null() } else { compare(value, v, path.kind()) == Some(Ordering::Equal) }
+            });
             found != *negated
         }
         Filter::Like(path, pattern) => {
@@ -338,9 +338,11 @@ fn matches(data: &OrgData, object: &'static ObjectDef, row: usize, f: &Filter) -
     }
 }
 
-/// SOQL compares text case-insensitively.
-fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+/// SOQL compares text case-insensitively, but Ids (case-sensitive by nature) byte by byte: the
+/// order `ORDER BY Id` gives is the one `Id > '...'` follows, so keyset paging on Id is exact.
+fn compare(a: &Value, b: &Value, kind: FieldKind) -> Option<Ordering> {
     match (a, b) {
+        (Value::Str(x), Value::Str(y)) if matches!(kind, FieldKind::Id | FieldKind::Reference) => Some(x.cmp(y)),
         (Value::Str(x), Value::Str(y)) => Some(x.to_lowercase().cmp(&y.to_lowercase())),
         (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
@@ -424,6 +426,12 @@ mod tests {
         let via_parent =
             run(&data, "SELECT Id FROM User WHERE Profile.UserLicense.Name = 'salesforce'").unwrap_or_default();
         assert!(!via_parent.is_empty());
+        let by_id = run(&data, "SELECT Id FROM User ORDER BY Id").unwrap_or_default();
+        let ids: Vec<&str> = by_id.iter().filter_map(|&i| users.get(i as usize, "Id").as_str()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ORDER BY Id is byte order");
+        let after =
+            run(&data, &format!("SELECT Id FROM User WHERE Id > '{}' ORDER BY Id", ids[249])).unwrap_or_default();
+        assert_eq!(after, by_id[250..], "keyset on Id continues exactly");
         assert_eq!(run(&data, "SELECT Foo FROM User").unwrap_err().code, "INVALID_FIELD");
         assert_eq!(run(&data, "SELECT Id FROM Widget").unwrap_err().code, "INVALID_TYPE");
         assert_eq!(

@@ -1,0 +1,63 @@
+//! Extraction that survives what real orgs do: flaky requests and sessions dying mid-pagination.
+
+use crate::support::{SimOrg, rows, sfetl, text};
+use sfetl_sim::{Fault, FaultRule, Trigger};
+
+/// Every table's rows (without `extracted_at`), sorted, as text.
+fn all_tables(out: &std::path::Path) -> Vec<(String, Vec<Vec<String>>)> {
+    sfetl_transform::tables::ALL
+        .iter()
+        .map(|t| {
+            (t.name.to_string(), rows(out, &format!("SELECT * EXCLUDE (extracted_at) FROM {} ORDER BY ALL", t.name)))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flaky_requests_change_nothing() {
+    let org = SimOrg::start(6000, 21).await;
+    let pipeline = org.pipeline("flaky", "batch_size = 200");
+    // 10 % of requests: HTML 503s, connections reset, bodies cut in half.
+    for fault in [Fault::ServiceUnavailableHtml, Fault::ResetConnection, Fault::TruncatedBody] {
+        org.sim.add_fault(FaultRule::new(fault, Trigger::Rate(0.034)));
+    }
+    let faulty_out = org.dir.path().join("faulty");
+    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &faulty_out.to_string_lossy()], org.dir.path());
+    assert!(run.status.success(), "{}", text(&run));
+    let faults = org.sim.request_log().iter().filter(|r| r.fault.is_some()).count();
+    assert!(faults >= 4, "only {faults} faults were injected: the test proves nothing");
+
+    org.sim.clear_faults();
+    let clean_out = org.dir.path().join("clean");
+    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &clean_out.to_string_lossy()], org.dir.path());
+    assert!(run.status.success(), "{}", text(&run));
+    let (faulty, clean) = (all_tables(&faulty_out), all_tables(&clean_out));
+    assert_eq!(faulty.iter().find(|t| t.0 == "users").map(|t| t.1.len()), Some(6000));
+    assert_eq!(faulty, clean, "a flaky run ends with the same tables as a clean one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_dying_mid_pagination_resumes_without_gaps_or_repeats() {
+    let org = SimOrg::start(10_000, 22).await;
+    let pipeline = org.pipeline("expiring", "batch_size = 200");
+    // The 20th `nextRecordsUrl` page of the run (the users' 50-page query) finds its session gone.
+    org.sim.add_fault(FaultRule::new(Fault::ExpireSessions, Trigger::Nth(20)).on_paths("/query/"));
+    let out = org.out();
+    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
+    assert!(run.status.success(), "{}", text(&run));
+
+    let log = org.sim.request_log();
+    let logins = log.iter().filter(|r| r.path.ends_with("/oauth2/token") && r.status == 200).count();
+    assert_eq!(logins, 2, "one login, one re-login");
+    assert!(log.iter().any(|r| r.status == 401), "the session did die");
+
+    let data = org.sim.org();
+    let users = data.table("User");
+    let mut expected: Vec<String> =
+        (0..users.rows.len()).filter_map(|i| users.get(i, "Id").as_str().map(String::from)).collect();
+    expected.sort();
+    let got: Vec<String> =
+        rows(&out, "SELECT user_id FROM users ORDER BY user_id").into_iter().map(|r| r[0].clone()).collect();
+    assert_eq!(got.len(), 10_000);
+    assert_eq!(got, expected, "every user exactly once");
+}
