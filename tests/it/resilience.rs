@@ -61,3 +61,35 @@ async fn a_session_dying_mid_pagination_resumes_without_gaps_or_repeats() {
     assert_eq!(got.len(), 10_000);
     assert_eq!(got, expected, "every user exactly once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_that_time_out_are_split_until_they_answer() {
+    let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(23, 5000));
+    // Any query matching more than 1,500 rows is "too long" for this org.
+    config.query_timeout_above = Some(1500);
+    let org = SimOrg::start_with(config).await;
+    let pipeline = org.pipeline("slow", "");
+    let out = org.out();
+    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
+    assert!(run.status.success(), "{}", text(&run));
+    let log = org.sim.request_log();
+    let timeouts = log.iter().filter(|r| r.status == 400).count();
+    assert!(timeouts >= 2, "{timeouts} QUERY_TIMEOUTs: users and assignments must both have been split");
+
+    let data = org.sim.org();
+    for (table, object, id_column) in [
+        ("users", "User", "user_id"),
+        ("permission_set_license_assignments", "PermissionSetLicenseAssign", "assignment_id"),
+    ] {
+        let source = data.table(object);
+        let mut expected: Vec<String> =
+            (0..source.rows.len()).filter_map(|i| source.get(i, "Id").as_str().map(String::from)).collect();
+        expected.sort();
+        let got: Vec<String> = rows(&out, &format!("SELECT {id_column} FROM {table} ORDER BY 1"))
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+        assert!(expected.len() > 1500, "{table} must be big enough to time out");
+        assert_eq!(got, expected, "{table}: every row exactly once");
+    }
+}

@@ -73,7 +73,8 @@ impl Error {
             Error::Transport { .. } => true,
             // A 2xx whose body does not parse was cut short on the way.
             Error::UnexpectedBody { status, .. } => *status >= 500 || (200..300).contains(status),
-            Error::Api { detail, .. } => detail.status >= 500 || detail.code == "QUERY_TIMEOUT",
+            // QUERY_TIMEOUT is not: the same query times out again (the query stream splits it).
+            Error::Api { detail, .. } => detail.status >= 500,
             _ => false,
         }
     }
@@ -90,6 +91,11 @@ impl Error {
     /// The query cursor is gone (expired, or opened by a session that died): restart the query.
     pub fn is_invalid_locator(&self) -> bool {
         matches!(self, Error::Api { detail, .. } if detail.code == "INVALID_QUERY_LOCATOR")
+    }
+
+    /// Salesforce gave up on the query: ask for less at a time.
+    pub fn is_query_timeout(&self) -> bool {
+        matches!(self, Error::Api { detail, .. } if detail.code == "QUERY_TIMEOUT")
     }
 
     /// The session died: log in again.

@@ -3,6 +3,10 @@
 //! A query ordered by `Id` survives the loss of its cursor: when the locator expires or the session
 //! that owned it dies (`INVALID_QUERY_LOCATOR`, `INVALID_SESSION_ID`), the query is asked again
 //! for the rows after the last Id received (`Id > 'last'`), so no row is missed or repeated.
+//!
+//! A query Salesforce gives up on (`QUERY_TIMEOUT`, which retrying does not cure) is split on
+//! `SystemModstamp`: the time range is halved and each half is asked for in turn, halving again
+//! until each part answers.
 
 use crate::client::SalesforceClient;
 use crate::error::Result;
@@ -26,6 +30,15 @@ pub struct QueryPage {
 /// How many times one query may be restarted after losing its cursor.
 const MAX_RESUMES: u32 = 10;
 
+/// A `SystemModstamp` range still to read, `[from, to)` in epoch milliseconds, with the last Id
+/// already received from it.
+#[derive(Debug, Clone)]
+struct Window {
+    from: i64,
+    to: i64,
+    after_id: Option<String>,
+}
+
 /// A query being paged through. Each `next_page` is one API call (more after a failure).
 pub struct QueryStream<'c> {
     client: &'c SalesforceClient,
@@ -36,6 +49,12 @@ pub struct QueryStream<'c> {
     total_size: Option<u64>,
     last_id: Option<String>,
     resumes: u32,
+    /// The time range being read, once the query had to be split, and the ranges still to read.
+    window: Option<Window>,
+    pending: Vec<Window>,
+    received: u64,
+    received_before_window: u64,
+    splits: usize,
 }
 
 impl SalesforceClient {
@@ -51,6 +70,11 @@ impl SalesforceClient {
             total_size: None,
             last_id: None,
             resumes: 0,
+            window: None,
+            pending: Vec::new(),
+            received: 0,
+            received_before_window: 0,
+            splits: 0,
         }
     }
 
@@ -70,28 +94,74 @@ impl QueryStream<'_> {
         self.query.order_by.as_deref().is_some_and(|o| o.trim().eq_ignore_ascii_case("Id"))
     }
 
-    /// The query as asked now: after a lost cursor, only the rows past the last Id received.
+    /// Times the query had to be split after `QUERY_TIMEOUT`.
+    pub fn splits(&self) -> usize {
+        self.splits
+    }
+
+    /// The query as asked now: within the current time window, past the last Id received.
     fn current_soql(&self) -> String {
-        match &self.last_id {
-            None => self.query.to_string(),
-            Some(last) => {
-                let after = format!("Id > {}", quote(last));
-                let filter = match &self.query.filter {
-                    Some(filter) => format!("({filter}) AND {after}"),
-                    None => after,
-                };
-                SoqlQuery { filter: Some(filter), ..self.query.clone() }.to_string()
+        let mut conditions: Vec<String> = self.query.filter.iter().map(|f| format!("({f})")).collect();
+        if let Some(window) = &self.window {
+            conditions.push(format!("SystemModstamp >= {}", soql_datetime(window.from)));
+            conditions.push(format!("SystemModstamp < {}", soql_datetime(window.to)));
+        }
+        if let Some(last) = &self.last_id {
+            conditions.push(format!("Id > {}", quote(last)));
+        }
+        let filter = (!conditions.is_empty()).then(|| conditions.join(" AND "));
+        SoqlQuery { filter, ..self.query.clone() }.to_string()
+    }
+
+    /// Halves the current time window (the whole history, at first); false when it is already
+    /// down to a second and cannot be split further.
+    fn split(&mut self) -> bool {
+        let current = self.window.take().unwrap_or(Window {
+            from: 0,
+            to: chrono::Utc::now().timestamp_millis() + 86_400_000,
+            after_id: None,
+        });
+        if current.to - current.from < 2_000 {
+            self.window = Some(current);
+            return false;
+        }
+        let middle = current.from + (current.to - current.from) / 2 / 1000 * 1000;
+        // Rows of the window already received (ordered by Id) may lie in either half.
+        let after_id = self.last_id.clone();
+        self.pending.push(Window { from: middle, to: current.to, after_id: after_id.clone() });
+        self.window = Some(Window { from: current.from, to: middle, after_id });
+        self.received_before_window = self.received;
+        self.splits += 1;
+        true
+    }
+
+    /// Moves on to the next pending time window; false when none is left.
+    fn next_window(&mut self) -> bool {
+        match self.pending.pop() {
+            Some(window) => {
+                self.last_id = window.after_id.clone();
+                self.window = Some(window);
+                self.received_before_window = self.received;
+                self.next = None;
+                self.started = false;
+                true
             }
+            None => false,
         }
     }
 
     /// The next page, or `None` after the last.
     pub async fn next_page(&mut self) -> Result<Option<QueryPage>> {
         loop {
-            let result: Result<QueryPage> = match (&self.next, self.started) {
-                (None, true) => return Ok(None),
-                (Some(next), _) => self.client.get(next, &[]).await,
-                (None, false) => {
+            if self.next.is_none() && self.started {
+                if self.next_window() {
+                    continue;
+                }
+                return Ok(None);
+            }
+            let result: Result<QueryPage> = match &self.next {
+                Some(next) => self.client.get(next, &[]).await,
+                None => {
                     let resource = if self.include_deleted { "queryAll" } else { "query" };
                     let path = format!("/services/data/v{}/{resource}", self.client.api_version());
                     self.client.get(&path, &[("q", self.current_soql().as_str())]).await
@@ -99,10 +169,15 @@ impl QueryStream<'_> {
             };
             match result {
                 Ok(mut page) => {
+                    if !self.started {
+                        // A window's first page counts what it holds; earlier windows are done.
+                        let estimate = self.received_before_window + page.total_size;
+                        self.total_size = Some(self.total_size.map_or(estimate, |t| t.max(estimate)));
+                    }
                     self.started = true;
                     self.next = if page.done { None } else { page.next_records_url.clone() };
-                    let total = *self.total_size.get_or_insert(page.total_size);
-                    page.total_size = total;
+                    self.received += page.records.len() as u64;
+                    page.total_size = self.total_size.unwrap_or(page.total_size);
                     if let Some(id) = page.records.last().and_then(|r| r.get("Id")).and_then(Value::as_str) {
                         self.last_id = Some(id.to_string());
                     }
@@ -121,8 +196,22 @@ impl QueryStream<'_> {
                     self.next = None;
                     self.started = false;
                 }
+                Err(e) if e.is_query_timeout() && self.next.is_none() && self.resumable() => {
+                    if !self.split() {
+                        return Err(e);
+                    }
+                    tracing::info!(object = %self.query.object, "query timed out; splitting it by SystemModstamp");
+                    self.started = false;
+                }
                 Err(e) => return Err(e),
             }
         }
     }
+}
+
+/// `2024-01-15T10:30:00Z`: SOQL's unquoted datetime literal.
+fn soql_datetime(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }

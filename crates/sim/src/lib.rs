@@ -56,6 +56,8 @@ pub struct SimConfig {
     pub daily_api_max: u64,
     /// API requests already spent today when the simulator starts.
     pub api_used_at_start: u64,
+    /// Queries matching more rows than this answer `QUERY_TIMEOUT`, as big scans do on real orgs.
+    pub query_timeout_above: Option<usize>,
     /// Serve pages no larger than this, whatever the client asks (Salesforce may do so).
     pub max_page_size: Option<usize>,
     /// The JWT `aud` this org accepts; the simulator's own URL when `None`.
@@ -83,6 +85,7 @@ impl SimConfig {
             daily_api_max: 100_000,
             api_used_at_start: 0,
             max_page_size: None,
+            query_timeout_above: None,
             login_audience: None,
             tls_dir: None,
             port: 0,

@@ -266,6 +266,9 @@ async fn query(
     };
     let data = state.snapshot();
     let rows = plan.run(&data);
+    if state.config.query_timeout_above.is_some_and(|limit| rows.len() > limit) {
+        return api_error(StatusCode::BAD_REQUEST, "QUERY_TIMEOUT", "Your query request was running for too long.");
+    }
     if plan.selection.is_none() {
         let body = serde_json::json!({ "totalSize": rows.len(), "done": true, "records": [] });
         return json_response(StatusCode::OK, body.to_string().into_bytes());
