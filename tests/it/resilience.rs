@@ -93,3 +93,39 @@ async fn queries_that_time_out_are_split_until_they_answer() {
         assert_eq!(got, expected, "{table}: every row exactly once");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_guard_stops_in_time_keeps_what_it_has_and_the_next_day_finishes() {
+    let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(24, 4000));
+    config.daily_api_max = 1000;
+    config.api_used_at_start = 770; // 30 requests left below the guard's 80 %
+    let org = SimOrg::start_with(config).await;
+    let pipeline = org.pipeline("quota", "batch_size = 200");
+    let out = org.out();
+    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
+    let said = text(&run);
+    assert_eq!(run.status.code(), Some(4), "{said}");
+    assert!(said.contains("STOPPED") && said.contains("quota guard"), "{said}");
+    let (used, max) = org.sim.api_usage();
+    assert!(used <= max * 8 / 10, "the org's usage stayed within 80 %: {used}/{max}");
+
+    // The API calls the summary reports are the ones the org counted.
+    let api_requests = org.sim.request_log().iter().filter(|r| r.path.starts_with("/services/data/v")).count();
+    let reported = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .find(|l| l.starts_with("quota ") && l.contains("(all)"))
+        .and_then(|l| l.split_whitespace().nth(3).map(String::from));
+    assert_eq!(reported, Some(api_requests.to_string()), "{said}");
+    assert_eq!(api_requests as u64, used - 770);
+
+    // Tables finished before the stop are kept.
+    assert_eq!(
+        rows(&out, "SELECT count(*)::BIGINT FROM user_licenses")[0][0],
+        org.sim.org().table("UserLicense").rows.len().to_string()
+    );
+
+    org.sim.reset_day();
+    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(rows(&out, "SELECT count(*)::BIGINT FROM users")[0][0], "4000");
+}

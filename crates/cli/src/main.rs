@@ -1,7 +1,8 @@
 //! `sfetl`: Salesforce subscriptions (licenses) and users into Parquet and DuckDB.
 //!
 //! Exit codes: 0 success; 1 an org failed (the others were still extracted); 2 the command line
-//! or the pipeline file is wrong; 3 an internal or output error.
+//! or the pipeline file is wrong; 3 an internal or output error; 4 the API quota guard stopped an
+//! org early (what it had extracted is kept).
 
 mod demo;
 mod pipeline;
@@ -109,8 +110,13 @@ async fn dispatch(command: Command, quiet: bool) -> anyhow::Result<ExitCode> {
             let progress = progress::Progress::new(quiet);
             let outcomes = run::extract(&pipeline, &output, &progress).await?;
             print_summary(&outcomes, &output);
-            let failed = outcomes.iter().any(|o| o.error.is_some());
-            Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if outcomes.iter().any(|o| o.error.is_some()) {
+                ExitCode::from(1)
+            } else if outcomes.iter().any(|o| o.stopped.is_some()) {
+                ExitCode::from(4)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Query { sql, out, format } => {
             let warehouse = sfetl_load::Warehouse::open_existing(&out)?;
@@ -134,6 +140,9 @@ fn print_summary(outcomes: &[run::OrgOutcome], output: &std::path::Path) {
                 t.api_calls,
                 t.elapsed.as_secs_f64()
             );
+        }
+        if let Some(reason) = &org.stopped {
+            println!("{:<16} STOPPED: {reason}", org.org);
         }
         match &org.error {
             None => println!(

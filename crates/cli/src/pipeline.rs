@@ -46,6 +46,10 @@ pub struct OrgSettings {
     pub ca_file: Option<PathBuf>,
     /// Records per page asked of Salesforce (200..=2000).
     pub batch_size: Option<u32>,
+    /// Stop before the org's daily API usage passes this share of its maximum (default 0.8).
+    pub quota_daily_share: Option<f64>,
+    /// Stop before this run alone uses this share of the daily maximum (default 0.25).
+    pub quota_run_share: Option<f64>,
     /// Run against a simulated org started for this run instead of a real one.
     pub simulated: Option<SimulatedOrg>,
 }
@@ -74,6 +78,7 @@ pub struct OrgPlan {
     pub connection: Connection,
     pub api_version: String,
     pub batch_size: u32,
+    pub quota: sfetl_extract::QuotaGuard,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +158,19 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
     if !(200..=2000).contains(&batch_size) {
         complain("batch_size", format!("is {batch_size}: Salesforce accepts 200 to 2000"));
     }
+    let defaults = sfetl_extract::QuotaGuard::default();
+    let quota = sfetl_extract::QuotaGuard {
+        daily_share: org.quota_daily_share.unwrap_or(defaults.daily_share),
+        run_share: org.quota_run_share.unwrap_or(defaults.run_share),
+    };
+    for (key, share) in [("quota_daily_share", quota.daily_share), ("quota_run_share", quota.run_share)] {
+        if !(share > 0.0 && share <= 1.0) {
+            complain(
+                key,
+                format!("is {share}: give a share of the daily API maximum, above 0 and at most 1 (0.8 = 80 %)"),
+            );
+        }
+    }
     let connection = if let Some(sim) = &org.simulated {
         let set: Vec<&str> = [
             ("url", org.url.is_some()),
@@ -184,6 +202,7 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
         connection,
         api_version,
         batch_size,
+        quota,
     })
 }
 

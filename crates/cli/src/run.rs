@@ -28,6 +28,8 @@ pub struct OrgOutcome {
     pub api_calls: u64,
     pub elapsed: Duration,
     pub error: Option<String>,
+    /// Why the quota guard (or an exhausted quota) stopped the org early.
+    pub stopped: Option<String>,
 }
 
 pub async fn extract(pipeline: &Pipeline, output: &Path, progress: &Progress) -> anyhow::Result<Vec<OrgOutcome>> {
@@ -58,6 +60,7 @@ pub async fn extract(pipeline: &Pipeline, output: &Path, progress: &Progress) ->
             api_version: org.api_version.clone(),
             ca_certificate: ca_file,
             batch_size: org.batch_size,
+            quota: org.quota,
             ..ConnectionSettings::default()
         };
         runs.push(extract_org(org, credentials, settings, expected_url, &sink, progress));
@@ -78,10 +81,22 @@ async fn extract_org(
     progress: &Progress,
 ) -> OrgOutcome {
     let started = Instant::now();
-    let mut outcome =
-        OrgOutcome { org: org.name.clone(), tables: Vec::new(), api_calls: 0, elapsed: Duration::ZERO, error: None };
+    let mut outcome = OrgOutcome {
+        org: org.name.clone(),
+        tables: Vec::new(),
+        api_calls: 0,
+        elapsed: Duration::ZERO,
+        error: None,
+        stopped: None,
+    };
+    let client = match SalesforceClient::new(credentials, settings) {
+        Ok(client) => client,
+        Err(e) => {
+            outcome.error = Some(e.to_string());
+            return outcome;
+        }
+    };
     let result = async {
-        let client = SalesforceClient::new(credentials, settings)?;
         let session = client.login().await?;
         if let Some(expected) = expected_url {
             if expected.trim_end_matches('/') != session.instance_url {
@@ -89,18 +104,28 @@ async fn extract_org(
                     "Salesforce returned another instance URL than `url`; using the returned one");
             }
         }
+        let usage = client.read_limits().await?;
+        tracing::info!(org = %org.name, used = usage.used, max = usage.max, "daily API requests before this run");
         // Every table of the org is written before any replaces its previous file, so an org's
-        // tables change together.
+        // tables change together; a quota stop keeps the tables finished before it.
         let mut pending: Vec<PartitionWriter> = Vec::new();
         for table in tables::ALL {
-            let (writer, table_outcome) = extract_table(&client, org, table, sink, progress).await?;
-            pending.push(writer);
-            outcome.tables.push(table_outcome);
+            match extract_table(&client, org, table, sink, progress).await {
+                Ok((writer, table_outcome)) => {
+                    pending.push(writer);
+                    outcome.tables.push(table_outcome);
+                }
+                Err(e) if e.downcast_ref::<sfetl_extract::Error>().is_some_and(|e| e.is_quota_stop()) => {
+                    tracing::warn!(org = %org.name, table = table.name, "{e:#}; keeping the tables already extracted");
+                    outcome.stopped = Some(format!("{e:#}"));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
         }
         for writer in pending {
             writer.commit()?;
         }
-        outcome.api_calls = client.api_calls();
         anyhow::Ok(())
     }
     .await;
@@ -108,6 +133,7 @@ async fn extract_org(
         progress.org_failed(&org.name, &format!("{e:#}"));
         outcome.error = Some(format!("{e:#}"));
     }
+    outcome.api_calls = client.api_calls();
     outcome.elapsed = started.elapsed();
     outcome
 }

@@ -22,6 +22,23 @@ pub struct ConnectionSettings {
     pub timeout: Duration,
     /// How transient failures (network, 5xx, cut bodies) are retried.
     pub retry: RetryPolicy,
+    /// Limits on the org's daily API requests this run may spend.
+    pub quota: QuotaGuard,
+}
+
+/// Stops a run before it eats the org's daily API quota, which the org's other integrations need
+/// too: before the org's usage passes `daily_share` of its daily maximum, or this run alone uses
+/// more than `run_share` of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuotaGuard {
+    pub daily_share: f64,
+    pub run_share: f64,
+}
+
+impl Default for QuotaGuard {
+    fn default() -> Self {
+        QuotaGuard { daily_share: 0.8, run_share: 0.25 }
+    }
 }
 
 impl Default for ConnectionSettings {
@@ -32,6 +49,7 @@ impl Default for ConnectionSettings {
             batch_size: 2000,
             timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
+            quota: QuotaGuard::default(),
         }
     }
 }
@@ -152,7 +170,57 @@ impl SalesforceClient {
         }
     }
 
+    /// Reads `/limits` (the daily API quota) so the guard knows where the org stands before the
+    /// first query; every later response's `Sforce-Limit-Info` keeps it current.
+    pub async fn read_limits(&self) -> Result<ApiUsage> {
+        #[derive(serde::Deserialize)]
+        struct Limit {
+            #[serde(rename = "Max")]
+            max: u64,
+            #[serde(rename = "Remaining")]
+            remaining: u64,
+        }
+        #[derive(serde::Deserialize)]
+        struct Limits {
+            #[serde(rename = "DailyApiRequests")]
+            daily: Limit,
+        }
+        let path = format!("/services/data/v{}/limits", self.settings.api_version);
+        let limits: Limits = self.get(&path, &[]).await?;
+        let usage = ApiUsage { used: limits.daily.max.saturating_sub(limits.daily.remaining), max: limits.daily.max };
+        if let Ok(mut slot) = self.usage.lock() {
+            // The response's own Sforce-Limit-Info may be newer; keep the higher count.
+            *slot = Some(slot.filter(|u| u.used > usage.used).unwrap_or(usage));
+        }
+        Ok(self.api_usage().unwrap_or(usage))
+    }
+
+    /// Refuses the next call when it would pass one of the guard's shares.
+    fn check_quota(&self) -> Result<()> {
+        let Some(usage) = self.api_usage() else { return Ok(()) };
+        let guard = self.settings.quota;
+        let max = usage.max as f64;
+        if (usage.used + 1) as f64 > max * guard.daily_share {
+            return Err(Error::QuotaGuard(format!(
+                "the org has used {} of its {} daily API requests, and the guard keeps {:.0} % for everything else",
+                usage.used,
+                usage.max,
+                (1.0 - guard.daily_share) * 100.0
+            )));
+        }
+        if (self.api_calls() + 1) as f64 > max * guard.run_share {
+            return Err(Error::QuotaGuard(format!(
+                "this run has made {} API requests, the most one run may use ({:.0} % of the daily {})",
+                self.api_calls(),
+                guard.run_share * 100.0,
+                usage.max
+            )));
+        }
+        Ok(())
+    }
+
     async fn get_once<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
+        self.check_quota()?;
         let session = self.current_session().await?;
         let url = format!("{}{path}", session.instance_url);
         let transport = |e: reqwest::Error| Error::Transport { url: url.clone(), message: describe(&e) };

@@ -64,6 +64,8 @@ pub enum Error {
         "daily API quota exhausted (REQUEST_LIMIT_EXCEEDED): the org allows no more API calls until its 24-hour window moves on"
     )]
     QuotaExhausted,
+    #[error("stopped by the quota guard: {0}")]
+    QuotaGuard(String),
 }
 
 impl Error {
@@ -77,6 +79,11 @@ impl Error {
             Error::Api { detail, .. } => detail.status >= 500,
             _ => false,
         }
+    }
+
+    /// The org's API quota stopped the run (exhausted, or the guard's share reached).
+    pub fn is_quota_stop(&self) -> bool {
+        matches!(self, Error::QuotaExhausted | Error::QuotaGuard(_))
     }
 
     /// How long the server asked to wait, if it did.

@@ -12,7 +12,7 @@ mod retry;
 mod secret;
 pub mod soql;
 
-pub use client::{ApiUsage, ConnectionSettings, SalesforceClient};
+pub use client::{ApiUsage, ConnectionSettings, QuotaGuard, SalesforceClient};
 pub use error::{ApiError, Error, LoginError, Result};
 pub use login::{Credentials, LoginSession, encoding_key};
 pub use query::{QueryPage, QueryStream};
