@@ -2,6 +2,7 @@
 //! simulator's own data and the files on disk.
 
 mod extract;
+mod incremental;
 mod pipeline_errors;
 mod resilience;
 mod support;

@@ -114,7 +114,7 @@ async fn the_quota_guard_stops_in_time_keeps_what_it_has_and_the_next_day_finish
     let reported = String::from_utf8_lossy(&run.stdout)
         .lines()
         .find(|l| l.starts_with("quota ") && l.contains("(all)"))
-        .and_then(|l| l.split_whitespace().nth(3).map(String::from));
+        .and_then(|l| l.split_whitespace().nth(4).map(String::from));
     assert_eq!(reported, Some(api_requests.to_string()), "{said}");
     assert_eq!(api_requests as u64, used - 770);
 

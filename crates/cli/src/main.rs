@@ -9,6 +9,7 @@ mod pipeline;
 mod progress;
 mod run;
 mod sim_cmd;
+mod state;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -41,6 +42,9 @@ enum Command {
         /// Output directory (overrides the pipeline's `output`).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Read every table in full, ignoring where the last run stopped.
+        #[arg(long)]
+        full: bool,
     },
     /// Run SQL against warehouse.duckdb and print the result.
     #[command(
@@ -98,7 +102,7 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command, quiet: bool) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Extract { pipeline, out } => {
+        Command::Extract { pipeline, out, full } => {
             let pipeline = match pipeline::load(&pipeline) {
                 Ok(p) => p,
                 Err(problems) => {
@@ -108,7 +112,8 @@ async fn dispatch(command: Command, quiet: bool) -> anyhow::Result<ExitCode> {
             };
             let output = out.unwrap_or_else(|| pipeline.output.clone());
             let progress = progress::Progress::new(quiet);
-            let outcomes = run::extract(&pipeline, &output, &progress).await?;
+            let mode = if full { run::Mode::Full } else { run::Mode::Incremental };
+            let outcomes = run::extract(&pipeline, &output, mode, &progress).await?;
             print_summary(&outcomes, &output);
             Ok(if outcomes.iter().any(|o| o.error.is_some()) {
                 ExitCode::from(1)
@@ -129,29 +134,25 @@ async fn dispatch(command: Command, quiet: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn print_summary(outcomes: &[run::OrgOutcome], output: &std::path::Path) {
-    println!("{:<16} {:<36} {:>10} {:>9} {:>9}", "org", "table", "rows", "api calls", "seconds");
+    let line = |org: &str, table: &str, rows: u64, fetched: u64, calls: u64, seconds: f64| {
+        println!("{org:<16} {table:<36} {rows:>10} {fetched:>10} {calls:>9} {seconds:>9.2}");
+    };
+    println!("{:<16} {:<36} {:>10} {:>10} {:>9} {:>9}", "org", "table", "rows", "fetched", "api calls", "seconds");
     for org in outcomes {
         for t in &org.tables {
-            println!(
-                "{:<16} {:<36} {:>10} {:>9} {:>9.2}",
-                org.org,
-                t.table,
-                t.rows,
-                t.api_calls,
-                t.elapsed.as_secs_f64()
-            );
+            line(&org.org, t.table, t.rows, t.fetched, t.api_calls, t.elapsed.as_secs_f64());
         }
         if let Some(reason) = &org.stopped {
             println!("{:<16} STOPPED: {reason}", org.org);
         }
         match &org.error {
-            None => println!(
-                "{:<16} {:<36} {:>10} {:>9} {:>9.2}",
-                org.org,
+            None => line(
+                &org.org,
                 "(all)",
-                org.tables.iter().map(|t| t.rows).sum::<u64>(),
+                org.tables.iter().map(|t| t.rows).sum(),
+                org.tables.iter().map(|t| t.fetched).sum(),
                 org.api_calls,
-                org.elapsed.as_secs_f64()
+                org.elapsed.as_secs_f64(),
             ),
             Some(e) => println!("{:<16} FAILED: {e}", org.org),
         }

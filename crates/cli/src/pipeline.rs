@@ -50,6 +50,9 @@ pub struct OrgSettings {
     pub quota_daily_share: Option<f64>,
     /// Stop before this run alone uses this share of the daily maximum (default 0.25).
     pub quota_run_share: Option<f64>,
+    /// How far before the last run's newest `SystemModstamp` an incremental run starts reading
+    /// (default 300 seconds): rows committed late carry older stamps.
+    pub incremental_overlap_seconds: Option<u64>,
     /// Run against a simulated org started for this run instead of a real one.
     pub simulated: Option<SimulatedOrg>,
 }
@@ -79,6 +82,7 @@ pub struct OrgPlan {
     pub api_version: String,
     pub batch_size: u32,
     pub quota: sfetl_extract::QuotaGuard,
+    pub incremental_overlap: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +207,7 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
         api_version,
         batch_size,
         quota,
+        incremental_overlap: std::time::Duration::from_secs(org.incremental_overlap_seconds.unwrap_or(300)),
     })
 }
 

@@ -3,11 +3,17 @@
 
 use crate::pipeline::{Connection, OrgPlan, Pipeline};
 use crate::progress::Progress;
-use sfetl_extract::soql::SoqlQuery;
+use crate::state::Cursor;
+use arrow::array::{AsArray, BooleanArray};
+use arrow::compute::filter_record_batch;
+use arrow::record_batch::RecordBatch;
+use sfetl_extract::soql::{self, SoqlQuery};
 use sfetl_extract::{ConnectionSettings, Credentials, SalesforceClient};
 use sfetl_load::{ParquetSink, PartitionWriter, Warehouse};
 use sfetl_transform::BatchBuilder;
+use sfetl_transform::parse_datetime;
 use sfetl_transform::tables::{self, TableDef};
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -15,7 +21,10 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct TableOutcome {
     pub table: &'static str,
+    /// Rows in the table after the run.
     pub rows: u64,
+    /// Rows read from Salesforce (fewer than `rows` on an incremental run).
+    pub fetched: u64,
     pub api_calls: u64,
     pub elapsed: Duration,
 }
@@ -32,7 +41,21 @@ pub struct OrgOutcome {
     pub stopped: Option<String>,
 }
 
-pub async fn extract(pipeline: &Pipeline, output: &Path, progress: &Progress) -> anyhow::Result<Vec<OrgOutcome>> {
+/// How a run treats the incremental tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Only what changed since the last run (everything, the first time).
+    Incremental,
+    /// Everything, whatever the saved cursors say (`--full`).
+    Full,
+}
+
+pub async fn extract(
+    pipeline: &Pipeline,
+    output: &Path,
+    mode: Mode,
+    progress: &Progress,
+) -> anyhow::Result<Vec<OrgOutcome>> {
     std::fs::create_dir_all(output)
         .map_err(|e| anyhow::anyhow!("cannot create the output directory {}: {e}", output.display()))?;
     let sink = ParquetSink::new(output);
@@ -63,7 +86,7 @@ pub async fn extract(pipeline: &Pipeline, output: &Path, progress: &Progress) ->
             quota: org.quota,
             ..ConnectionSettings::default()
         };
-        runs.push(extract_org(org, credentials, settings, expected_url, &sink, progress));
+        runs.push(extract_org(org, credentials, settings, expected_url, &sink, mode, progress));
     }
     let outcomes = futures_util::future::join_all(runs).await;
     let names: Vec<&str> = tables::ALL.iter().map(|t| t.name).collect();
@@ -78,6 +101,7 @@ async fn extract_org(
     settings: ConnectionSettings,
     expected_url: Option<String>,
     sink: &ParquetSink,
+    mode: Mode,
     progress: &Progress,
 ) -> OrgOutcome {
     let started = Instant::now();
@@ -109,11 +133,20 @@ async fn extract_org(
         // Every table of the org is written before any replaces its previous file, so an org's
         // tables change together; a quota stop keeps the tables finished before it.
         let mut pending: Vec<PartitionWriter> = Vec::new();
+        let mut state = crate::state::load(sink.root(), &org.name);
+        let mut new_cursors = Vec::new();
         for table in tables::ALL {
-            match extract_table(&client, org, table, sink, progress).await {
-                Ok((writer, table_outcome)) => {
+            let since = match mode {
+                Mode::Incremental if table.incremental => state.cursors.get(table.name).cloned(),
+                _ => None,
+            };
+            match extract_table(&client, org, table, sink, since, progress).await {
+                Ok((writer, table_outcome, cursor)) => {
                     pending.push(writer);
                     outcome.tables.push(table_outcome);
+                    if let Some(cursor) = cursor.filter(|_| table.incremental) {
+                        new_cursors.push((table.name, cursor));
+                    }
                 }
                 Err(e) if e.downcast_ref::<sfetl_extract::Error>().is_some_and(|e| e.is_quota_stop()) => {
                     tracing::warn!(org = %org.name, table = table.name, "{e:#}; keeping the tables already extracted");
@@ -125,6 +158,11 @@ async fn extract_org(
         }
         for writer in pending {
             writer.commit()?;
+        }
+        // Only now that the files are in place may the cursors move past their rows.
+        if !new_cursors.is_empty() {
+            state.cursors.extend(new_cursors.into_iter().map(|(name, cursor)| (name.to_string(), cursor)));
+            crate::state::save(sink.root(), &org.name, &state)?;
         }
         anyhow::Ok(())
     }
@@ -138,36 +176,88 @@ async fn extract_org(
     outcome
 }
 
+/// Reads one table of one org into a new (uncommitted) partition file. With a cursor (`since`)
+/// and a previous file to merge into, only rows changed since the cursor, less the overlap, are
+/// asked for; the previous file's other rows are carried over. Returns the writer, what it took,
+/// and the newest row seen (the next cursor).
 async fn extract_table(
     client: &SalesforceClient,
     org: &OrgPlan,
     table: &'static TableDef,
     sink: &ParquetSink,
+    since: Option<Cursor>,
     progress: &Progress,
-) -> anyhow::Result<(PartitionWriter, TableOutcome)> {
+) -> anyhow::Result<(PartitionWriter, TableOutcome, Option<Cursor>)> {
     let started = Instant::now();
     let calls_before = client.api_calls();
     let extracted_at = chrono::Utc::now().timestamp_millis();
     let builder = BatchBuilder::new(table, extracted_at);
-    let mut writer = sink.open(table.name, "org", &org.name, table.schema())?;
+    let schema = table.schema();
+    // The previous file, for an incremental run; without one (first run, new layout), read all.
+    let previous = match &since {
+        Some(_) => sink.existing(table.name, "org", &org.name, &schema)?,
+        None => None,
+    };
+    let since = since.filter(|_| previous.is_some());
+    let mut writer = sink.open(table.name, "org", &org.name, schema)?;
     // Ordered by Id so that a lost cursor resumes after the last row received.
-    let query = SoqlQuery::new(table.object, table.soql_fields()).order_by("Id");
+    let mut query = SoqlQuery::new(table.object, table.soql_fields()).order_by("Id");
+    if let Some(cursor) = &since {
+        // Rows committed late can carry a SystemModstamp a little behind the newest one seen.
+        let from = cursor.system_modstamp - org.incremental_overlap.as_millis() as i64;
+        query = query.filter(format!("SystemModstamp >= {}", soql::datetime(from)));
+    }
     let mut stream = client.query(&query);
     let bar = progress.table(&org.name, table.name);
+    let mut changed: HashSet<String> = HashSet::new();
+    let mut newest = since.clone();
     while let Some(page) = stream.next_page().await? {
         bar.set_total(page.total_size);
+        for record in &page.records {
+            let id = record.get("Id").and_then(|v| v.as_str()).unwrap_or_default();
+            let modstamp = record.get("SystemModstamp").and_then(|v| v.as_str()).and_then(parse_datetime);
+            if let Some(modstamp) = modstamp {
+                let seen = Cursor { system_modstamp: modstamp, id: id.to_string() };
+                if newest.as_ref().is_none_or(|n| seen > *n) {
+                    newest = Some(seen);
+                }
+            }
+            if since.is_some() {
+                changed.insert(id.to_string());
+            }
+        }
         let batch = builder.build(&page.records)?;
         // Parquet encoding is CPU and disk work: keep it off the async workers' hot path.
         tokio::task::block_in_place(|| writer.write(&batch))?;
         bar.advance(page.records.len() as u64);
     }
+    let fetched = writer.rows();
+    if let Some(previous) = previous.filter(|_| since.is_some()) {
+        tokio::task::block_in_place(|| -> anyhow::Result<()> {
+            for batch in previous {
+                writer.write(&without_ids(&batch?, &changed)?)?;
+            }
+            Ok(())
+        })?;
+    }
     let rows = writer.rows();
     bar.finish(rows);
+    if since.is_some() {
+        tracing::info!(org = %org.name, table = table.name, changed = fetched, rows, "merged the changes into the table");
+    }
     let outcome = TableOutcome {
         table: table.name,
         rows,
+        fetched,
         api_calls: client.api_calls() - calls_before,
         elapsed: started.elapsed(),
     };
-    Ok((writer, outcome))
+    Ok((writer, outcome, newest))
+}
+
+/// The batch without the rows whose Id (first column) is in `ids`.
+fn without_ids(batch: &RecordBatch, ids: &HashSet<String>) -> anyhow::Result<RecordBatch> {
+    let column = batch.column(0).as_string::<i32>();
+    let keep: BooleanArray = column.iter().map(|id| Some(!id.is_some_and(|id| ids.contains(id)))).collect();
+    Ok(filter_record_batch(batch, &keep)?)
 }

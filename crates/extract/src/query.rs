@@ -10,7 +10,7 @@
 
 use crate::client::SalesforceClient;
 use crate::error::Result;
-use crate::soql::{SoqlQuery, quote};
+use crate::soql::{SoqlQuery, datetime, quote};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -103,8 +103,8 @@ impl QueryStream<'_> {
     fn current_soql(&self) -> String {
         let mut conditions: Vec<String> = self.query.filter.iter().map(|f| format!("({f})")).collect();
         if let Some(window) = &self.window {
-            conditions.push(format!("SystemModstamp >= {}", soql_datetime(window.from)));
-            conditions.push(format!("SystemModstamp < {}", soql_datetime(window.to)));
+            conditions.push(format!("SystemModstamp >= {}", datetime(window.from)));
+            conditions.push(format!("SystemModstamp < {}", datetime(window.to)));
         }
         if let Some(last) = &self.last_id {
             conditions.push(format!("Id > {}", quote(last)));
@@ -207,11 +207,4 @@ impl QueryStream<'_> {
             }
         }
     }
-}
-
-/// `2024-01-15T10:30:00Z`: SOQL's unquoted datetime literal.
-fn soql_datetime(millis: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(millis)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }

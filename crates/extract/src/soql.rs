@@ -43,6 +43,13 @@ impl std::fmt::Display for SoqlQuery {
     }
 }
 
+/// `2024-01-15T10:30:00Z`: SOQL's unquoted datetime literal, from UTC milliseconds.
+pub fn datetime(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
 /// A string as a quoted SOQL literal: backslash, quotes and control characters escaped.
 pub fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);

@@ -4,6 +4,7 @@ use crate::{Error, Result};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::fs::File;
@@ -32,6 +33,36 @@ impl ParquetSink {
         &self.root
     }
 
+    fn final_path(&self, table: &str, key: &str, value: &str) -> PathBuf {
+        self.root.join(table).join(format!("{key}={value}")).join(format!("{table}.parquet"))
+    }
+
+    /// The partition's current file, batch by batch, when there is one and it has `schema`
+    /// (a file from an older layout is `None`: the caller reads everything again).
+    pub fn existing(
+        &self,
+        table: &str,
+        key: &str,
+        value: &str,
+        schema: &SchemaRef,
+    ) -> Result<Option<impl Iterator<Item = Result<RecordBatch>> + use<>>> {
+        let path = self.final_path(table, key, value);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(Error::Io { path, source }),
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|source| Error::Parquet { path: path.clone(), source })?;
+        if builder.schema().fields() != schema.fields() {
+            return Ok(None);
+        }
+        let reader = builder.build().map_err(|source| Error::Parquet { path: path.clone(), source })?;
+        Ok(Some(reader.map(move |batch| {
+            batch.map_err(|e| Error::Parquet { path: path.clone(), source: parquet::errors::ParquetError::from(e) })
+        })))
+    }
+
     /// Starts the file of one table's partition (`org=acme`).
     pub fn open(&self, table: &str, key: &str, value: &str, schema: SchemaRef) -> Result<PartitionWriter> {
         let valid = !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
@@ -40,7 +71,7 @@ impl ParquetSink {
         }
         let dir = self.root.join(table).join(format!("{key}={value}"));
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
-        let final_path = dir.join(format!("{table}.parquet"));
+        let final_path = self.final_path(table, key, value);
         let temp_path = dir.join(format!("{table}.parquet.tmp-{}", std::process::id()));
         let file = File::create(&temp_path).map_err(|source| Error::Io { path: temp_path.clone(), source })?;
         let level = ZstdLevel::try_new(3).map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;

@@ -232,7 +232,7 @@ pub(crate) async fn results(
     if let Ok(v) = HeaderValue::from_str(&(end - start).to_string()) {
         headers.insert("sforce-numberofrecords", v);
     }
-    response.extensions_mut().insert(crate::server::RecordCount(end - start));
+    response.extensions_mut().insert(crate::server::RecordCount(end - start, job.plan.object.name));
     response
 }
 

@@ -106,6 +106,8 @@ pub struct LoggedRequest {
     pub status: u16,
     /// Records in the response body (query pages).
     pub records: usize,
+    /// The sObject a query page or Bulk result set was about.
+    pub object: Option<&'static str>,
     /// The fault injected into this request, if any.
     pub fault: Option<Fault>,
 }

@@ -57,7 +57,7 @@ pub(crate) struct Cursor {
 
 /// Set by handlers on their response so the request log can count records.
 #[derive(Clone, Copy)]
-pub(crate) struct RecordCount(pub usize);
+pub(crate) struct RecordCount(pub usize, pub &'static str);
 
 impl SimState {
     pub fn new(config: SimConfig, base_url: String, data: OrgData) -> SimState {
@@ -296,7 +296,7 @@ fn render(cursor: &Cursor, locator: &str, offset: usize, size: usize, version: &
     let selection = cursor.plan.selection.as_deref().unwrap_or_default();
     render_page(&mut body, &cursor.data, cursor.plan.object, selection, &cursor.rows[offset..end], &page);
     let mut response = json_response(StatusCode::OK, body);
-    response.extensions_mut().insert(RecordCount(end - offset));
+    response.extensions_mut().insert(RecordCount(end - offset, cursor.plan.object.name));
     response
 }
 
@@ -365,14 +365,14 @@ async fn around(State(state): State<Arc<SimState>>, request: Request, next: Next
         _ => {}
     }
     if let Some(early) = early_fault(fault.as_ref()) {
-        log(&state, LoggedRequest { method, path, status: early.status().as_u16(), records: 0, fault });
+        log(&state, LoggedRequest { method, path, status: early.status().as_u16(), records: 0, object: None, fault });
         return early;
     }
     if let Some(delay) = state.config.latency_per_request {
         tokio::time::sleep(delay).await;
     }
     let mut response = next.run(request).await;
-    let records = response.extensions().get::<RecordCount>().map_or(0, |r| r.0);
+    let (records, object) = response.extensions().get::<RecordCount>().map_or((0, None), |r| (r.0, Some(r.1)));
     if let Some(per_record) = state.config.latency_per_record {
         tokio::time::sleep(per_record * records as u32).await;
     }
@@ -384,7 +384,10 @@ async fn around(State(state): State<Arc<SimState>>, request: Request, next: Next
             response.headers_mut().insert("sforce-limit-info", value);
         }
     }
-    log(&state, LoggedRequest { method, path: path.clone(), status: status.as_u16(), records, fault: fault.clone() });
+    log(
+        &state,
+        LoggedRequest { method, path: path.clone(), status: status.as_u16(), records, object, fault: fault.clone() },
+    );
     if wants_gzip || matches!(fault, Some(Fault::TruncatedBody | Fault::StalledBody(_))) {
         let (mut parts, body) = response.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else { return internal() };

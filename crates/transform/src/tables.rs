@@ -41,6 +41,9 @@ pub struct TableDef {
     pub name: &'static str,
     pub object: &'static str,
     pub columns: &'static [Column],
+    /// Read incrementally: only rows whose `SystemModstamp` moved since the last run, merged by
+    /// Id (the first column) into the table's latest state. Other tables are small and re-read.
+    pub incremental: bool,
 }
 
 impl TableDef {
@@ -83,6 +86,7 @@ const EXTRACTED_AT: Column = Column { name: "extracted_at", kind: ColumnType::Ti
 pub static ORGS: TableDef = TableDef {
     name: "orgs",
     object: "Organization",
+    incremental: false,
     columns: &[
         text("org_id", "Id"),
         text("name", "Name"),
@@ -96,6 +100,7 @@ pub static ORGS: TableDef = TableDef {
 pub static USER_LICENSES: TableDef = TableDef {
     name: "user_licenses",
     object: "UserLicense",
+    incremental: false,
     columns: &[
         text("user_license_id", "Id"),
         text("name", "Name"),
@@ -114,6 +119,7 @@ pub static USER_LICENSES: TableDef = TableDef {
 pub static PROFILES: TableDef = TableDef {
     name: "profiles",
     object: "Profile",
+    incremental: false,
     columns: &[
         text("profile_id", "Id"),
         text("name", "Name"),
@@ -128,6 +134,7 @@ pub static PROFILES: TableDef = TableDef {
 pub static USERS: TableDef = TableDef {
     name: "users",
     object: "User",
+    incremental: true,
     columns: &[
         text("user_id", "Id"),
         text("username", "Username"),
@@ -163,6 +170,7 @@ pub static USERS: TableDef = TableDef {
 pub static PERMISSION_SET_LICENSES: TableDef = TableDef {
     name: "permission_set_licenses",
     object: "PermissionSetLicense",
+    incremental: false,
     columns: &[
         text("permission_set_license_id", "Id"),
         text("developer_name", "DeveloperName"),
@@ -181,6 +189,7 @@ pub static PERMISSION_SET_LICENSES: TableDef = TableDef {
 pub static PERMISSION_SET_LICENSE_ASSIGNMENTS: TableDef = TableDef {
     name: "permission_set_license_assignments",
     object: "PermissionSetLicenseAssign",
+    incremental: false,
     columns: &[
         text("assignment_id", "Id"),
         text("user_id", "AssigneeId"),
@@ -194,6 +203,7 @@ pub static PERMISSION_SET_LICENSE_ASSIGNMENTS: TableDef = TableDef {
 pub static PACKAGE_LICENSES: TableDef = TableDef {
     name: "package_licenses",
     object: "PackageLicense",
+    incremental: false,
     columns: &[
         text("package_license_id", "Id"),
         text("namespace", "NamespacePrefix"),
@@ -211,6 +221,7 @@ pub static PACKAGE_LICENSES: TableDef = TableDef {
 pub static USER_PACKAGE_LICENSES: TableDef = TableDef {
     name: "user_package_licenses",
     object: "UserPackageLicense",
+    incremental: false,
     columns: &[
         text("assignment_id", "Id"),
         text("user_id", "UserId"),
@@ -221,7 +232,7 @@ pub static USER_PACKAGE_LICENSES: TableDef = TableDef {
     ],
 };
 
-/// Every table, in extraction order.
+/// Every table, in extraction order. Each table's first column is the record Id.
 pub static ALL: [&TableDef; 8] = [
     &ORGS,
     &USER_LICENSES,
@@ -232,3 +243,19 @@ pub static ALL: [&TableDef; 8] = [
     &PACKAGE_LICENSES,
     &USER_PACKAGE_LICENSES,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_starts_with_the_record_id_and_reads_system_modstamp_when_incremental() {
+        for table in ALL {
+            assert_eq!(table.columns[0].source, Some("Id"), "{}", table.name);
+            assert!(!table.schema().field(0).is_nullable());
+            if table.incremental {
+                assert!(table.soql_fields().contains(&"SystemModstamp"), "{}", table.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Where each org's incremental tables stopped: `<output>/_state/<org>.json`, written only after
+//! the Parquet files it describes are durably in place, so a cursor never runs ahead of the data.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The newest row read of one table: its `SystemModstamp` (UTC milliseconds) and Id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Cursor {
+    pub system_modstamp: i64,
+    pub id: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct OrgState {
+    #[serde(default)]
+    pub cursors: BTreeMap<String, Cursor>,
+}
+
+fn path(output: &Path, org: &str) -> PathBuf {
+    output.join("_state").join(format!("{org}.json"))
+}
+
+/// The org's state; none yet, or unreadable (then every table is read in full, which is safe).
+pub fn load(output: &Path, org: &str) -> OrgState {
+    let path = path(output, org);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(file = %path.display(), "unreadable incremental state ({e}); reading every table in full");
+            OrgState::default()
+        }),
+        Err(_) => OrgState::default(),
+    }
+}
+
+/// Replaces the org's state atomically (temporary file, fsync, rename).
+pub fn save(output: &Path, org: &str, state: &OrgState) -> anyhow::Result<()> {
+    use std::io::Write;
+    let path = path(output, org);
+    let dir = path.parent().unwrap_or(output);
+    std::fs::create_dir_all(dir)?;
+    let temp = dir.join(format!("{org}.json.tmp-{}", std::process::id()));
+    let mut file = std::fs::File::create(&temp)?;
+    file.write_all(&serde_json::to_vec_pretty(state)?)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, &path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
