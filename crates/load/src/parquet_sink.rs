@@ -73,6 +73,7 @@ impl ParquetSink {
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
         let final_path = self.final_path(table, key, value);
         let temp_path = dir.join(format!("{table}.parquet.tmp-{}", std::process::id()));
+        remove_leftovers(&dir, &format!("{table}.parquet.tmp-"));
         let file = File::create(&temp_path).map_err(|source| Error::Io { path: temp_path.clone(), source })?;
         let level = ZstdLevel::try_new(3).map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;
         let props = WriterProperties::builder()
@@ -82,6 +83,17 @@ impl ParquetSink {
         let writer = ArrowWriter::try_new(file, schema, Some(props))
             .map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;
         Ok(PartitionWriter { final_path, temp_path, writer: Some(writer), rows: 0 })
+    }
+}
+
+/// Removes temporary files a killed run left behind (names starting with `prefix`). They are
+/// never read (their names do not end in `.parquet`); this only reclaims the space.
+pub(crate) fn remove_leftovers(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

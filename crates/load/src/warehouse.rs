@@ -26,7 +26,7 @@ impl Warehouse {
     pub fn publish(root: &Path, tables: &[&str]) -> Result<Vec<String>> {
         let path = root.join(Self::FILE_NAME);
         let temp = root.join(format!("{}.tmp-{}", Self::FILE_NAME, std::process::id()));
-        let _ = std::fs::remove_file(&temp);
+        crate::parquet_sink::remove_leftovers(root, &format!("{}.tmp-", Self::FILE_NAME));
         let fail = |source| Error::DuckDb { path: temp.clone(), source };
         let config =
             duckdb::Config::default().with("storage_compatibility_version", Self::STORAGE_VERSION).map_err(fail)?;
