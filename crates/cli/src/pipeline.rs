@@ -11,8 +11,15 @@ pub struct PipelineFile {
     /// Directory for the Parquet files and `warehouse.duckdb`, relative to the working directory.
     #[serde(default = "default_output")]
     pub output: PathBuf,
+    /// Orgs extracted at once, and tables read at once within each org.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
     #[serde(default)]
     pub orgs: Vec<OrgSettings>,
+}
+
+fn default_concurrency() -> usize {
+    4
 }
 
 fn default_output() -> PathBuf {
@@ -101,6 +108,7 @@ pub enum Connection {
 #[derive(Debug)]
 pub struct Pipeline {
     pub output: PathBuf,
+    pub concurrency: usize,
     pub orgs: Vec<OrgPlan>,
 }
 
@@ -113,6 +121,9 @@ pub fn load(path: &Path) -> Result<Pipeline, String> {
     let file: PipelineFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut problems = Vec::new();
+    if !(1..=64).contains(&file.concurrency) {
+        problems.push(format!("`concurrency` is {}: choose 1 to 64", file.concurrency));
+    }
     if file.orgs.is_empty() {
         problems.push("no [[orgs]]: add one table per Salesforce org".to_string());
     }
@@ -128,7 +139,7 @@ pub fn load(path: &Path) -> Result<Pipeline, String> {
         }
     }
     if problems.is_empty() {
-        Ok(Pipeline { output: file.output, orgs })
+        Ok(Pipeline { output: file.output, concurrency: file.concurrency, orgs })
     } else {
         Err(format!("{}:\n  - {}", path.display(), problems.join("\n  - ")))
     }

@@ -7,6 +7,7 @@ use crate::state::Cursor;
 use arrow::array::{AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
+use futures_util::StreamExt;
 use sfetl_extract::soql::{self, SoqlQuery};
 use sfetl_extract::{ConnectionSettings, Credentials, SalesforceClient};
 use sfetl_load::{ParquetSink, PartitionWriter, Warehouse};
@@ -86,9 +87,10 @@ pub async fn extract(
             quota: org.quota,
             ..ConnectionSettings::default()
         };
-        runs.push(extract_org(org, credentials, settings, expected_url, &sink, mode, progress));
+        runs.push(extract_org(org, credentials, settings, expected_url, &sink, mode, pipeline.concurrency, progress));
     }
-    let outcomes = futures_util::future::join_all(runs).await;
+    // At most `concurrency` orgs at once, each reading up to `concurrency` tables at once.
+    let outcomes: Vec<OrgOutcome> = futures_util::stream::iter(runs).buffered(pipeline.concurrency).collect().await;
     let names: Vec<&str> = tables::ALL.iter().map(|t| t.name).collect();
     Warehouse::publish(output, &names)?;
     drop(simulators);
@@ -102,6 +104,7 @@ async fn extract_org(
     expected_url: Option<String>,
     sink: &ParquetSink,
     mode: Mode,
+    concurrency: usize,
     progress: &Progress,
 ) -> OrgOutcome {
     let started = Instant::now();
@@ -132,15 +135,24 @@ async fn extract_org(
         tracing::info!(org = %org.name, used = usage.used, max = usage.max, "daily API requests before this run");
         // Every table of the org is written before any replaces its previous file, so an org's
         // tables change together; a quota stop keeps the tables finished before it.
-        let mut pending: Vec<PartitionWriter> = Vec::new();
         let mut state = crate::state::load(sink.root(), &org.name);
+        // Tables are read concurrently (network waits overlap parsing and writing), in order.
+        let results: Vec<_> = futures_util::stream::iter(tables::ALL)
+            .map(|table| {
+                let since = match mode {
+                    Mode::Incremental if table.incremental => state.cursors.get(table.name).cloned(),
+                    _ => None,
+                };
+                let client = &client;
+                async move { (table, extract_table(client, org, table, sink, since, progress).await) }
+            })
+            .buffered(concurrency)
+            .collect()
+            .await;
+        let mut pending: Vec<PartitionWriter> = Vec::new();
         let mut new_cursors = Vec::new();
-        for table in tables::ALL {
-            let since = match mode {
-                Mode::Incremental if table.incremental => state.cursors.get(table.name).cloned(),
-                _ => None,
-            };
-            match extract_table(&client, org, table, sink, since, progress).await {
+        for (table, result) in results {
+            match result {
                 Ok((writer, table_outcome, cursor)) => {
                     pending.push(writer);
                     outcome.tables.push(table_outcome);
@@ -150,8 +162,7 @@ async fn extract_org(
                 }
                 Err(e) if e.downcast_ref::<sfetl_extract::Error>().is_some_and(|e| e.is_quota_stop()) => {
                     tracing::warn!(org = %org.name, table = table.name, "{e:#}; keeping the tables already extracted");
-                    outcome.stopped = Some(format!("{e:#}"));
-                    break;
+                    outcome.stopped.get_or_insert(format!("{e:#}"));
                 }
                 Err(e) => return Err(e),
             }

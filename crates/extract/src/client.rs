@@ -68,6 +68,9 @@ pub struct SalesforceClient {
     pub(crate) settings: ConnectionSettings,
     session: tokio::sync::RwLock<Option<LoginSession>>,
     api_calls: AtomicU64,
+    /// Daily API requests the org had used, not counting this run's, when `/limits` was read
+    /// (`u64::MAX` before).
+    others_usage: AtomicU64,
     retries: AtomicU64,
     usage: Mutex<Option<ApiUsage>>,
 }
@@ -93,6 +96,7 @@ impl SalesforceClient {
             settings,
             session: tokio::sync::RwLock::new(None),
             api_calls: AtomicU64::new(0),
+            others_usage: AtomicU64::new(u64::MAX),
             retries: AtomicU64::new(0),
             usage: Mutex::new(None),
         })
@@ -115,7 +119,7 @@ impl SalesforceClient {
 
     /// REST calls made through this client (each counts against the org's daily quota).
     pub fn api_calls(&self) -> u64 {
-        self.api_calls.load(Ordering::Relaxed)
+        self.api_calls.load(Ordering::SeqCst)
     }
 
     pub fn api_usage(&self) -> Option<ApiUsage> {
@@ -134,17 +138,29 @@ impl SalesforceClient {
     /// GETs `path` (which starts with `/services/data/`) on the instance and decodes the JSON.
     /// Transient failures are retried with backoff; a dead session is replaced once.
     pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
-        let mut relogged = false;
+        let mut renewed = false;
         loop {
-            match self.with_retries(async || self.get_once(path, query).await).await {
-                Err(e) if e.is_invalid_session() && !relogged => {
-                    relogged = true;
-                    tracing::info!("session expired or revoked; logging in again");
-                    self.login().await?;
+            let session = self.current_session().await?;
+            match self.with_retries(async || self.get_once(&session, path, query).await).await {
+                Err(e) if e.is_invalid_session() && !renewed => {
+                    renewed = true;
+                    self.renew_session(&session).await?;
                 }
                 other => return other,
             }
         }
+    }
+
+    /// Replaces a session Salesforce no longer accepts. Requests running concurrently all see
+    /// the same dead session: only the first logs in again, the others use its new session.
+    async fn renew_session(&self, dead: &LoginSession) -> Result<()> {
+        let mut slot = self.session.write().await;
+        if slot.as_ref().is_some_and(|current| current.access_token != dead.access_token) {
+            return Ok(());
+        }
+        tracing::info!("session expired or revoked; logging in again");
+        *slot = Some(self.with_retries(async || login::login(&self.http, &self.credentials).await).await?);
+        Ok(())
     }
 
     /// Runs `request` until it succeeds, fails for good, or the retry policy is spent.
@@ -188,6 +204,7 @@ impl SalesforceClient {
         let path = format!("/services/data/v{}/limits", self.settings.api_version);
         let limits: Limits = self.get(&path, &[]).await?;
         let usage = ApiUsage { used: limits.daily.max.saturating_sub(limits.daily.remaining), max: limits.daily.max };
+        self.others_usage.store(usage.used.saturating_sub(self.api_calls()), Ordering::SeqCst);
         if let Ok(mut slot) = self.usage.lock() {
             // The response's own Sforce-Limit-Info may be newer; keep the higher count.
             *slot = Some(slot.filter(|u| u.used > usage.used).unwrap_or(usage));
@@ -195,33 +212,50 @@ impl SalesforceClient {
         Ok(self.api_usage().unwrap_or(usage))
     }
 
-    /// Refuses the next call when it would pass one of the guard's shares.
-    fn check_quota(&self) -> Result<()> {
+    /// Counts the next call against the quota, or refuses it when it would pass one of the
+    /// guard's shares. The count is taken before the check, so calls made concurrently cannot
+    /// slip past the limit together.
+    fn reserve_call(&self) -> Result<()> {
+        let reserved = self.api_calls.fetch_add(1, Ordering::SeqCst) + 1;
         let Some(usage) = self.api_usage() else { return Ok(()) };
         let guard = self.settings.quota;
         let max = usage.max as f64;
-        if (usage.used + 1) as f64 > max * guard.daily_share {
-            return Err(Error::QuotaGuard(format!(
-                "the org has used {} of its {} daily API requests, and the guard keeps {:.0} % for everything else",
-                usage.used,
+        // What the org will have used with this call: the last figure Salesforce gave, or what
+        // others had used when this run started plus every call this run has reserved.
+        let others = self.others_usage.load(Ordering::SeqCst);
+        let projected = (usage.used + 1).max(if others == u64::MAX { 0 } else { others + reserved });
+        let refusal = if projected as f64 > max * guard.daily_share {
+            Some(format!(
+                "the org would pass {projected} of its {} daily API requests, and the guard keeps {:.0} % for everything else",
                 usage.max,
                 (1.0 - guard.daily_share) * 100.0
-            )));
-        }
-        if (self.api_calls() + 1) as f64 > max * guard.run_share {
-            return Err(Error::QuotaGuard(format!(
+            ))
+        } else if reserved as f64 > max * guard.run_share {
+            Some(format!(
                 "this run has made {} API requests, the most one run may use ({:.0} % of the daily {})",
-                self.api_calls(),
+                reserved - 1,
                 guard.run_share * 100.0,
                 usage.max
-            )));
+            ))
+        } else {
+            None
+        };
+        match refusal {
+            Some(message) => {
+                self.api_calls.fetch_sub(1, Ordering::SeqCst);
+                Err(Error::QuotaGuard(message))
+            }
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    async fn get_once<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
-        self.check_quota()?;
-        let session = self.current_session().await?;
+    async fn get_once<T: DeserializeOwned>(
+        &self,
+        session: &LoginSession,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T> {
+        self.reserve_call()?;
         let url = format!("{}{path}", session.instance_url);
         let transport = |e: reqwest::Error| Error::Transport { url: url.clone(), message: describe(&e) };
         let mut request = self
@@ -232,7 +266,6 @@ impl SalesforceClient {
         if !query.is_empty() {
             request = request.query(query);
         }
-        self.api_calls.fetch_add(1, Ordering::Relaxed);
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         if let Some(usage) =
