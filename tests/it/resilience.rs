@@ -129,3 +129,28 @@ async fn the_quota_guard_stops_in_time_keeps_what_it_has_and_the_next_day_finish
     assert!(run.status.success(), "{}", text(&run));
     assert_eq!(rows(&out, "SELECT count(*)::BIGINT FROM users")[0][0], "4000");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_org_failing_does_not_stop_or_lose_the_others() {
+    let good = SimOrg::start(300, 25).await;
+    let bad = SimOrg::start(300, 26).await;
+    let bad_settings = std::fs::read_to_string(bad.pipeline("bad", "")).unwrap_or_default();
+    let bad_settings = bad_settings.replace(&bad.app.consumer_key, "not-the-consumer-key");
+    std::fs::copy(bad.dir.path().join("org.key"), good.dir.path().join("bad.key")).unwrap_or_else(|e| panic!("{e}"));
+    let both = format!(
+        "{}\n{}",
+        std::fs::read_to_string(good.pipeline("good", "")).unwrap_or_default(),
+        bad_settings.replace("org.key", "bad.key")
+    );
+    let pipeline = good.dir.path().join("both.toml");
+    std::fs::write(&pipeline, both).unwrap_or_else(|e| panic!("{e}"));
+    let out = good.out();
+    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], good.dir.path());
+    let said = text(&run);
+    assert_eq!(run.status.code(), Some(1), "{said}");
+    assert!(said.contains("bad") && said.contains("FAILED") && said.contains("client_id"), "{said}");
+    assert_eq!(
+        rows(&out, "SELECT org, count(*)::BIGINT FROM users GROUP BY org"),
+        [["good".to_string(), "300".to_string()]]
+    );
+}

@@ -57,6 +57,10 @@ pub struct OrgSettings {
     pub quota_daily_share: Option<f64>,
     /// Stop before this run alone uses this share of the daily maximum (default 0.25).
     pub quota_run_share: Option<f64>,
+    /// Attempts per request when it fails for a transient reason (default 6).
+    pub retry_attempts: Option<u32>,
+    /// Longest total wait between attempts of one request, in seconds (default 300).
+    pub retry_budget_seconds: Option<u64>,
     /// How far before the last run's newest `SystemModstamp` an incremental run starts reading
     /// (default 300 seconds): rows committed late carry older stamps.
     pub incremental_overlap_seconds: Option<u64>,
@@ -89,6 +93,7 @@ pub struct OrgPlan {
     pub api_version: String,
     pub batch_size: u32,
     pub quota: sfetl_extract::QuotaGuard,
+    pub retry: sfetl_extract::RetryPolicy,
     pub incremental_overlap: std::time::Duration,
 }
 
@@ -186,6 +191,15 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
             );
         }
     }
+    let default_retry = sfetl_extract::RetryPolicy::default();
+    let retry = sfetl_extract::RetryPolicy {
+        max_attempts: org.retry_attempts.unwrap_or(default_retry.max_attempts),
+        budget: org.retry_budget_seconds.map_or(default_retry.budget, std::time::Duration::from_secs),
+        ..default_retry
+    };
+    if !(1..=20).contains(&retry.max_attempts) {
+        complain("retry_attempts", format!("is {}: choose 1 (no retry) to 20", retry.max_attempts));
+    }
     let connection = if let Some(sim) = &org.simulated {
         let set: Vec<&str> = [
             ("url", org.url.is_some()),
@@ -218,6 +232,7 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
         api_version,
         batch_size,
         quota,
+        retry,
         incremental_overlap: std::time::Duration::from_secs(org.incremental_overlap_seconds.unwrap_or(300)),
     })
 }

@@ -85,6 +85,7 @@ pub async fn extract(
             ca_certificate: ca_file,
             batch_size: org.batch_size,
             quota: org.quota,
+            retry: org.retry,
             ..ConnectionSettings::default()
         };
         runs.push(extract_org(org, credentials, settings, expected_url, &sink, mode, pipeline.concurrency, progress));
