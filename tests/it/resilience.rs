@@ -124,6 +124,9 @@ async fn the_quota_guard_stops_in_time_keeps_what_it_has_and_the_next_day_finish
         org.sim.org().table("UserLicense").rows.len().to_string()
     );
 
+    let recorded = rows(&out, "SELECT status, api_calls::VARCHAR FROM runs");
+    assert_eq!(recorded, [["stopped".to_string(), api_requests.to_string()]], "the run is recorded as stopped");
+
     org.sim.reset_day();
     let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
     assert!(run.status.success(), "{}", text(&run));

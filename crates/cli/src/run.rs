@@ -13,6 +13,7 @@ use sfetl_extract::{ConnectionSettings, Credentials, SalesforceClient};
 use sfetl_load::{ParquetSink, PartitionWriter, Warehouse};
 use sfetl_transform::BatchBuilder;
 use sfetl_transform::parse_datetime;
+use sfetl_transform::runs::{self, RunRecord};
 use sfetl_transform::tables::{self, TableDef};
 use std::collections::HashSet;
 use std::path::Path;
@@ -60,6 +61,7 @@ pub async fn extract(
     std::fs::create_dir_all(output)
         .map_err(|e| anyhow::anyhow!("cannot create the output directory {}: {e}", output.display()))?;
     let sink = ParquetSink::new(output);
+    let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
     // Simulated orgs live as long as the run.
     let mut simulators = Vec::new();
     let mut runs = Vec::new();
@@ -88,11 +90,13 @@ pub async fn extract(
             retry: org.retry,
             ..ConnectionSettings::default()
         };
-        runs.push(extract_org(org, credentials, settings, expected_url, &sink, mode, pipeline.concurrency, progress));
+        let org_run =
+            extract_org(org, credentials, settings, expected_url, &sink, mode, pipeline.concurrency, progress);
+        runs.push(async { record_run(&sink, &run_id, org_run.await) });
     }
     // At most `concurrency` orgs at once, each reading up to `concurrency` tables at once.
     let outcomes: Vec<OrgOutcome> = futures_util::stream::iter(runs).buffered(pipeline.concurrency).collect().await;
-    let names: Vec<&str> = tables::ALL.iter().map(|t| t.name).collect();
+    let names: Vec<&str> = tables::ALL.iter().map(|t| t.name).chain(["runs"]).collect();
     Warehouse::publish(output, &names)?;
     drop(simulators);
     Ok(outcomes)
@@ -185,6 +189,35 @@ async fn extract_org(
     }
     outcome.api_calls = client.api_calls();
     outcome.elapsed = started.elapsed();
+    outcome
+}
+
+/// Appends the org's row to `runs` (a file per run: `runs/org=<slug>/runs-<run_id>.parquet`). A
+/// failure to record is logged, not fatal: the data itself is already in place.
+fn record_run(sink: &ParquetSink, run_id: &str, outcome: OrgOutcome) -> OrgOutcome {
+    let finished_at = chrono::Utc::now().timestamp_millis();
+    let record = RunRecord {
+        run_id: run_id.to_string(),
+        started_at: finished_at - outcome.elapsed.as_millis() as i64,
+        finished_at,
+        status: match (&outcome.error, &outcome.stopped) {
+            (Some(_), _) => "failed",
+            (None, Some(_)) => "stopped",
+            (None, None) => "succeeded",
+        },
+        error: outcome.error.clone().or_else(|| outcome.stopped.clone()),
+        api_calls: outcome.api_calls as i64,
+        rows: outcome.tables.iter().map(|t| (t.table, t.rows as i64)).collect(),
+    };
+    let written = (|| -> anyhow::Result<()> {
+        let mut writer = sink.open_file("runs", "org", &outcome.org, &format!("runs-{run_id}"), runs::schema())?;
+        writer.write(&runs::batch(&[record])?)?;
+        writer.commit()?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        tracing::error!(org = %outcome.org, "could not record the run in `runs`: {e:#}");
+    }
     outcome
 }
 

@@ -37,6 +37,9 @@ impl ParquetSink {
         self.root.join(table).join(format!("{key}={value}")).join(format!("{table}.parquet"))
     }
 
+    /// Like [`ParquetSink::open`], for a file of its own in the partition (`runs-<id>.parquet`):
+    /// tables that keep every run's rows instead of replacing them.
+
     /// The partition's current file, batch by batch, when there is one and it has `schema`
     /// (a file from an older layout is `None`: the caller reads everything again).
     pub fn existing(
@@ -63,17 +66,30 @@ impl ParquetSink {
         })))
     }
 
-    /// Starts the file of one table's partition (`org=acme`).
+    /// Starts the file of one table's partition (`org=acme`), replacing the current one on commit.
     pub fn open(&self, table: &str, key: &str, value: &str, schema: SchemaRef) -> Result<PartitionWriter> {
+        self.open_file(table, key, value, table, schema)
+    }
+
+    /// Like [`ParquetSink::open`], for a file of its own in the partition (`runs-<id>.parquet`):
+    /// tables that keep every run's rows instead of replacing them.
+    pub fn open_file(
+        &self,
+        table: &str,
+        key: &str,
+        value: &str,
+        stem: &str,
+        schema: SchemaRef,
+    ) -> Result<PartitionWriter> {
         let valid = !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid {
             return Err(Error::BadPartition(value.to_string()));
         }
         let dir = self.root.join(table).join(format!("{key}={value}"));
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
-        let final_path = self.final_path(table, key, value);
-        let temp_path = dir.join(format!("{table}.parquet.tmp-{}", std::process::id()));
-        remove_leftovers(&dir, &format!("{table}.parquet.tmp-"));
+        let final_path = dir.join(format!("{stem}.parquet"));
+        let temp_path = dir.join(format!("{stem}.parquet.tmp-{}", std::process::id()));
+        remove_leftovers(&dir, &format!("{stem}.parquet.tmp-"));
         let file = File::create(&temp_path).map_err(|source| Error::Io { path: temp_path.clone(), source })?;
         let level = ZstdLevel::try_new(3).map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;
         let props = WriterProperties::builder()

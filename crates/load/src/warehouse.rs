@@ -72,9 +72,13 @@ impl Warehouse {
         let mut registered = Vec::new();
         for table in tables {
             let dir = root.join(table);
-            let has_files = std::fs::read_dir(&dir)
-                .map(|parts| parts.flatten().any(|p| p.path().join(format!("{table}.parquet")).exists()))
-                .unwrap_or(false);
+            let has_files = std::fs::read_dir(&dir).into_iter().flatten().flatten().any(|partition| {
+                std::fs::read_dir(partition.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|f| f.file_name().to_string_lossy().ends_with(".parquet"))
+            });
             if !has_files {
                 continue;
             }

@@ -6,6 +6,7 @@
 
 mod batch;
 mod error;
+pub mod runs;
 pub mod tables;
 mod values;
 
