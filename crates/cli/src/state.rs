@@ -40,6 +40,7 @@ pub fn save(output: &Path, org: &str, state: &OrgState) -> anyhow::Result<()> {
     let path = path(output, org);
     let dir = path.parent().unwrap_or(output);
     std::fs::create_dir_all(dir)?;
+    sfetl_load::remove_leftovers(dir, &format!("{org}.json.tmp-"));
     let temp = dir.join(format!("{org}.json.tmp-{}", std::process::id()));
     let mut file = std::fs::File::create(&temp)?;
     file.write_all(&serde_json::to_vec_pretty(state)?)?;

@@ -9,7 +9,7 @@
 mod parquet_sink;
 mod warehouse;
 
-pub use parquet_sink::{ParquetSink, PartitionWriter};
+pub use parquet_sink::{ParquetSink, PartitionWriter, remove_leftovers};
 pub use warehouse::Warehouse;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

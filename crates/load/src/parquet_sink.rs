@@ -89,7 +89,8 @@ impl ParquetSink {
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
         let final_path = dir.join(format!("{stem}.parquet"));
         let temp_path = dir.join(format!("{stem}.parquet.tmp-{}", std::process::id()));
-        remove_leftovers(&dir, &format!("{stem}.parquet.tmp-"));
+        // One writer per partition and run: any temporary file here is a killed run's.
+        remove_leftovers(&dir, ".parquet.tmp-");
         let file = File::create(&temp_path).map_err(|source| Error::Io { path: temp_path.clone(), source })?;
         let level = ZstdLevel::try_new(3).map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;
         let props = WriterProperties::builder()
@@ -102,12 +103,12 @@ impl ParquetSink {
     }
 }
 
-/// Removes temporary files a killed run left behind (names starting with `prefix`). They are
-/// never read (their names do not end in `.parquet`); this only reclaims the space.
-pub(crate) fn remove_leftovers(dir: &Path, prefix: &str) {
+/// Removes temporary files a killed run left behind (names containing `marker`). They are never
+/// read (their names do not end in `.parquet`); this only reclaims the space.
+pub fn remove_leftovers(dir: &Path, marker: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(prefix) {
+        if entry.file_name().to_string_lossy().contains(marker) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
