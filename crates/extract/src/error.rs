@@ -110,3 +110,29 @@ impl Error {
         matches!(self, Error::Api { detail, .. } if detail.code == "INVALID_SESSION_ID")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str) -> Error {
+        Error::Api {
+            url: "u".into(),
+            detail: ApiError { status, code: code.into(), message: String::new(), retry_after: None },
+        }
+    }
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        for code in ["MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE", "QUERY_TIMEOUT", "INVALID_QUERY_LOCATOR"] {
+            assert!(!api(400, code).is_transient(), "{code}");
+        }
+        assert!(!Error::Login { login_url: "l".into(), source: LoginError::UnknownClientId }.is_transient());
+        assert!(!Error::QuotaExhausted.is_transient());
+        assert!(api(500, "UNKNOWN_EXCEPTION").is_transient());
+        assert!(api(503, "SERVER_UNAVAILABLE").is_transient());
+        let html = Error::UnexpectedBody { url: "u".into(), status: 503, excerpt: "<html>".into(), retry_after: None };
+        assert!(html.is_transient());
+        assert!(Error::Transport { url: "u".into(), message: "reset".into() }.is_transient());
+    }
+}

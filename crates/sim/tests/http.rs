@@ -493,3 +493,21 @@ async fn changes_to_the_org_show_in_later_queries_with_recounted_licenses() {
     assert_eq!(after["totalSize"].as_i64(), before["totalSize"].as_i64().map(|n| n - 10));
     assert_eq!(used(&sim), used_before - 10, "UsedLicenses counts active users only");
 }
+
+#[tokio::test]
+async fn internal_errors_invalidated_locators_and_per_record_latency() {
+    let (sim, app) = sim(1000, |c| c.latency_per_record = Some(Duration::from_micros(500))).await;
+    let token = login(&sim, &app).await;
+    sim.add_fault(FaultRule::new(Fault::InternalError, Trigger::Nth(1)));
+    let (status, _, body) = get(&sim, &token, &query_path("SELECT Id FROM User"), None).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (500, Some("UNKNOWN_EXCEPTION")));
+    sim.clear_faults();
+
+    let started = std::time::Instant::now();
+    let (_, _, page) = get(&sim, &token, &query_path("SELECT Id FROM User"), Some(200)).await;
+    assert!(started.elapsed() >= Duration::from_millis(100), "200 records at 0.5 ms each");
+    let next = page["nextRecordsUrl"].as_str().unwrap_or_default().to_string();
+    sim.add_fault(FaultRule::new(Fault::InvalidateLocators, Trigger::Nth(1)).on_paths("/query/"));
+    let (status, _, body) = get(&sim, &token, &next, Some(200)).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_QUERY_LOCATOR")));
+}
