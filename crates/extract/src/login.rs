@@ -81,25 +81,22 @@ pub(crate) async fn login(http: &reqwest::Client, credentials: &Credentials) -> 
         .bytes()
         .await
         .map_err(|e| Error::Transport { url: url.clone(), message: crate::client::describe(&e) })?;
+    // Both answers are JSON; anything else (an HTML error page, a cut body) is unexpected.
+    let unexpected = || Error::UnexpectedBody {
+        url: url.clone(),
+        status: status.as_u16(),
+        excerpt: crate::client::excerpt(&body),
+        retry_after: None,
+    };
     if status.is_success() {
-        let token: TokenResponse = serde_json::from_slice(&body).map_err(|_| Error::UnexpectedBody {
-            url: url.clone(),
-            status: status.as_u16(),
-            excerpt: crate::client::excerpt(&body),
-            retry_after: None,
-        })?;
+        let token: TokenResponse = serde_json::from_slice(&body).map_err(|_| unexpected())?;
         return Ok(LoginSession {
             access_token: Secret::new(token.access_token),
             instance_url: token.instance_url.trim_end_matches('/').to_string(),
             identity_url: token.id,
         });
     }
-    let refusal: TokenRefusal = serde_json::from_slice(&body).map_err(|_| Error::UnexpectedBody {
-        url: url.clone(),
-        status: status.as_u16(),
-        excerpt: crate::client::excerpt(&body),
-        retry_after: None,
-    })?;
+    let refusal: TokenRefusal = serde_json::from_slice(&body).map_err(|_| unexpected())?;
     Err(fail(explain(refusal, &credentials.username)))
 }
 
