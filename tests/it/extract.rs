@@ -26,6 +26,10 @@ async fn five_thousand_users_in_pages_of_200_arrive_exactly() {
     // 25+ pages for User alone, each one API call.
     let user_pages = org.sim.request_log().iter().filter(|r| r.records > 0 && r.path.contains("/query")).count();
     assert!(user_pages >= 25 + 8, "{user_pages} query pages");
+    // The summary charges each table its own calls, though tables are read concurrently.
+    let summary = String::from_utf8_lossy(&run.stdout).to_string();
+    let users_line = summary.lines().find(|l| l.split_whitespace().nth(1) == Some("users")).unwrap_or_default();
+    assert_eq!(users_line.split_whitespace().nth(4), Some("25"), "{summary}");
 
     let data = org.sim.org();
     let users = data.table("User");

@@ -8,6 +8,10 @@ use sfetl_sim::{OrgSpec, Sim, SimConfig};
 pub async fn start(org: &OrgPlan, spec: &SimulatedOrg) -> anyhow::Result<(Sim, Credentials)> {
     let mut org_spec = OrgSpec::new(spec.seed, spec.users);
     org_spec.sandbox = spec.sandbox;
+    // The same org all day: a re-run (incremental for users) finds nothing changed, as it would
+    // on a quiet real org.
+    let today = chrono::Utc::now().date_naive().and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    org_spec.as_of = today.unwrap_or(org_spec.as_of);
     if !org.company_names.is_empty() {
         org_spec.companies = org.company_names.clone();
     }

@@ -234,7 +234,6 @@ async fn extract_table(
     progress: &Progress,
 ) -> anyhow::Result<(PartitionWriter, TableOutcome, Option<Cursor>)> {
     let started = Instant::now();
-    let calls_before = client.api_calls();
     let extracted_at = chrono::Utc::now().timestamp_millis();
     let builder = BatchBuilder::new(table, extracted_at);
     let schema = table.schema();
@@ -290,13 +289,8 @@ async fn extract_table(
     if since.is_some() {
         tracing::info!(org = %org.name, table = table.name, changed = fetched, rows, "merged the changes into the table");
     }
-    let outcome = TableOutcome {
-        table: table.name,
-        rows,
-        fetched,
-        api_calls: client.api_calls() - calls_before,
-        elapsed: started.elapsed(),
-    };
+    let outcome =
+        TableOutcome { table: table.name, rows, fetched, api_calls: stream.api_calls(), elapsed: started.elapsed() };
     Ok((writer, outcome, newest))
 }
 

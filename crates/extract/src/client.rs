@@ -138,10 +138,21 @@ impl SalesforceClient {
     /// GETs `path` (which starts with `/services/data/`) on the instance and decodes the JSON.
     /// Transient failures are retried with backoff; a dead session is replaced once.
     pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T> {
+        self.get_counted(path, query, &AtomicU64::new(0)).await
+    }
+
+    /// Like [`SalesforceClient::get`], also counting the API calls made (retries included) in
+    /// `calls`: what one query cost, while others run on the same client.
+    pub async fn get_counted<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        calls: &AtomicU64,
+    ) -> Result<T> {
         let mut renewed = false;
         loop {
             let session = self.current_session().await?;
-            match self.with_retries(async || self.get_once(&session, path, query).await).await {
+            match self.with_retries(async || self.get_once(&session, path, query, calls).await).await {
                 Err(e) if e.is_invalid_session() && !renewed => {
                     renewed = true;
                     self.renew_session(&session).await?;
@@ -254,8 +265,10 @@ impl SalesforceClient {
         session: &LoginSession,
         path: &str,
         query: &[(&str, &str)],
+        calls: &AtomicU64,
     ) -> Result<T> {
         self.reserve_call()?;
+        calls.fetch_add(1, Ordering::SeqCst);
         let url = format!("{}{path}", session.instance_url);
         let transport = |e: reqwest::Error| Error::Transport { url: url.clone(), message: describe(&e) };
         let mut request = self

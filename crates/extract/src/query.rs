@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::soql::{SoqlQuery, datetime, quote};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One page of records, as Salesforce sent them (with `attributes` and nested parents).
 #[derive(Debug, Clone, Deserialize)]
@@ -55,6 +56,7 @@ pub struct QueryStream<'c> {
     received: u64,
     received_before_window: u64,
     splits: usize,
+    calls: AtomicU64,
 }
 
 impl SalesforceClient {
@@ -75,6 +77,7 @@ impl SalesforceClient {
             received: 0,
             received_before_window: 0,
             splits: 0,
+            calls: AtomicU64::new(0),
         }
     }
 
@@ -92,6 +95,11 @@ impl QueryStream<'_> {
 
     fn resumable(&self) -> bool {
         self.query.order_by.as_deref().is_some_and(|o| o.trim().eq_ignore_ascii_case("Id"))
+    }
+
+    /// API calls this query made so far, retries included.
+    pub fn api_calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
     }
 
     /// Times the query had to be split after `QUERY_TIMEOUT`.
@@ -160,11 +168,11 @@ impl QueryStream<'_> {
                 return Ok(None);
             }
             let result: Result<QueryPage> = match &self.next {
-                Some(next) => self.client.get(next, &[]).await,
+                Some(next) => self.client.get_counted(next, &[], &self.calls).await,
                 None => {
                     let resource = if self.include_deleted { "queryAll" } else { "query" };
                     let path = format!("/services/data/v{}/{resource}", self.client.api_version());
-                    self.client.get(&path, &[("q", self.current_soql().as_str())]).await
+                    self.client.get_counted(&path, &[("q", self.current_soql().as_str())], &self.calls).await
                 }
             };
             match result {
