@@ -4,6 +4,7 @@
 //! or the pipeline file is wrong; 3 an internal or output error; 4 the API quota guard stopped an
 //! org early (what it had extracted is kept).
 
+mod check;
 mod demo;
 mod pipeline;
 mod progress;
@@ -58,8 +59,25 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Check each org's connection step by step, naming what to fix.
+    #[command(
+        after_help = "Examples:\n  sfetl check pipelines/prod.toml\n  sfetl check pipelines/prod.toml --format json"
+    )]
+    Check {
+        /// The pipeline file.
+        #[arg(default_value = "pipelines/demo.toml")]
+        pipeline: PathBuf,
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
+    },
     /// Serve a simulated Salesforce org on loopback until interrupted.
     Sim(sim_cmd::SimArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CheckFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -128,6 +146,27 @@ async fn dispatch(command: Command, quiet: bool) -> anyhow::Result<ExitCode> {
             let batches = warehouse.query(&sql)?;
             print_batches(&batches, format)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { pipeline, format } => {
+            let json = matches!(format, CheckFormat::Json);
+            let pipeline = match pipeline::load(&pipeline) {
+                Ok(p) => p,
+                Err(problems) => {
+                    let step = check::Step {
+                        org: "-".into(),
+                        step: "settings".into(),
+                        ok: false,
+                        detail: problems,
+                        fix: Some("correct the settings named above".into()),
+                    };
+                    return Ok(check::report(&[step], json));
+                }
+            };
+            let mut steps = Vec::new();
+            for org in &pipeline.orgs {
+                steps.extend(check::check_org(org).await);
+            }
+            Ok(check::report(&steps, json))
         }
         Command::Sim(args) => sim_cmd::run(args).await,
     }

@@ -49,6 +49,9 @@ pub struct OrgSettings {
     pub private_key_env: Option<String>,
     /// REST API version, e.g. `66.0`.
     pub api_version: Option<String>,
+    /// The `.crt` uploaded to the connected app (optional: `sfetl check` then verifies that it
+    /// matches the private key), relative to the pipeline file.
+    pub certificate_file: Option<PathBuf>,
     /// Extra CA certificate to trust (PEM), relative to the pipeline file.
     pub ca_file: Option<PathBuf>,
     /// Records per page asked of Salesforce (200..=2000).
@@ -105,6 +108,7 @@ pub enum Connection {
         client_id: String,
         username: String,
         private_key: sfetl_extract::Secret,
+        certificate: Option<(String, String)>,
         ca_file: Option<(String, Vec<u8>)>,
     },
     Simulated(SimulatedOrg),
@@ -309,5 +313,18 @@ fn real_connection(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&st
         }
         None => None,
     };
-    Some(Connection::Real { url, login_url, client_id, username, private_key: private_key?, ca_file })
+    let certificate = match &org.certificate_file {
+        Some(file) => {
+            let path = base.join(file);
+            match std::fs::read_to_string(&path) {
+                Ok(pem) => Some((path.display().to_string(), pem)),
+                Err(e) => {
+                    complain("certificate_file", format!("`{}` cannot be read: {e}", path.display()));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    Some(Connection::Real { url, login_url, client_id, username, private_key: private_key?, certificate, ca_file })
 }

@@ -66,30 +66,10 @@ pub async fn extract(
     let mut simulators = Vec::new();
     let mut runs = Vec::new();
     for org in &pipeline.orgs {
-        let (credentials, ca_file, expected_url) = match &org.connection {
-            Connection::Real { url, login_url, client_id, username, private_key, ca_file } => {
-                let credentials = Credentials {
-                    login_url: login_url.clone(),
-                    client_id: client_id.clone(),
-                    username: username.clone(),
-                    private_key: private_key.clone(),
-                };
-                (credentials, ca_file.clone(), Some(url.clone()))
-            }
-            Connection::Simulated(spec) => {
-                let (sim, credentials) = crate::demo::start(org, spec).await?;
-                simulators.push(sim);
-                (credentials, None, None)
-            }
-        };
-        let settings = ConnectionSettings {
-            api_version: org.api_version.clone(),
-            ca_certificate: ca_file,
-            batch_size: org.batch_size,
-            quota: org.quota,
-            retry: org.retry,
-            ..ConnectionSettings::default()
-        };
+        let connection = connect(org).await?;
+        simulators.extend(connection.simulator);
+        let (credentials, settings, expected_url) =
+            (connection.credentials, connection.settings, connection.expected_url);
         let org_run =
             extract_org(org, credentials, settings, expected_url, &sink, mode, pipeline.concurrency, progress);
         runs.push(async { record_run(&sink, &run_id, org_run.await) });
@@ -190,6 +170,42 @@ async fn extract_org(
     outcome.api_calls = client.api_calls();
     outcome.elapsed = started.elapsed();
     outcome
+}
+
+/// What connecting to one org takes: credentials, settings, the URL the configuration expects,
+/// and for a simulated org, the simulator (it serves as long as this value lives).
+pub struct OrgConnection {
+    pub credentials: Credentials,
+    pub settings: ConnectionSettings,
+    pub expected_url: Option<String>,
+    pub simulator: Option<sfetl_sim::Sim>,
+}
+
+pub async fn connect(org: &OrgPlan) -> anyhow::Result<OrgConnection> {
+    let (credentials, ca_file, expected_url, simulator) = match &org.connection {
+        Connection::Real { url, login_url, client_id, username, private_key, ca_file, .. } => {
+            let credentials = Credentials {
+                login_url: login_url.clone(),
+                client_id: client_id.clone(),
+                username: username.clone(),
+                private_key: private_key.clone(),
+            };
+            (credentials, ca_file.clone(), Some(url.clone()), None)
+        }
+        Connection::Simulated(spec) => {
+            let (sim, credentials) = crate::demo::start(org, spec).await?;
+            (credentials, None, None, Some(sim))
+        }
+    };
+    let settings = ConnectionSettings {
+        api_version: org.api_version.clone(),
+        ca_certificate: ca_file,
+        batch_size: org.batch_size,
+        quota: org.quota,
+        retry: org.retry,
+        ..ConnectionSettings::default()
+    };
+    Ok(OrgConnection { credentials, settings, expected_url, simulator })
 }
 
 /// Appends the org's row to `runs` (a file per run: `runs/org=<slug>/runs-<run_id>.parquet`). A

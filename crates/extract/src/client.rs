@@ -197,6 +197,22 @@ impl SalesforceClient {
         }
     }
 
+    /// Whether the login URL answers at all (`GET /services/data/`, no session, no quota).
+    pub async fn probe_login_url(&self) -> Result<()> {
+        let url = format!("{}/services/data/", self.credentials.login_url.trim_end_matches('/'));
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| Error::Transport { url: url.clone(), message: describe(&e) })?;
+        let status = response.status().as_u16();
+        if status >= 500 {
+            return Err(Error::UnexpectedBody { url, status, excerpt: "server error".into(), retry_after: None });
+        }
+        Ok(())
+    }
+
     /// Reads `/limits` (the daily API quota) so the guard knows where the org stands before the
     /// first query; every later response's `Sforce-Limit-Info` keeps it current.
     pub async fn read_limits(&self) -> Result<ApiUsage> {

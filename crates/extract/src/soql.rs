@@ -7,6 +7,7 @@ pub struct SoqlQuery {
     pub fields: Vec<String>,
     pub filter: Option<String>,
     pub order_by: Option<String>,
+    pub limit: Option<u32>,
 }
 
 impl SoqlQuery {
@@ -16,6 +17,7 @@ impl SoqlQuery {
             fields: fields.into_iter().map(Into::into).collect(),
             filter: None,
             order_by: None,
+            limit: None,
         }
     }
 
@@ -28,6 +30,11 @@ impl SoqlQuery {
         self.order_by = Some(order.into());
         self
     }
+
+    pub fn limit(mut self, rows: u32) -> SoqlQuery {
+        self.limit = Some(rows);
+        self
+    }
 }
 
 impl std::fmt::Display for SoqlQuery {
@@ -38,6 +45,9 @@ impl std::fmt::Display for SoqlQuery {
         }
         if let Some(order) = &self.order_by {
             write!(f, " ORDER BY {order}")?;
+        }
+        if let Some(limit) = self.limit {
+            write!(f, " LIMIT {limit}")?;
         }
         Ok(())
     }

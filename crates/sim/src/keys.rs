@@ -40,3 +40,28 @@ fn certificate(key: rcgen::KeyPair, common_name: &str, names: Vec<String>) -> Re
     let cert = params.self_signed(&key)?;
     Ok(KeyAndCertificate { private_key_pem: key.serialize_pem(), certificate_pem: cert.pem() })
 }
+
+/// Whether `certificate_pem` (the `.crt` uploaded to the connected app) carries the public key
+/// of `private_key_pem` (the `.key` sfetl signs with). `Err` says which of the two does not parse.
+pub fn key_matches_certificate(private_key_pem: &str, certificate_pem: &str) -> Result<bool, String> {
+    let key = rcgen::KeyPair::from_pem(private_key_pem).map_err(|e| format!("the private key does not parse: {e}"))?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(certificate_pem.as_bytes())
+        .map_err(|e| format!("the certificate is not PEM: {e}"))?;
+    let cert = pem.parse_x509().map_err(|e| format!("the certificate does not parse: {e}"))?;
+    Ok(cert.public_key().subject_public_key.data.as_ref() == key.public_key_raw())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_matches_its_own_certificate_only() -> Result<(), KeyError> {
+        let a = rsa_key_and_certificate("a")?;
+        let b = rsa_key_and_certificate("b")?;
+        assert_eq!(key_matches_certificate(&a.private_key_pem, &a.certificate_pem), Ok(true));
+        assert_eq!(key_matches_certificate(&a.private_key_pem, &b.certificate_pem), Ok(false));
+        assert!(key_matches_certificate("nonsense", &a.certificate_pem).is_err());
+        Ok(())
+    }
+}

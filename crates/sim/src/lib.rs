@@ -60,6 +60,11 @@ pub struct SimConfig {
     pub query_timeout_above: Option<usize>,
     /// Serve pages no larger than this, whatever the client asks (Salesforce may do so).
     pub max_page_size: Option<usize>,
+    /// Seconds the org's clock runs ahead of this machine's (a JWT may then arrive expired).
+    pub clock_skew_seconds: i64,
+    /// Objects the integration user may not read (answered with `INVALID_TYPE`, as Salesforce
+    /// does for setup objects without "View Setup and Configuration").
+    pub hidden_objects: Vec<String>,
     /// The JWT `aud` this org accepts; the simulator's own URL when `None`.
     pub login_audience: Option<String>,
     /// Serve HTTPS with a generated certificate written into this directory (as `sim-ca.crt`).
@@ -87,6 +92,8 @@ impl SimConfig {
             max_page_size: None,
             query_timeout_above: None,
             login_audience: None,
+            clock_skew_seconds: 0,
+            hidden_objects: Vec::new(),
             tls_dir: None,
             port: 0,
             latency_per_request: None,

@@ -132,7 +132,8 @@ async fn token(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
         return refuse("invalid_grant", "invalid assertion");
     };
     let apps = state.apps.read().map(|a| a.clone()).unwrap_or_default();
-    let now = chrono::Utc::now().timestamp();
+    // The org's clock may run ahead of the client's (`clock_skew_seconds`).
+    let now = chrono::Utc::now().timestamp() + state.config.clock_skew_seconds;
     let (claims, app) = match auth::verify_assertion(assertion, &apps, state.audience(), now) {
         Ok(ok) => ok,
         Err(refusal) => return refuse(refusal.error, refusal.description),
@@ -264,6 +265,15 @@ async fn query(
         Ok(plan) => plan,
         Err(e) => return api_error(StatusCode::BAD_REQUEST, e.code, &e.message),
     };
+    if state.config.hidden_objects.iter().any(|o| o.eq_ignore_ascii_case(plan.object.name)) {
+        // What a user without "View Setup and Configuration" gets for setup objects.
+        let message = format!(
+            "sObject type '{}' is not supported. If you are attempting to use a custom object, be sure to append \
+             the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.",
+            plan.object.name
+        );
+        return api_error(StatusCode::BAD_REQUEST, "INVALID_TYPE", &message);
+    }
     let data = state.snapshot();
     let rows = plan.run(&data);
     if state.config.query_timeout_above.is_some_and(|limit| rows.len() > limit) {
