@@ -5,6 +5,7 @@ mod check;
 mod crash;
 mod extract;
 mod incremental;
+mod init;
 mod pipeline_errors;
 mod resilience;
 mod support;

@@ -6,6 +6,7 @@
 
 mod check;
 mod demo;
+mod init;
 mod pipeline;
 mod progress;
 mod run;
@@ -58,6 +59,16 @@ enum Command {
         out: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+    /// Make the key pair, certificate and pipeline file for a new connected app.
+    #[command(after_help = "Examples:\n  sfetl init acme\n  sfetl init acme-sandbox --dir /etc/sfetl")]
+    Init {
+        /// A short slug for the org: it names the files.
+        #[arg(default_value = "salesforce")]
+        name: String,
+        /// Where `keys/` and `pipelines/` are (created when missing).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
     },
     /// Check each org's connection step by step, naming what to fix.
     #[command(
@@ -147,6 +158,16 @@ async fn dispatch(command: Command, quiet: bool) -> anyhow::Result<ExitCode> {
             print_batches(&batches, format)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Init { name, dir } => match init::run(&dir, &name) {
+            Ok(files) => {
+                print!("{}", init::instructions(&files));
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(problem) => {
+                eprintln!("error: {problem}");
+                Ok(ExitCode::from(2))
+            }
+        },
         Command::Check { pipeline, format } => {
             let json = matches!(format, CheckFormat::Json);
             let pipeline = match pipeline::load(&pipeline) {
