@@ -175,4 +175,16 @@ async fn a_user_not_pre_authorized_is_told_which_setup_step_to_fix() {
     let said = text(&run);
     assert!(said.contains("pre-authorized") && said.contains("setup step 3"), "{said}");
     assert!(!said.contains("PRIVATE KEY"), "the key never reaches the output");
+
+    // For schedulers: every log line is a JSON object, and the failure is an ERROR naming the org.
+    let run = sfetl(
+        &["--log-format", "json", "extract", &pipeline.to_string_lossy(), "--out", &org.out().to_string_lossy()],
+        org.dir.path(),
+    );
+    assert_eq!(run.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&run.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().any(|l| l["level"] == "ERROR" && l["fields"]["org"] == "denied"), "{lines:?}");
 }

@@ -27,6 +27,9 @@ struct Cli {
     /// Only warnings and errors; no progress bars.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Log lines (on stderr) as text or as one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -86,6 +89,12 @@ enum Command {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum CheckFormat {
     Text,
     Json,
@@ -107,12 +116,12 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SFETL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    match cli.log_format {
+        // One JSON object per line, for schedulers and log shippers.
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -120,7 +129,8 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    match runtime.block_on(dispatch(cli.command, cli.quiet)) {
+    let json_logs = matches!(cli.log_format, LogFormat::Json);
+    match runtime.block_on(dispatch(cli.command, cli.quiet, json_logs)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -129,7 +139,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command, quiet: bool) -> anyhow::Result<ExitCode> {
+async fn dispatch(command: Command, quiet: bool, json_logs: bool) -> anyhow::Result<ExitCode> {
     match command {
         Command::Extract { pipeline, out, full } => {
             let pipeline = match pipeline::load(&pipeline) {
@@ -140,7 +150,7 @@ async fn dispatch(command: Command, quiet: bool) -> anyhow::Result<ExitCode> {
                 }
             };
             let output = out.unwrap_or_else(|| pipeline.output.clone());
-            let progress = progress::Progress::new(quiet);
+            let progress = progress::Progress::new(quiet || json_logs);
             let mode = if full { run::Mode::Full } else { run::Mode::Incremental };
             let outcomes = run::extract(&pipeline, &output, mode, &progress).await?;
             print_summary(&outcomes, &output);
