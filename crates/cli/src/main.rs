@@ -116,7 +116,9 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SFETL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let json_logs = matches!(cli.log_format, LogFormat::Json);
+    let progress = progress::Progress::new(cli.quiet || json_logs);
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(progress.log_writer()).with_target(false);
     match cli.log_format {
         // One JSON object per line, for schedulers and log shippers.
         LogFormat::Json => logs.json().init(),
@@ -129,8 +131,7 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let json_logs = matches!(cli.log_format, LogFormat::Json);
-    match runtime.block_on(dispatch(cli.command, cli.quiet, json_logs)) {
+    match runtime.block_on(dispatch(cli.command, progress)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -139,7 +140,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command, quiet: bool, json_logs: bool) -> anyhow::Result<ExitCode> {
+async fn dispatch(command: Command, progress: progress::Progress) -> anyhow::Result<ExitCode> {
     match command {
         Command::Extract { pipeline, out, full } => {
             let pipeline = match pipeline::load(&pipeline) {
@@ -150,7 +151,6 @@ async fn dispatch(command: Command, quiet: bool, json_logs: bool) -> anyhow::Res
                 }
             };
             let output = out.unwrap_or_else(|| pipeline.output.clone());
-            let progress = progress::Progress::new(quiet || json_logs);
             let mode = if full { run::Mode::Full } else { run::Mode::Incremental };
             let outcomes = run::extract(&pipeline, &output, mode, &progress).await?;
             print_summary(&outcomes, &output);
