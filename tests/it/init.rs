@@ -46,7 +46,8 @@ async fn init_then_check_then_extract() {
         .replace("https://login.salesforce.com\"", &format!("{}\"", org.sim.url()))
         .replace("CHANGE-ME-consumer-key", "3MVG9onboarding")
         .replace("CHANGE-ME@example.com", &org.sim.integration_username())
-        .replace("CHANGE-ME Company Name", "Acme Corp");
+        .replace("CHANGE-ME Company Name", "Acme Corp")
+        + "exclude_user_types = []\n";
     std::fs::write(&pipeline, filled).unwrap_or_else(|e| panic!("{e}"));
 
     let check = sfetl(&["check", &pipeline.to_string_lossy()], &dir);

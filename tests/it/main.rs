@@ -2,6 +2,7 @@
 //! simulator's own data and the files on disk.
 
 mod check;
+mod companies;
 mod crash;
 mod extract;
 mod incremental;

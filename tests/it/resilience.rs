@@ -16,7 +16,7 @@ fn all_tables(out: &std::path::Path) -> Vec<(String, Vec<Vec<String>>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flaky_requests_change_nothing() {
     let org = SimOrg::start(6000, 21).await;
-    let pipeline = org.pipeline("flaky", "batch_size = 200");
+    let pipeline = org.pipeline("flaky", "batch_size = 200\nexclude_user_types = []");
     // 10 % of requests: HTML 503s, connections reset, bodies cut in half.
     for fault in [Fault::ServiceUnavailableHtml, Fault::ResetConnection, Fault::TruncatedBody] {
         org.sim.add_fault(FaultRule::new(fault, Trigger::Rate(0.034)));
@@ -39,7 +39,7 @@ async fn flaky_requests_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_dying_mid_pagination_resumes_without_gaps_or_repeats() {
     let org = SimOrg::start(10_000, 22).await;
-    let pipeline = org.pipeline("expiring", "batch_size = 200");
+    let pipeline = org.pipeline("expiring", "batch_size = 200\nexclude_user_types = []");
     // The 20th `nextRecordsUrl` page of the run (the users' 50-page query) finds its session gone.
     org.sim.add_fault(FaultRule::new(Fault::ExpireSessions, Trigger::Nth(20)).on_paths("/query/"));
     let out = org.out();
@@ -68,7 +68,7 @@ async fn queries_that_time_out_are_split_until_they_answer() {
     // Any query matching more than 1,500 rows is "too long" for this org.
     config.query_timeout_above = Some(1500);
     let org = SimOrg::start_with(config).await;
-    let pipeline = org.pipeline("slow", "");
+    let pipeline = org.pipeline("slow", "exclude_user_types = []");
     let out = org.out();
     let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
     assert!(run.status.success(), "{}", text(&run));
@@ -100,7 +100,7 @@ async fn the_quota_guard_stops_in_time_keeps_what_it_has_and_the_next_day_finish
     config.daily_api_max = 1000;
     config.api_used_at_start = 770; // 30 requests left below the guard's 80 %
     let org = SimOrg::start_with(config).await;
-    let pipeline = org.pipeline("quota", "batch_size = 200");
+    let pipeline = org.pipeline("quota", "batch_size = 200\nexclude_user_types = []");
     let out = org.out();
     let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
     let said = text(&run);
@@ -142,7 +142,7 @@ async fn one_org_failing_does_not_stop_or_lose_the_others() {
     std::fs::copy(bad.dir.path().join("org.key"), good.dir.path().join("bad.key")).unwrap_or_else(|e| panic!("{e}"));
     let both = format!(
         "{}\n{}",
-        std::fs::read_to_string(good.pipeline("good", "")).unwrap_or_default(),
+        std::fs::read_to_string(good.pipeline("good", "exclude_user_types = []")).unwrap_or_default(),
         bad_settings.replace("org.key", "bad.key")
     );
     let pipeline = good.dir.path().join("both.toml");

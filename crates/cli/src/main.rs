@@ -10,6 +10,7 @@ mod init;
 mod pipeline;
 mod progress;
 mod run;
+mod scope;
 mod sim_cmd;
 mod state;
 

@@ -56,6 +56,13 @@ pub struct OrgSettings {
     pub ca_file: Option<PathBuf>,
     /// Records per page asked of Salesforce (200..=2000).
     pub batch_size: Option<u32>,
+    /// `tag` (default): keep every user, with `company` set when `CompanyName` matches one of
+    /// `company_names`; `only`: keep only the users of those companies.
+    #[serde(default)]
+    pub company_filter: CompanyFilter,
+    /// User types left out of `users` (default: the portal types PowerPartner, CSPLitePortal,
+    /// CustomerSuccess, PowerCustomerSuccess); `[]` keeps every user.
+    pub exclude_user_types: Option<Vec<String>>,
     /// Stop before the org's daily API usage passes this share of its maximum (default 0.8).
     pub quota_daily_share: Option<f64>,
     /// Stop before this run alone uses this share of the daily maximum (default 0.25).
@@ -70,6 +77,17 @@ pub struct OrgSettings {
     /// Run against a simulated org started for this run instead of a real one.
     pub simulated: Option<SimulatedOrg>,
 }
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompanyFilter {
+    #[default]
+    Tag,
+    Only,
+}
+
+/// The portal user types SaaS-management products leave out of seat counts.
+pub const PORTAL_USER_TYPES: [&str; 4] = ["PowerPartner", "CSPLitePortal", "CustomerSuccess", "PowerCustomerSuccess"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +110,8 @@ fn one() -> u64 {
 pub struct OrgPlan {
     pub name: String,
     pub company_names: Vec<String>,
+    pub company_filter: CompanyFilter,
+    pub exclude_user_types: Vec<String>,
     pub connection: Connection,
     pub api_version: String,
     pub batch_size: u32,
@@ -229,9 +249,17 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
     } else {
         real_connection(org, base, complain)?
     };
+    if org.company_filter == CompanyFilter::Only && org.company_names.is_empty() {
+        complain("company_filter", "is \"only\" but `company_names` is empty: list the companies to keep".into());
+    }
     Some(OrgPlan {
         name: org.name.clone(),
         company_names: org.company_names.clone(),
+        company_filter: org.company_filter,
+        exclude_user_types: org
+            .exclude_user_types
+            .clone()
+            .unwrap_or_else(|| PORTAL_USER_TYPES.iter().map(|t| t.to_string()).collect()),
         connection,
         api_version,
         batch_size,

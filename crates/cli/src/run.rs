@@ -3,6 +3,7 @@
 
 use crate::pipeline::{Connection, OrgPlan, Pipeline};
 use crate::progress::Progress;
+use crate::scope::UserScope;
 use crate::state::Cursor;
 use arrow::array::{AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
@@ -251,7 +252,12 @@ async fn extract_table(
 ) -> anyhow::Result<(PartitionWriter, TableOutcome, Option<Cursor>)> {
     let started = Instant::now();
     let extracted_at = chrono::Utc::now().timestamp_millis();
-    let builder = BatchBuilder::new(table, extracted_at);
+    // Only the users table has a scope (user types, companies); the others keep every row.
+    let scope = (table.object == "User").then(|| UserScope::new(org));
+    let mut builder = BatchBuilder::new(table, extracted_at);
+    if let Some(scope) = &scope {
+        builder = builder.with_companies(scope.companies());
+    }
     let schema = table.schema();
     // The previous file, for an incremental run; without one (first run, new layout), read all.
     let previous = match &since {
@@ -266,12 +272,16 @@ async fn extract_table(
         // Rows committed late can carry a SystemModstamp a little behind the newest one seen.
         let from = cursor.system_modstamp - org.incremental_overlap.as_millis() as i64;
         query = query.filter(format!("SystemModstamp >= {}", soql::datetime(from)));
+    } else if let Some(condition) = scope.as_ref().and_then(UserScope::soql_condition) {
+        // On a full read Salesforce leaves out most unwanted users. An incremental read asks for
+        // every changed user, so that one who left the scope is removed from the table too.
+        query = query.filter(condition);
     }
     let mut stream = client.query(&query);
     let bar = progress.table(&org.name, table.name);
     let mut changed: HashSet<String> = HashSet::new();
     let mut newest = since.clone();
-    while let Some(page) = stream.next_page().await? {
+    while let Some(mut page) = stream.next_page().await? {
         bar.set_total(page.total_size);
         for record in &page.records {
             let id = record.get("Id").and_then(|v| v.as_str()).unwrap_or_default();
@@ -286,10 +296,14 @@ async fn extract_table(
                 changed.insert(id.to_string());
             }
         }
+        let received = page.records.len() as u64;
+        if let Some(scope) = &scope {
+            page.records.retain(|record| scope.keeps(record));
+        }
         let batch = builder.build(&page.records)?;
         // Parquet encoding is CPU and disk work: keep it off the async workers' hot path.
         tokio::task::block_in_place(|| writer.write(&batch))?;
-        bar.advance(page.records.len() as u64);
+        bar.advance(received);
     }
     let fetched = writer.rows();
     if let Some(previous) = previous.filter(|_| since.is_some()) {

@@ -60,25 +60,44 @@ pub fn datetime(millis: i64) -> String {
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
 
+/// A `LIKE` pattern matching text that contains `value`: quoted like any literal, with `%` and
+/// `_` escaped too so they match themselves.
+pub fn like_contains(value: &str) -> String {
+    let mut out = String::from("'%");
+    for c in value.chars() {
+        match c {
+            '%' => out.push_str("\\%"),
+            '_' => out.push_str("\\_"),
+            c => escape_into(&mut out, c),
+        }
+    }
+    out.push_str("%'");
+    out
+}
+
 /// A string as a quoted SOQL literal: backslash, quotes and control characters escaped.
 pub fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('\'');
     for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c => out.push(c),
-        }
+        escape_into(&mut out, c);
     }
     out.push('\'');
     out
+}
+
+fn escape_into(out: &mut String, c: char) {
+    match c {
+        '\\' => out.push_str("\\\\"),
+        '\'' => out.push_str("\\'"),
+        '"' => out.push_str("\\\""),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        c => out.push(c),
+    }
 }
 
 #[cfg(test)]
@@ -88,6 +107,7 @@ mod tests {
     #[test]
     fn literals_escape_quotes_and_backslashes() {
         assert_eq!(quote(r"O'Brien \ Co"), r"'O\'Brien \\ Co'");
+        assert_eq!(like_contains(r"50%_O'B\"), r"'%50\%\_O\'B\\%'");
         let q = SoqlQuery::new("User", ["Id", "Profile.Name"]).filter("IsActive = true").order_by("Id");
         assert_eq!(q.to_string(), "SELECT Id, Profile.Name FROM User WHERE IsActive = true ORDER BY Id");
     }

@@ -1,7 +1,8 @@
 //! Pages of JSON records into Arrow record batches of one table's schema.
 
+use crate::companies::CompanyMatcher;
 use crate::error::{Error, Result};
-use crate::tables::{ColumnType, TableDef};
+use crate::tables::{ColumnType, Source, TableDef};
 use crate::values::{parse_date, parse_datetime};
 use arrow::array::{ArrayRef, BooleanBuilder, Date32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder};
 use arrow::record_batch::RecordBatch;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 pub struct BatchBuilder {
     table: &'static TableDef,
     extracted_at: i64,
+    companies: CompanyMatcher,
 }
 
 enum ColumnBuilder {
@@ -24,7 +26,13 @@ enum ColumnBuilder {
 
 impl BatchBuilder {
     pub fn new(table: &'static TableDef, extracted_at: i64) -> BatchBuilder {
-        BatchBuilder { table, extracted_at }
+        BatchBuilder { table, extracted_at, companies: CompanyMatcher::default() }
+    }
+
+    /// Fills the `company` column from these configured legal entities.
+    pub fn with_companies(mut self, companies: CompanyMatcher) -> BatchBuilder {
+        self.companies = companies;
+        self
     }
 
     /// One batch from one page of records. Relationship paths (`Profile.UserLicense.Name`) are
@@ -45,13 +53,20 @@ impl BatchBuilder {
             .collect();
         for record in records {
             for (column, builder) in self.table.columns.iter().zip(builders.iter_mut()) {
+                let derived;
                 let value = match column.source {
-                    Some(path) => lookup(record, path),
-                    None => {
+                    Source::Field(path) => lookup(record, path),
+                    Source::ExtractedAt => {
                         if let ColumnBuilder::Timestamp(b) = builder {
                             b.append_value(self.extracted_at);
                         }
                         continue;
+                    }
+                    Source::Company => {
+                        let company_name = lookup(record, "CompanyName").as_str();
+                        derived =
+                            self.companies.matching(company_name).map_or(Value::Null, |c| Value::String(c.to_string()));
+                        &derived
                     }
                 };
                 self.append(builder, column.name, value)?;

@@ -5,12 +5,14 @@
 //! load stage writes the batches built here; the tests check against the same definitions.
 
 mod batch;
+mod companies;
 mod error;
 pub mod runs;
 pub mod tables;
 mod values;
 
 pub use batch::BatchBuilder;
+pub use companies::CompanyMatcher;
 pub use error::{Error, Result};
-pub use tables::{Column, ColumnType, TableDef};
+pub use tables::{Column, ColumnType, Source, TableDef};
 pub use values::parse_datetime;

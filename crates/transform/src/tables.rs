@@ -25,13 +25,23 @@ impl ColumnType {
     }
 }
 
-/// One column: its name, type, and the Salesforce field path it is read from (`None` for
-/// `extracted_at`, stamped by the run).
+/// Where a column's values come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A Salesforce field path (`Profile.UserLicense.Name`).
+    Field(&'static str),
+    /// When the run read the row.
+    ExtractedAt,
+    /// The configured company name that `CompanyName` matches (trimmed, case-insensitive), or null.
+    Company,
+}
+
+/// One column: its name, type, and where its values come from.
 #[derive(Debug, Clone, Copy)]
 pub struct Column {
     pub name: &'static str,
     pub kind: ColumnType,
-    pub source: Option<&'static str>,
+    pub source: Source,
 }
 
 /// A table: the sObject it is read from and its columns. The pipeline's org slug is not a column
@@ -51,14 +61,20 @@ impl TableDef {
         let fields: Vec<Field> = self
             .columns
             .iter()
-            .map(|c| Field::new(c.name, c.kind.arrow(), c.name != "extracted_at" && c.source != Some("Id")))
+            .map(|c| Field::new(c.name, c.kind.arrow(), !matches!(c.source, Source::ExtractedAt | Source::Field("Id"))))
             .collect();
         Arc::new(Schema::new(fields))
     }
 
     /// The SOQL field list, in column order.
     pub fn soql_fields(&self) -> Vec<&'static str> {
-        self.columns.iter().filter_map(|c| c.source).collect()
+        self.columns
+            .iter()
+            .filter_map(|c| match c.source {
+                Source::Field(path) => Some(path),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn by_name(name: &str) -> Option<&'static TableDef> {
@@ -67,21 +83,22 @@ impl TableDef {
 }
 
 const fn text(name: &'static str, source: &'static str) -> Column {
-    Column { name, kind: ColumnType::Text, source: Some(source) }
+    Column { name, kind: ColumnType::Text, source: Source::Field(source) }
 }
 const fn boolean(name: &'static str, source: &'static str) -> Column {
-    Column { name, kind: ColumnType::Boolean, source: Some(source) }
+    Column { name, kind: ColumnType::Boolean, source: Source::Field(source) }
 }
 const fn integer(name: &'static str, source: &'static str) -> Column {
-    Column { name, kind: ColumnType::Integer, source: Some(source) }
+    Column { name, kind: ColumnType::Integer, source: Source::Field(source) }
 }
 const fn timestamp(name: &'static str, source: &'static str) -> Column {
-    Column { name, kind: ColumnType::Timestamp, source: Some(source) }
+    Column { name, kind: ColumnType::Timestamp, source: Source::Field(source) }
 }
 const fn date(name: &'static str, source: &'static str) -> Column {
-    Column { name, kind: ColumnType::Date, source: Some(source) }
+    Column { name, kind: ColumnType::Date, source: Source::Field(source) }
 }
-const EXTRACTED_AT: Column = Column { name: "extracted_at", kind: ColumnType::Timestamp, source: None };
+const EXTRACTED_AT: Column = Column { name: "extracted_at", kind: ColumnType::Timestamp, source: Source::ExtractedAt };
+const COMPANY: Column = Column { name: "company", kind: ColumnType::Text, source: Source::Company };
 
 pub static ORGS: TableDef = TableDef {
     name: "orgs",
@@ -150,6 +167,7 @@ pub static USERS: TableDef = TableDef {
         text("user_license_id", "Profile.UserLicense.Id"),
         text("user_license_name", "Profile.UserLicense.Name"),
         text("company_name", "CompanyName"),
+        COMPANY,
         text("department", "Department"),
         text("title", "Title"),
         text("division", "Division"),
@@ -251,7 +269,7 @@ mod tests {
     #[test]
     fn every_table_starts_with_the_record_id_and_reads_system_modstamp_when_incremental() {
         for table in ALL {
-            assert_eq!(table.columns[0].source, Some("Id"), "{}", table.name);
+            assert_eq!(table.columns[0].source, Source::Field("Id"), "{}", table.name);
             assert!(!table.schema().field(0).is_nullable());
             if table.incremental {
                 assert!(table.soql_fields().contains(&"SystemModstamp"), "{}", table.name);

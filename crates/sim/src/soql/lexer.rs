@@ -126,8 +126,12 @@ pub fn tokenize(soql: &str) -> Result<Vec<(Tok, usize)>, SoqlError> {
     Ok(out)
 }
 
-/// A quoted string with SOQL's backslash escapes. `\%` and `\_` are kept escaped: only LIKE
-/// gives them meaning.
+/// `\%` and `\_` in a string literal: a `%` and `_` that LIKE must take literally. They are kept
+/// apart from the wildcards as private-use characters until a LIKE (or a comparison) reads them.
+pub const LIKE_PERCENT: char = '\u{E000}';
+pub const LIKE_UNDERSCORE: char = '\u{E001}';
+
+/// A quoted string with SOQL's backslash escapes.
 fn string_literal(soql: &str, chars: &[char], start: usize) -> Result<(String, usize), SoqlError> {
     let mut s = String::new();
     let mut i = start + 1;
@@ -144,8 +148,8 @@ fn string_literal(soql: &str, chars: &[char], start: usize) -> Result<(String, u
                     Some('t') => s.push('\t'),
                     Some('b') => s.push('\u{8}'),
                     Some('f') => s.push('\u{c}'),
-                    Some('%') => s.push_str("\\%"),
-                    Some('_') => s.push_str("\\_"),
+                    Some('%') => s.push(LIKE_PERCENT),
+                    Some('_') => s.push(LIKE_UNDERSCORE),
                     Some('u') => {
                         let hex: String = chars.iter().skip(i + 2).take(4).collect();
                         let c = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);

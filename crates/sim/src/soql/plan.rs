@@ -1,6 +1,7 @@
 //! A parsed query checked against the org's objects (INVALID_TYPE, INVALID_FIELD) and run.
 
 use super::SoqlError;
+use super::lexer::{LIKE_PERCENT, LIKE_UNDERSCORE};
 use super::parser::{Expr, FieldRef, Literal, Query, Select};
 use crate::objects::{self, ObjectDef};
 use crate::store::OrgData;
@@ -210,7 +211,9 @@ fn typed(soql: &str, field: &FieldRef, path: &Path, literal: &Literal) -> Result
     let kind = path.kind();
     let value = match (kind, literal) {
         (_, Literal::Null) => Some(Value::Null),
-        (FieldKind::Id | FieldKind::Reference | FieldKind::String, Literal::Str(s)) => Some(Value::str(s)),
+        (FieldKind::Id | FieldKind::Reference | FieldKind::String, Literal::Str(s)) => {
+            Some(Value::str(s.replace(LIKE_PERCENT, "%").replace(LIKE_UNDERSCORE, "_")))
+        }
         (FieldKind::Boolean, Literal::Bool(b)) => Some(Value::Bool(*b)),
         (FieldKind::Int, Literal::Number(n)) => Some(Value::Int(*n as i64)),
         (FieldKind::DateTime, Literal::DateTime(t)) => Some(Value::DateTime(*t)),
@@ -352,7 +355,8 @@ fn compare(a: &Value, b: &Value, kind: FieldKind) -> Option<Ordering> {
     }
 }
 
-/// LIKE with `%` and `_`, and `\%` / `\_` for the literal characters.
+/// LIKE with `%` and `_` as wildcards; `\%` and `\_` (lexed as private-use characters) and
+/// every other character, a backslash included, match themselves.
 fn like(text: &str, pattern: &str) -> bool {
     enum P {
         Any,
@@ -365,7 +369,8 @@ fn like(text: &str, pattern: &str) -> bool {
         parts.push(match c {
             '%' => P::Any,
             '_' => P::One,
-            '\\' => P::Char(chars.next().unwrap_or('\\')),
+            LIKE_PERCENT => P::Char('%'),
+            LIKE_UNDERSCORE => P::Char('_'),
             c => P::Char(c),
         });
     }
@@ -401,8 +406,9 @@ mod tests {
     #[test]
     fn like_handles_wildcards_and_escapes() {
         assert!(like("o'brien & søn", "o'brien%"));
-        assert!(like("a_b", "a\\_b"));
-        assert!(!like("axb", "a\\_b"));
+        assert!(like("a_b", "a\u{E001}b"));
+        assert!(!like("axb", "a\u{E001}b"));
+        assert!(like("o'brien \\ søn_50%", "%\\ søn\u{E001}50\u{E000}%"));
         assert!(like("axb", "a_b"));
         assert!(!like("ab", "a_b"));
     }
