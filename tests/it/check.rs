@@ -18,13 +18,20 @@ fn check(org: &SimOrg, pipeline: &std::path::Path) -> (Option<i32>, Vec<serde_js
     (run.status.code(), steps)
 }
 
-/// The failed step's name and its detail plus fix, as one text.
-fn failed(steps: &[serde_json::Value]) -> Vec<(String, String)> {
-    steps
+/// The check exited non-zero, its first failed step is `step`, and that step's detail and fix
+/// use each of `words`.
+fn assert_fails_at(what: &str, code: Option<i32>, steps: &[serde_json::Value], step: &str, words: &[&str]) {
+    assert_eq!(code, Some(1), "{what}: {steps:?}");
+    let failures: Vec<(String, String)> = steps
         .iter()
         .filter(|s| s["ok"] == false)
         .map(|s| (s["step"].as_str().unwrap_or_default().to_string(), format!("{} / {}", s["detail"], s["fix"])))
-        .collect()
+        .collect();
+    let (failed_step, said) = failures.first().cloned().unwrap_or_default();
+    assert_eq!(failed_step, step, "{what}: {failures:?}");
+    for word in words {
+        assert!(said.contains(word), "{what}: `{word}` missing in {said}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,13 +89,7 @@ async fn each_setup_mistake_names_its_fix() {
         let path = org.dir.path().join("case.toml");
         std::fs::write(&path, pipeline_text).unwrap_or_else(|e| panic!("{e}"));
         let (code, steps) = check(&org, &path);
-        assert_eq!(code, Some(1), "{what}: {steps:?}");
-        let failures = failed(&steps);
-        let (failed_step, said) = failures.first().cloned().unwrap_or_default();
-        assert_eq!(failed_step, step, "{what}: {failures:?}");
-        for word in words {
-            assert!(said.contains(word), "{what}: `{word}` missing in {said}");
-        }
+        assert_fails_at(what, code, &steps, step, words);
     }
 }
 
@@ -112,12 +113,6 @@ async fn org_side_problems_name_their_fix() {
     for (what, tweak, step, words) in cases {
         let org = org_with(tweak).await;
         let (code, steps) = check(&org, &org.pipeline("case", ""));
-        assert_eq!(code, Some(1), "{what}: {steps:?}");
-        let failures = failed(&steps);
-        let (failed_step, said) = failures.first().cloned().unwrap_or_default();
-        assert_eq!(failed_step, step, "{what}: {failures:?}");
-        for word in words {
-            assert!(said.contains(word), "{what}: `{word}` missing in {said}");
-        }
+        assert_fails_at(what, code, &steps, step, words);
     }
 }
