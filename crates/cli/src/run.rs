@@ -26,7 +26,7 @@ pub struct TableOutcome {
     pub table: &'static str,
     /// Rows in the table after the run.
     pub rows: u64,
-    /// Rows read from Salesforce (fewer than `rows` on an incremental run).
+    /// Rows written from this run's answers (on an incremental run, only the changed ones).
     pub fetched: u64,
     pub api_calls: u64,
     pub elapsed: Duration,
