@@ -63,6 +63,7 @@ pub async fn extract(
         .map_err(|e| anyhow::anyhow!("cannot create the output directory {}: {e}", output.display()))?;
     let sink = ParquetSink::new(output);
     let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+    let context = RunContext { sink: &sink, mode, concurrency: pipeline.concurrency, progress };
     // Simulated orgs live as long as the run.
     let mut simulators = Vec::new();
     let mut runs = Vec::new();
@@ -71,8 +72,7 @@ pub async fn extract(
         simulators.extend(connection.simulator);
         let (credentials, settings, expected_url) =
             (connection.credentials, connection.settings, connection.expected_url);
-        let org_run =
-            extract_org(org, credentials, settings, expected_url, &sink, mode, pipeline.concurrency, progress);
+        let org_run = extract_org(org, credentials, settings, expected_url, &context);
         runs.push(async { record_run(&sink, &run_id, org_run.await) });
     }
     // At most `concurrency` orgs at once, each reading up to `concurrency` tables at once.
@@ -83,16 +83,24 @@ pub async fn extract(
     Ok(outcomes)
 }
 
+/// What every org of one run shares.
+#[derive(Clone, Copy)]
+struct RunContext<'a> {
+    sink: &'a ParquetSink,
+    mode: Mode,
+    /// Orgs at once, and tables at once within an org.
+    concurrency: usize,
+    progress: &'a Progress,
+}
+
 async fn extract_org(
     org: &OrgPlan,
     credentials: Credentials,
     settings: ConnectionSettings,
     expected_url: Option<String>,
-    sink: &ParquetSink,
-    mode: Mode,
-    concurrency: usize,
-    progress: &Progress,
+    run: &RunContext<'_>,
 ) -> OrgOutcome {
+    let RunContext { sink, mode, concurrency, progress } = *run;
     let started = Instant::now();
     let mut outcome = OrgOutcome {
         org: org.name.clone(),
@@ -130,7 +138,7 @@ async fn extract_org(
                     _ => None,
                 };
                 let client = &client;
-                async move { (table, extract_table(client, org, table, sink, since, progress).await) }
+                async move { (table, extract_table(client, org, table, since, run).await) }
             })
             .buffered(concurrency)
             .collect()
@@ -246,10 +254,10 @@ async fn extract_table(
     client: &SalesforceClient,
     org: &OrgPlan,
     table: &'static TableDef,
-    sink: &ParquetSink,
     since: Option<Cursor>,
-    progress: &Progress,
+    run: &RunContext<'_>,
 ) -> anyhow::Result<(PartitionWriter, TableOutcome, Option<Cursor>)> {
+    let RunContext { sink, progress, .. } = *run;
     let started = Instant::now();
     let extracted_at = chrono::Utc::now().timestamp_millis();
     // Only the users table has a scope (user types, companies); the others keep every row.
