@@ -24,6 +24,7 @@ async fn flaky_requests_change_nothing() {
     let faulty_out = org.dir.path().join("faulty");
     let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &faulty_out.to_string_lossy()], org.dir.path());
     assert!(run.status.success(), "{}", text(&run));
+    assert!(text(&run).contains("requests retried after transient failures"), "{}", text(&run));
     let faults = org.sim.request_log().iter().filter(|r| r.fault.is_some()).count();
     assert!(faults >= 4, "only {faults} faults were injected: the test proves nothing");
 
@@ -50,6 +51,7 @@ async fn a_session_dying_mid_pagination_resumes_without_gaps_or_repeats() {
     let logins = log.iter().filter(|r| r.path.ends_with("/oauth2/token") && r.status == 200).count();
     assert_eq!(logins, 2, "one login, one re-login");
     assert!(log.iter().any(|r| r.status == 401), "the session did die");
+    assert!(text(&run).contains("resumed=1"), "{}", text(&run));
 
     let data = org.sim.org();
     let users = data.table("User");
@@ -74,6 +76,7 @@ async fn queries_that_time_out_are_split_until_they_answer() {
     assert!(run.status.success(), "{}", text(&run));
     let log = org.sim.request_log();
     let timeouts = log.iter().filter(|r| r.status == 400).count();
+    assert!(text(&run).contains("the query recovered"), "{}", text(&run));
     assert!(timeouts >= 2, "{timeouts} QUERY_TIMEOUTs: users and assignments must both have been split");
 
     let data = org.sim.org();

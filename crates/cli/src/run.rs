@@ -177,6 +177,9 @@ async fn extract_org(
         outcome.error = Some(format!("{e:#}"));
     }
     outcome.api_calls = client.api_calls();
+    if client.retries() > 0 {
+        tracing::info!(org = %org.name, retries = client.retries(), "requests retried after transient failures");
+    }
     outcome.elapsed = started.elapsed();
     outcome
 }
@@ -326,6 +329,10 @@ async fn extract_table(
     bar.finish(rows);
     if since.is_some() {
         tracing::info!(org = %org.name, table = table.name, changed = fetched, rows, "merged the changes into the table");
+    }
+    if stream.resumes() > 0 || stream.splits() > 0 {
+        tracing::info!(org = %org.name, table = table.name, resumed = stream.resumes(), split = stream.splits(),
+            "the query recovered: resumed after lost cursors, split after timeouts");
     }
     let outcome =
         TableOutcome { table: table.name, rows, fetched, api_calls: stream.api_calls(), elapsed: started.elapsed() };

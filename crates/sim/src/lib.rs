@@ -280,13 +280,6 @@ impl Sim {
     pub fn reset_day(&self) {
         self.state.api_used.store(0, Ordering::SeqCst);
     }
-
-    /// Ends every session, as a session timeout or an admin would.
-    pub fn expire_sessions(&self) {
-        if let Ok(mut sessions) = self.state.sessions.lock() {
-            sessions.clear();
-        }
-    }
 }
 
 impl Drop for Sim {
