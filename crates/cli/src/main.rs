@@ -6,6 +6,7 @@
 
 mod check;
 mod demo;
+mod derive;
 mod init;
 mod pipeline;
 mod progress;
@@ -213,6 +214,9 @@ fn print_summary(outcomes: &[run::OrgOutcome], output: &std::path::Path) {
         for t in &org.tables {
             line(&org.org, t.table, t.rows, t.fetched, t.api_calls, t.elapsed.as_secs_f64());
         }
+        for (table, rows) in &org.derived {
+            println!("{:<16} {table:<36} {rows:>10} {:>10} {:>9} {:>9}", org.org, "derived", "-", "-");
+        }
         if let Some(reason) = &org.stopped {
             println!("{:<16} STOPPED: {reason}", org.org);
         }
@@ -232,6 +236,8 @@ fn print_summary(outcomes: &[run::OrgOutcome], output: &std::path::Path) {
 }
 
 fn print_batches(batches: &[arrow::record_batch::RecordBatch], format: Format) -> anyhow::Result<()> {
+    let batches = batches.iter().map(with_utc_as_offset).collect::<Result<Vec<_>, _>>()?;
+    let batches = &batches[..];
     let stdout = std::io::stdout();
     match format {
         Format::Table => println!("{}", arrow::util::pretty::pretty_format_batches(batches)?),
@@ -250,4 +256,34 @@ fn print_batches(batches: &[arrow::record_batch::RecordBatch], format: Format) -
         }
     }
     Ok(())
+}
+
+/// The batch with its `UTC` timestamps labelled `+00:00`: arrow formats named time zones only
+/// with its `chrono-tz` feature, offsets always; the instants are the same.
+fn with_utc_as_offset(
+    batch: &arrow::record_batch::RecordBatch,
+) -> Result<arrow::record_batch::RecordBatch, arrow::error::ArrowError> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let utc = |t: &DataType| match t {
+        DataType::Timestamp(unit, Some(tz)) if tz.eq_ignore_ascii_case("utc") => {
+            Some(DataType::Timestamp(*unit, Some("+00:00".into())))
+        }
+        _ => None,
+    };
+    let schema = batch.schema();
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        match utc(field.data_type()) {
+            Some(offset) => {
+                columns.push(arrow::compute::cast(column, &offset)?);
+                fields.push(Field::new(field.name(), offset, field.is_nullable()));
+            }
+            None => {
+                columns.push(column.clone());
+                fields.push(field.as_ref().clone());
+            }
+        }
+    }
+    arrow::record_batch::RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
 }

@@ -14,12 +14,20 @@ pub struct PipelineFile {
     /// Orgs extracted at once, and tables read at once within each org.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// A user who has not logged in for this many days (or never) is inactive, in the analytics
+    /// views and the report.
+    #[serde(default = "default_inactive_days")]
+    pub inactive_days: u32,
     #[serde(default)]
     pub orgs: Vec<OrgSettings>,
 }
 
 fn default_concurrency() -> usize {
     4
+}
+
+fn default_inactive_days() -> u32 {
+    90
 }
 
 fn default_output() -> PathBuf {
@@ -138,6 +146,7 @@ pub enum Connection {
 pub struct Pipeline {
     pub output: PathBuf,
     pub concurrency: usize,
+    pub inactive_days: u32,
     pub orgs: Vec<OrgPlan>,
 }
 
@@ -152,6 +161,9 @@ pub fn load(path: &Path) -> Result<Pipeline, String> {
     let mut problems = Vec::new();
     if !(1..=64).contains(&file.concurrency) {
         problems.push(format!("`concurrency` is {}: choose 1 to 64", file.concurrency));
+    }
+    if !(1..=3650).contains(&file.inactive_days) {
+        problems.push(format!("`inactive_days` is {}: choose 1 to 3650 days", file.inactive_days));
     }
     if file.orgs.is_empty() {
         problems.push("no [[orgs]]: add one table per Salesforce org".to_string());
@@ -168,7 +180,7 @@ pub fn load(path: &Path) -> Result<Pipeline, String> {
         }
     }
     if problems.is_empty() {
-        Ok(Pipeline { output: file.output, concurrency: file.concurrency, orgs })
+        Ok(Pipeline { output: file.output, concurrency: file.concurrency, inactive_days: file.inactive_days, orgs })
     } else {
         Err(format!("{}:\n  - {}", path.display(), problems.join("\n  - ")))
     }

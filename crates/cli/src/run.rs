@@ -5,17 +5,19 @@ use crate::pipeline::{Connection, OrgPlan, Pipeline};
 use crate::progress::Progress;
 use crate::scope::UserScope;
 use crate::state::Cursor;
+use anyhow::Context;
 use arrow::array::{AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use futures_util::StreamExt;
 use sfetl_extract::soql::{self, SoqlQuery};
 use sfetl_extract::{ConnectionSettings, Credentials, SalesforceClient};
-use sfetl_load::{ParquetSink, PartitionWriter, Warehouse};
-use sfetl_transform::BatchBuilder;
+use sfetl_load::{ParquetSink, PartitionWriter, View, Warehouse};
+use sfetl_transform::model;
 use sfetl_transform::parse_datetime;
 use sfetl_transform::runs::{self, RunRecord};
 use sfetl_transform::tables::{self, TableDef};
+use sfetl_transform::{BatchBuilder, CompanyMatcher};
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -40,6 +42,8 @@ pub struct OrgOutcome {
     pub api_calls: u64,
     pub elapsed: Duration,
     pub error: Option<String>,
+    /// The license model's tables derived from this run's files, with their rows.
+    pub derived: Vec<(&'static str, u64)>,
     /// Why the quota guard (or an exhausted quota) stopped the org early.
     pub stopped: Option<String>,
 }
@@ -63,7 +67,7 @@ pub async fn extract(
         .map_err(|e| anyhow::anyhow!("cannot create the output directory {}: {e}", output.display()))?;
     let sink = ParquetSink::new(output);
     let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
-    let context = RunContext { sink: &sink, mode, concurrency: pipeline.concurrency, progress };
+    let context = RunContext { sink: &sink, run_id: &run_id, mode, concurrency: pipeline.concurrency, progress };
     // Simulated orgs live as long as the run.
     let mut simulators = Vec::new();
     let mut runs = Vec::new();
@@ -77,8 +81,15 @@ pub async fn extract(
     }
     // At most `concurrency` orgs at once, each reading up to `concurrency` tables at once.
     let outcomes: Vec<OrgOutcome> = futures_util::stream::iter(runs).buffered(pipeline.concurrency).collect().await;
-    let names: Vec<&str> = tables::ALL.iter().map(|t| t.name).chain(["runs"]).collect();
-    Warehouse::publish(output, &names)?;
+    let names: Vec<&str> = tables::ALL
+        .iter()
+        .flat_map(|t| std::iter::once(t.name).chain(t.history))
+        .chain(model::DERIVED.iter().map(|t| t.name))
+        .chain(["runs"])
+        .collect();
+    let views = model::analytics_views(pipeline.inactive_days);
+    let views: Vec<View> = views.iter().map(|v| View { name: v.name, inputs: v.inputs, sql: &v.sql }).collect();
+    Warehouse::publish(output, &names, &views)?;
     drop(simulators);
     Ok(outcomes)
 }
@@ -87,6 +98,8 @@ pub async fn extract(
 #[derive(Clone, Copy)]
 struct RunContext<'a> {
     sink: &'a ParquetSink,
+    /// Names this run's files in the tables that keep every run's rows.
+    run_id: &'a str,
     mode: Mode,
     /// Orgs at once, and tables at once within an org.
     concurrency: usize,
@@ -100,7 +113,7 @@ async fn extract_org(
     expected_url: Option<String>,
     run: &RunContext<'_>,
 ) -> OrgOutcome {
-    let RunContext { sink, mode, concurrency, progress } = *run;
+    let RunContext { sink, run_id, mode, concurrency, progress } = *run;
     let started = Instant::now();
     let mut outcome = OrgOutcome {
         org: org.name.clone(),
@@ -108,6 +121,7 @@ async fn extract_org(
         api_calls: 0,
         elapsed: Duration::ZERO,
         error: None,
+        derived: Vec::new(),
         stopped: None,
     };
     let client = match SalesforceClient::new(credentials, settings) {
@@ -147,8 +161,8 @@ async fn extract_org(
         let mut new_cursors = Vec::new();
         for (table, result) in results {
             match result {
-                Ok((writer, table_outcome, cursor)) => {
-                    pending.push(writer);
+                Ok((writers, table_outcome, cursor)) => {
+                    pending.extend(writers);
                     outcome.tables.push(table_outcome);
                     if let Some(cursor) = cursor.filter(|_| table.incremental) {
                         new_cursors.push((table.name, cursor));
@@ -164,6 +178,9 @@ async fn extract_org(
         for writer in pending {
             writer.commit()?;
         }
+        let written: Vec<&'static str> = outcome.tables.iter().map(|t| t.table).collect();
+        outcome.derived = tokio::task::block_in_place(|| crate::derive::derive_org(sink, &org.name, run_id, &written))
+            .context("deriving the license model from the files just written")?;
         // Only now that the files are in place may the cursors move past their rows.
         if !new_cursors.is_empty() {
             state.cursors.extend(new_cursors.into_iter().map(|(name, cursor)| (name.to_string(), cursor)));
@@ -249,7 +266,8 @@ fn record_run(sink: &ParquetSink, run_id: &str, outcome: OrgOutcome) -> OrgOutco
     outcome
 }
 
-/// Reads one table of one org into a new (uncommitted) partition file. With a cursor (`since`)
+/// Reads one table of one org into a new (uncommitted) partition file, and for a table with a
+/// history, every row read into this run's file of the history too. With a cursor (`since`)
 /// and a previous file to merge into, only rows changed since the cursor, less the overlap, are
 /// asked for; the previous file's other rows are carried over. Returns the writer, what it took,
 /// and the newest row seen (the next cursor).
@@ -259,16 +277,13 @@ async fn extract_table(
     table: &'static TableDef,
     since: Option<Cursor>,
     run: &RunContext<'_>,
-) -> anyhow::Result<(PartitionWriter, TableOutcome, Option<Cursor>)> {
-    let RunContext { sink, progress, .. } = *run;
+) -> anyhow::Result<(Vec<PartitionWriter>, TableOutcome, Option<Cursor>)> {
+    let RunContext { sink, run_id, progress, .. } = *run;
     let started = Instant::now();
     let extracted_at = chrono::Utc::now().timestamp_millis();
     // Only the users table has a scope (user types, companies); the others keep every row.
     let scope = (table.object == "User").then(|| UserScope::new(org));
-    let mut builder = BatchBuilder::new(table, extracted_at);
-    if let Some(scope) = &scope {
-        builder = builder.with_companies(scope.companies());
-    }
+    let builder = BatchBuilder::new(table, extracted_at).with_companies(CompanyMatcher::new(&org.company_names));
     let schema = table.schema();
     // The previous file, for an incremental run; without one (first run, new layout), read all.
     let previous = match &since {
@@ -276,6 +291,10 @@ async fn extract_table(
         None => None,
     };
     let since = since.filter(|_| previous.is_some());
+    let mut history = match table.history {
+        Some(name) => Some(sink.open_file(name, "org", &org.name, &format!("{name}-{run_id}"), schema.clone())?),
+        None => None,
+    };
     let mut writer = sink.open(table.name, "org", &org.name, schema)?;
     // Ordered by Id so that a lost cursor resumes after the last row received.
     let mut query = SoqlQuery::new(table.object, table.soql_fields()).order_by("Id");
@@ -313,7 +332,13 @@ async fn extract_table(
         }
         let batch = builder.build(&page.records)?;
         // Parquet encoding is CPU and disk work: keep it off the async workers' hot path.
-        tokio::task::block_in_place(|| writer.write(&batch))?;
+        tokio::task::block_in_place(|| -> anyhow::Result<()> {
+            writer.write(&batch)?;
+            if let Some(history) = history.as_mut() {
+                history.write(&batch)?;
+            }
+            Ok(())
+        })?;
         bar.advance(received);
     }
     let fetched = writer.rows();
@@ -336,7 +361,7 @@ async fn extract_table(
     }
     let outcome =
         TableOutcome { table: table.name, rows, fetched, api_calls: stream.api_calls(), elapsed: started.elapsed() };
-    Ok((writer, outcome, newest))
+    Ok((std::iter::once(writer).chain(history).collect(), outcome, newest))
 }
 
 /// The batch without the rows whose Id (first column) is in `ids`.

@@ -47,8 +47,4 @@ impl UserScope {
         }
         !self.only_companies || self.companies.matching(record.get("CompanyName").and_then(Value::as_str)).is_some()
     }
-
-    pub fn companies(&self) -> CompanyMatcher {
-        self.companies.clone()
-    }
 }

@@ -33,12 +33,10 @@ impl ParquetSink {
         &self.root
     }
 
-    fn final_path(&self, table: &str, key: &str, value: &str) -> PathBuf {
+    /// Where the partition's file of a table is (whether or not it exists yet).
+    pub fn final_path(&self, table: &str, key: &str, value: &str) -> PathBuf {
         self.root.join(table).join(format!("{key}={value}")).join(format!("{table}.parquet"))
     }
-
-    /// Like [`ParquetSink::open`], for a file of its own in the partition (`runs-<id>.parquet`):
-    /// tables that keep every run's rows instead of replacing them.
 
     /// The partition's current file, batch by batch, when there is one and it has `schema`
     /// (a file from an older layout is `None`: the caller reads everything again).

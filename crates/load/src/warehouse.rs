@@ -10,6 +10,44 @@ pub struct Warehouse {
     connection: duckdb::Connection,
 }
 
+/// An analytics view: SQL over the tables' views, in which `{table}` stands for that table's own
+/// files (for a view that takes the name of a table, to refine it).
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub name: &'a str,
+    /// Without a view of each of these, the view is left out.
+    pub inputs: &'a [&'a str],
+    pub sql: &'a str,
+}
+
+/// DuckDB's settings for every database sfetl opens: extensions are neither downloaded nor
+/// loaded on their own (an offline machine would wait on the network; a run must not fetch code).
+pub(crate) fn offline_config() -> duckdb::Result<duckdb::Config> {
+    duckdb::Config::default().with("autoinstall_known_extensions", "false")?.with("autoload_known_extensions", "false")
+}
+
+/// Every org's files of a table, as a parenthesized query with the `org` partition as first column, or `None`
+/// when the table has no file yet. Paths are absolute, so the database answers from any working
+/// directory.
+fn table_source(root: &Path, table: &str) -> Option<String> {
+    let dir = root.join(table);
+    let has_files = std::fs::read_dir(&dir).into_iter().flatten().flatten().any(|partition| {
+        std::fs::read_dir(partition.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|f| f.file_name().to_string_lossy().ends_with(".parquet"))
+    });
+    if !has_files {
+        return None;
+    }
+    let glob = crate::sql_literal(&dir.join("*").join("*.parquet").to_string_lossy());
+    Some(format!(
+        "(SELECT org, * EXCLUDE (org) FROM read_parquet({glob}, hive_partitioning = true, \
+         hive_types = {{'org': VARCHAR}}, union_by_name = true))"
+    ))
+}
+
 impl Warehouse {
     pub const FILE_NAME: &'static str = "warehouse.duckdb";
 
@@ -17,25 +55,44 @@ impl Warehouse {
     /// notebooks still ship can open the database too (a 2.x file is refused by them).
     const STORAGE_VERSION: &'static str = "v1.0.0";
 
-    /// Writes a fresh `<root>/warehouse.duckdb` with a view per table that has files, and
-    /// returns the tables registered.
+    /// Writes a fresh `<root>/warehouse.duckdb` with a view per table that has files, then the
+    /// analytics `views` whose inputs are there, and returns the names registered.
     ///
     /// The database holds only views, so it is rebuilt whole under a temporary name and renamed
     /// into place: a reader (or a BI tool holding the old file open) never sees it half made, and
     /// nothing but sfetl's views is kept in it: keep your own objects in another database.
-    pub fn publish(root: &Path, tables: &[&str]) -> Result<Vec<String>> {
+    pub fn publish(root: &Path, tables: &[&str], views: &[View<'_>]) -> Result<Vec<String>> {
         let path = root.join(Self::FILE_NAME);
         let temp = root.join(format!("{}.tmp-{}", Self::FILE_NAME, std::process::id()));
         crate::parquet_sink::remove_leftovers(root, &format!("{}.tmp-", Self::FILE_NAME));
         let fail = |source| Error::DuckDb { path: temp.clone(), source };
-        let config =
-            duckdb::Config::default().with("storage_compatibility_version", Self::STORAGE_VERSION).map_err(fail)?;
+        let config = offline_config().and_then(|c| c.with("storage_compatibility_version", Self::STORAGE_VERSION));
+        let config = config.map_err(fail)?;
         let registered = {
             let warehouse = Warehouse {
                 path: temp.clone(),
                 connection: duckdb::Connection::open_with_flags(&temp, config).map_err(fail)?,
             };
-            let registered = warehouse.register_views(root, tables)?;
+            let root = root.canonicalize().map_err(|source| Error::Io { path: root.to_path_buf(), source })?;
+            let mut registered = Vec::new();
+            for table in tables {
+                if let Some(source) = table_source(&root, table) {
+                    warehouse.create_view(table, &format!("SELECT * FROM {source}"))?;
+                    registered.push(table.to_string());
+                }
+            }
+            for view in views {
+                if !view.inputs.iter().all(|input| registered.iter().any(|r| r == input)) {
+                    continue;
+                }
+                let sql = crate::expand(view.sql, |table| table_source(&root, table)).map_err(|missing| {
+                    Error::Schema { sql: view.name.to_string(), detail: format!("no files for `{missing}`") }
+                })?;
+                warehouse.create_view(view.name, &sql)?;
+                if !registered.iter().any(|r| r == view.name) {
+                    registered.push(view.name.to_string());
+                }
+            }
             warehouse.connection.execute_batch("CHECKPOINT").map_err(fail)?;
             registered
         };
@@ -57,41 +114,17 @@ impl Warehouse {
                 ),
             });
         }
-        let config = duckdb::Config::default()
-            .access_mode(duckdb::AccessMode::ReadOnly)
+        let config = offline_config()
+            .and_then(|c| c.access_mode(duckdb::AccessMode::ReadOnly))
             .map_err(|source| Error::DuckDb { path: path.clone(), source })?;
         let connection = duckdb::Connection::open_with_flags(&path, config)
             .map_err(|source| Error::DuckDb { path: path.clone(), source })?;
         Ok(Warehouse { path, connection })
     }
 
-    /// Creates the view of each table that has files under `root`. Paths in the views are
-    /// absolute, so the database answers from any working directory.
-    fn register_views(&self, root: &Path, tables: &[&str]) -> Result<Vec<String>> {
-        let root = root.canonicalize().map_err(|source| Error::Io { path: root.to_path_buf(), source })?;
-        let mut registered = Vec::new();
-        for table in tables {
-            let dir = root.join(table);
-            let has_files = std::fs::read_dir(&dir).into_iter().flatten().flatten().any(|partition| {
-                std::fs::read_dir(partition.path())
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .any(|f| f.file_name().to_string_lossy().ends_with(".parquet"))
-            });
-            if !has_files {
-                continue;
-            }
-            let glob = dir.join("*").join("*.parquet");
-            let glob = glob.to_string_lossy().replace('\'', "''");
-            let sql = format!(
-                "CREATE OR REPLACE VIEW \"{table}\" AS SELECT org, * EXCLUDE (org) FROM read_parquet('{glob}', \
-                 hive_partitioning = true, hive_types = {{'org': VARCHAR}}, union_by_name = true)"
-            );
-            self.connection.execute_batch(&sql).map_err(|source| Error::DuckDb { path: self.path.clone(), source })?;
-            registered.push(table.to_string());
-        }
-        Ok(registered)
+    fn create_view(&self, name: &str, select: &str) -> Result<()> {
+        let sql = format!("CREATE OR REPLACE VIEW \"{name}\" AS {select}");
+        self.connection.execute_batch(&sql).map_err(|source| Error::DuckDb { path: self.path.clone(), source })
     }
 
     /// Runs SQL and returns the result as Arrow batches.
@@ -140,8 +173,16 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(leftovers, ["people.parquet"]);
-        assert_eq!(Warehouse::publish(dir.path(), &["people", "absent"])?, ["people"]);
-        assert_eq!(Warehouse::publish(dir.path(), &["people"])?, ["people"], "a re-run replaces the database");
+        let views = [
+            View { name: "people", inputs: &["people"], sql: "SELECT * FROM {people} WHERE n = 0" },
+            View { name: "nobody", inputs: &["absent"], sql: "SELECT * FROM {absent}" },
+        ];
+        assert_eq!(Warehouse::publish(dir.path(), &["people", "absent"], &[])?, ["people"]);
+        assert_eq!(
+            Warehouse::publish(dir.path(), &["people"], &views)?,
+            ["people"],
+            "a re-run replaces the database; `nobody` lacks its input"
+        );
         let warehouse = Warehouse::open_existing(dir.path())?;
         let out = warehouse.query("SELECT org, count(*)::BIGINT AS n FROM people GROUP BY org ORDER BY org")?;
         let orgs = out[0]
@@ -151,7 +192,7 @@ mod tests {
             .map(|a| a.iter().flatten().map(String::from).collect::<Vec<_>>());
         assert_eq!(orgs, Some(vec!["2024".to_string(), "acme".to_string()]));
         let counts = out[0].column(1).as_any().downcast_ref::<Int64Array>().map(|a| a.values().to_vec());
-        assert_eq!(counts, Some(vec![1, 2]));
+        assert_eq!(counts, Some(vec![1, 1]), "the `people` view refines the table's own view");
         Ok(())
     }
 }

@@ -4,7 +4,9 @@ use crate::companies::CompanyMatcher;
 use crate::error::{Error, Result};
 use crate::tables::{ColumnType, Source, TableDef};
 use crate::values::{parse_date, parse_datetime};
-use arrow::array::{ArrayRef, BooleanBuilder, Date32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder};
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder,
+};
 use arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -22,6 +24,7 @@ enum ColumnBuilder {
     Integer(Int64Builder),
     Timestamp(TimestampMillisecondBuilder),
     Date(Date32Builder),
+    TextList(ListBuilder<StringBuilder>),
 }
 
 impl BatchBuilder {
@@ -49,6 +52,7 @@ impl BatchBuilder {
                 ColumnType::Integer => ColumnBuilder::Integer(Int64Builder::with_capacity(n)),
                 ColumnType::Timestamp => ColumnBuilder::Timestamp(TimestampMillisecondBuilder::with_capacity(n)),
                 ColumnType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(n)),
+                ColumnType::TextList => ColumnBuilder::TextList(ListBuilder::with_capacity(StringBuilder::new(), n)),
             })
             .collect();
         for record in records {
@@ -68,6 +72,12 @@ impl BatchBuilder {
                             self.companies.matching(company_name).map_or(Value::Null, |c| Value::String(c.to_string()));
                         &derived
                     }
+                    Source::CompanyNames => {
+                        if let ColumnBuilder::TextList(b) = builder {
+                            b.append_value(self.companies.names().map(Some));
+                        }
+                        continue;
+                    }
                 };
                 self.append(builder, column.name, value)?;
             }
@@ -81,6 +91,7 @@ impl BatchBuilder {
                     ColumnBuilder::Integer(mut b) => Arc::new(b.finish()),
                     ColumnBuilder::Timestamp(mut b) => Arc::new(b.finish().with_timezone("UTC")),
                     ColumnBuilder::Date(mut b) => Arc::new(b.finish()),
+                    ColumnBuilder::TextList(mut b) => Arc::new(b.finish()),
                 }
             })
             .collect();
@@ -96,6 +107,7 @@ impl BatchBuilder {
             (ColumnBuilder::Integer(b), Value::Null) => b.append_null(),
             (ColumnBuilder::Timestamp(b), Value::Null) => b.append_null(),
             (ColumnBuilder::Date(b), Value::Null) => b.append_null(),
+            (ColumnBuilder::TextList(b), Value::Null) => b.append_null(),
             (ColumnBuilder::Text(b), Value::String(s)) => b.append_value(s),
             (ColumnBuilder::Boolean(b), Value::Bool(v)) => b.append_value(*v),
             (ColumnBuilder::Integer(b), Value::Number(n)) => {
@@ -114,6 +126,7 @@ impl BatchBuilder {
             (ColumnBuilder::Integer(_), _) => return Err(bad("an integer")),
             (ColumnBuilder::Timestamp(_), _) => return Err(bad("a datetime")),
             (ColumnBuilder::Date(_), _) => return Err(bad("a date")),
+            (ColumnBuilder::TextList(_), _) => return Err(bad("a list of text")),
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 mod batch;
 mod companies;
 mod error;
+pub mod model;
 pub mod runs;
 pub mod tables;
 mod values;

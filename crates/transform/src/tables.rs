@@ -11,6 +11,8 @@ pub enum ColumnType {
     Integer,
     Timestamp,
     Date,
+    /// A list of text values (DuckDB `VARCHAR[]`).
+    TextList,
 }
 
 impl ColumnType {
@@ -21,6 +23,7 @@ impl ColumnType {
             ColumnType::Integer => DataType::Int64,
             ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
             ColumnType::Date => DataType::Date32,
+            ColumnType::TextList => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
         }
     }
 }
@@ -34,6 +37,8 @@ pub enum Source {
     ExtractedAt,
     /// The configured company name that `CompanyName` matches (trimmed, case-insensitive), or null.
     Company,
+    /// Every configured company name of the org.
+    CompanyNames,
 }
 
 /// One column: its name, type, and where its values come from.
@@ -54,6 +59,9 @@ pub struct TableDef {
     /// Read incrementally: only rows whose `SystemModstamp` moved since the last run, merged by
     /// Id (the first column) into the table's latest state. Other tables are small and re-read.
     pub incremental: bool,
+    /// Every row read is also kept in this table, a file per run, so that earlier versions of a
+    /// row stay queryable after the table itself has moved on.
+    pub history: Option<&'static str>,
 }
 
 impl TableDef {
@@ -99,17 +107,21 @@ const fn date(name: &'static str, source: &'static str) -> Column {
 }
 const EXTRACTED_AT: Column = Column { name: "extracted_at", kind: ColumnType::Timestamp, source: Source::ExtractedAt };
 const COMPANY: Column = Column { name: "company", kind: ColumnType::Text, source: Source::Company };
+const COMPANY_NAMES: Column =
+    Column { name: "company_names", kind: ColumnType::TextList, source: Source::CompanyNames };
 
 pub static ORGS: TableDef = TableDef {
     name: "orgs",
     object: "Organization",
     incremental: false,
+    history: None,
     columns: &[
         text("org_id", "Id"),
         text("name", "Name"),
         text("edition", "OrganizationType"),
         text("instance", "InstanceName"),
         boolean("is_sandbox", "IsSandbox"),
+        COMPANY_NAMES,
         EXTRACTED_AT,
     ],
 };
@@ -118,6 +130,7 @@ pub static USER_LICENSES: TableDef = TableDef {
     name: "user_licenses",
     object: "UserLicense",
     incremental: false,
+    history: None,
     columns: &[
         text("user_license_id", "Id"),
         text("name", "Name"),
@@ -137,6 +150,7 @@ pub static PROFILES: TableDef = TableDef {
     name: "profiles",
     object: "Profile",
     incremental: false,
+    history: None,
     columns: &[
         text("profile_id", "Id"),
         text("name", "Name"),
@@ -152,6 +166,7 @@ pub static USERS: TableDef = TableDef {
     name: "users",
     object: "User",
     incremental: true,
+    history: Some("user_history"),
     columns: &[
         text("user_id", "Id"),
         text("username", "Username"),
@@ -189,6 +204,7 @@ pub static PERMISSION_SET_LICENSES: TableDef = TableDef {
     name: "permission_set_licenses",
     object: "PermissionSetLicense",
     incremental: false,
+    history: None,
     columns: &[
         text("permission_set_license_id", "Id"),
         text("developer_name", "DeveloperName"),
@@ -208,6 +224,7 @@ pub static PERMISSION_SET_LICENSE_ASSIGNMENTS: TableDef = TableDef {
     name: "permission_set_license_assignments",
     object: "PermissionSetLicenseAssign",
     incremental: false,
+    history: None,
     columns: &[
         text("assignment_id", "Id"),
         text("user_id", "AssigneeId"),
@@ -222,6 +239,7 @@ pub static PACKAGE_LICENSES: TableDef = TableDef {
     name: "package_licenses",
     object: "PackageLicense",
     incremental: false,
+    history: None,
     columns: &[
         text("package_license_id", "Id"),
         text("namespace", "NamespacePrefix"),
@@ -240,6 +258,7 @@ pub static USER_PACKAGE_LICENSES: TableDef = TableDef {
     name: "user_package_licenses",
     object: "UserPackageLicense",
     incremental: false,
+    history: None,
     columns: &[
         text("assignment_id", "Id"),
         text("user_id", "UserId"),

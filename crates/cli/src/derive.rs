@@ -1,0 +1,41 @@
+//! The license model's derived tables ([`sfetl_transform::model`]), computed from an org's files
+//! once its run has written them.
+
+use sfetl_load::{LocalSql, ParquetSink, expand, parquet_source, sql_literal};
+use sfetl_transform::model::DERIVED;
+
+/// Writes each derived table of `org` whose inputs were all written by this run (`written`), in
+/// order, and returns them with their row counts. A table whose inputs are older keeps its file:
+/// derived rows always agree with one run's raw rows.
+pub fn derive_org(
+    sink: &ParquetSink,
+    org: &str,
+    run_id: &str,
+    written: &[&'static str],
+) -> anyhow::Result<Vec<(&'static str, u64)>> {
+    let engine = LocalSql::open()?;
+    let mut fresh = written.to_vec();
+    let mut derived = Vec::new();
+    for table in DERIVED {
+        if !table.inputs.iter().all(|input| fresh.contains(input)) {
+            continue;
+        }
+        let sql = expand(table.sql, |name| match name {
+            "run_id" => Some(sql_literal(run_id)),
+            input => Some(parquet_source(&sink.final_path(input, "org", org))),
+        })
+        .map_err(|name| anyhow::anyhow!("{}: unknown placeholder {{{name}}}", table.name))?;
+        let schema = table.schema();
+        let mut writer = if table.per_run {
+            sink.open_file(table.name, "org", org, &format!("{}-{run_id}", table.name), schema.clone())?
+        } else {
+            sink.open(table.name, "org", org, schema.clone())?
+        };
+        for batch in engine.select_as(&sql, &schema)? {
+            writer.write(&batch)?;
+        }
+        derived.push((table.name, writer.commit()?));
+        fresh.push(table.name);
+    }
+    Ok(derived)
+}

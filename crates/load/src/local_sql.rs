@@ -1,0 +1,126 @@
+//! SQL over Parquet files in a private, in-memory DuckDB: how derived tables are computed from the
+//! files an org's run has just written.
+
+use crate::{Error, Result};
+use arrow::array::ArrayRef;
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use std::path::{Path, PathBuf};
+
+/// An in-memory DuckDB that reads Parquet files and answers in Arrow.
+pub struct LocalSql {
+    connection: duckdb::Connection,
+}
+
+impl LocalSql {
+    pub fn open() -> Result<LocalSql> {
+        let fail = |source| Error::DuckDb { path: PathBuf::from(":memory:"), source };
+        // sfetl's DuckDB has no time zone extension, so it computes timestamps in UTC; it must
+        // not try to fetch one (or any other) from the network either.
+        let config = crate::warehouse::offline_config().map_err(fail)?;
+        let connection = duckdb::Connection::open_in_memory_with_flags(config).map_err(fail)?;
+        Ok(LocalSql { connection })
+    }
+
+    /// Runs `sql` and returns its rows with `schema`: the columns in order, each cast to the
+    /// declared type, so that a table's files keep the same schema whatever DuckDB infers.
+    pub fn select_as(&self, sql: &str, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+        let fail = |source| Error::DuckDb { path: PathBuf::from(":memory:"), source };
+        let mut statement = self.connection.prepare(sql).map_err(fail)?;
+        let mismatch = |detail: String| Error::Schema { sql: excerpt(sql), detail };
+        let mut out = Vec::new();
+        for batch in statement.query_arrow([]).map_err(fail)? {
+            if batch.num_columns() != schema.fields().len() {
+                return Err(mismatch(format!("{} columns, {} declared", batch.num_columns(), schema.fields().len())));
+            }
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(column, field)| {
+                    conform(column, field.data_type()).map_err(|e| mismatch(format!("column `{}`: {e}", field.name())))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            out.push(RecordBatch::try_new(schema.clone(), columns).map_err(|e| mismatch(e.to_string()))?);
+        }
+        Ok(out)
+    }
+}
+
+/// The column cast to `to`. A timestamp without a time zone is read as UTC (DuckDB computes in
+/// UTC), labelled by offset first: arrow resolves zone names only with its `chrono-tz` feature.
+fn conform(column: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
+    match (column.data_type(), to) {
+        (DataType::Timestamp(unit, None), DataType::Timestamp(_, Some(_))) => {
+            cast(&cast(column, &DataType::Timestamp(*unit, Some("+00:00".into())))?, to)
+        }
+        _ => cast(column, to),
+    }
+}
+
+/// `read_parquet('<path>')`, quoted for SQL. The file's own columns only: DuckDB would otherwise
+/// add the `org=<slug>` directory as a column.
+pub fn parquet_source(path: &Path) -> String {
+    format!("read_parquet({}, hive_partitioning = false)", sql_literal(&path.to_string_lossy()))
+}
+
+/// A SQL string literal.
+pub fn sql_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// Replaces each `{name}` in `sql` with what `resolve` gives for it; the first name it has no
+/// answer for is the error.
+pub fn expand(sql: &str, mut resolve: impl FnMut(&str) -> Option<String>) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start + 1..].find('}') else { break };
+        let name = &rest[start + 1..start + 1 + len];
+        out.push_str(&resolve(name).ok_or_else(|| name.to_string())?);
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn excerpt(sql: &str) -> String {
+    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 80 { format!("{}…", flat.chars().take(80).collect::<String>()) } else { flat }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Field, Schema, TimeUnit};
+    use std::sync::Arc;
+
+    #[test]
+    fn expands_placeholders_and_reports_the_unknown_one() {
+        let resolve = |name: &str| (name == "users").then(|| "read_parquet('u.parquet')".to_string());
+        assert_eq!(expand("SELECT * FROM {users}", resolve), Ok("SELECT * FROM read_parquet('u.parquet')".into()));
+        assert_eq!(expand("SELECT * FROM {users} JOIN {orgs}", resolve), Err("orgs".into()));
+        assert_eq!(sql_literal("O'Brien"), "'O''Brien'");
+    }
+
+    #[test]
+    fn casts_to_the_declared_schema_and_refuses_a_wrong_column_count() -> Result<()> {
+        let utc = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, true),
+            Field::new("at", utc.clone(), true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let sql = "SELECT 1::INTEGER, CAST(DATE '2024-01-15' AS TIMESTAMP), 'x' UNION ALL SELECT 2, NULL, NULL";
+        let batches = LocalSql::open()?.select_as(sql, &schema)?;
+        assert_eq!(batches[0].schema(), schema);
+        let at = batches[0].column(1).as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+        assert_eq!(at.value(0), 1_705_276_800_000);
+        let err = LocalSql::open()?.select_as("SELECT 1", &schema).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("1 columns, 3 declared"), "{err}");
+        Ok(())
+    }
+}

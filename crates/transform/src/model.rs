@@ -1,0 +1,238 @@
+//! The license model: what a license manager queries, derived from the raw copies of the
+//! Salesforce objects in [`crate::tables`].
+//!
+//! Derived tables are written as Parquet per org, like the raw ones, so BI tools reading the files
+//! see them too; analytics views exist only in `warehouse.duckdb`. Both are DuckDB SQL in which
+//! `{table}` stands for that table's files: the load stage expands it (to one org's partition
+//! file when deriving a table, to every org's files in a view). A derived table's columns and
+//! their types are declared here; the SQL computes them, in that order.
+
+use crate::tables::ColumnType;
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use std::sync::Arc;
+
+/// A table computed from other tables of the same org, after they are written.
+#[derive(Debug)]
+pub struct DerivedTable {
+    pub name: &'static str,
+    pub columns: &'static [(&'static str, ColumnType)],
+    /// The tables the SQL reads; without a file for each, the table is not derived.
+    pub inputs: &'static [&'static str],
+    pub sql: &'static str,
+    /// Keeps every run's rows (a file per run) instead of replacing them; the rows start with a
+    /// `run_id` column before `columns`, which the SQL selects as `{run_id}`.
+    pub per_run: bool,
+}
+
+impl DerivedTable {
+    pub fn schema(&self) -> SchemaRef {
+        let run_id = self.per_run.then(|| Field::new("run_id", Text.arrow(), false));
+        let columns = self.columns.iter().map(|(name, kind)| Field::new(*name, kind.arrow(), true));
+        Arc::new(Schema::new(run_id.into_iter().chain(columns).collect::<Vec<_>>()))
+    }
+}
+
+use ColumnType::{Boolean, Integer, Text, Timestamp};
+
+const SUBSCRIPTION_COLUMNS: &[(&str, ColumnType)] = &[
+    ("subscription_id", Text),
+    ("kind", Text),
+    ("name", Text),
+    ("label", Text),
+    ("status", Text),
+    ("is_paid", Boolean),
+    ("total", Integer),
+    ("used", Integer),
+    ("available", Integer),
+    ("expires_at", Timestamp),
+    ("namespace", Text),
+    ("extracted_at", Timestamp),
+];
+
+/// One row per license of any kind. `total` (and `available`) is NULL for an unlimited (site)
+/// package license, `used` where Salesforce reports no count (-1). `is_paid` is false for the
+/// user licenses whose holders cost nothing (Chatter and guest users) and for package licenses in
+/// `Free` status; every other license counts as paid.
+pub static SUBSCRIPTIONS: DerivedTable = DerivedTable {
+    name: "subscriptions",
+    columns: SUBSCRIPTION_COLUMNS,
+    inputs: &["user_licenses", "permission_set_licenses", "package_licenses"],
+    per_run: false,
+    sql: "SELECT user_license_id, 'user_license', name, label, status,
+                 definition_key NOT IN ('PID_Chatter', 'PID_Chatter_External', 'PID_Guest_User',
+                                        'PID_Communities_Guest'),
+                 total, used, total - used, NULL, NULL, extracted_at
+          FROM {user_licenses}
+          UNION ALL
+          SELECT permission_set_license_id, 'permission_set_license', developer_name, label, status, true,
+                 total, used, total - used, CAST(expires_on AS TIMESTAMP), NULL, extracted_at
+          FROM {permission_set_licenses}
+          UNION ALL
+          SELECT package_license_id, 'package_license', namespace, namespace, status, status <> 'Free',
+                 nullif(allowed, -1), CASE WHEN used >= 0 THEN used END,
+                 CASE WHEN allowed >= 0 AND used >= 0 THEN allowed - used END, expires_at, namespace, extracted_at
+          FROM {package_licenses}",
+};
+
+/// `subscriptions` as each run saw it: seat counts over time.
+pub static SUBSCRIPTION_HISTORY: DerivedTable = DerivedTable {
+    name: "subscription_history",
+    columns: SUBSCRIPTION_COLUMNS,
+    inputs: &["subscriptions"],
+    per_run: true,
+    sql: "SELECT {run_id}, * FROM {subscriptions}",
+};
+
+/// Who holds what, for the users in `users` (the org's scope): the user license through the
+/// profile (Salesforce records no date for it), permission set licenses and package licenses
+/// through their assignment records.
+pub static USER_SUBSCRIPTIONS: DerivedTable = DerivedTable {
+    name: "user_subscriptions",
+    columns: &[("user_id", Text), ("subscription_id", Text), ("kind", Text), ("assigned_at", Timestamp)],
+    inputs: &["users", "permission_set_license_assignments", "user_package_licenses"],
+    per_run: false,
+    sql: "SELECT user_id, user_license_id, 'user_license', NULL
+          FROM {users} WHERE user_license_id IS NOT NULL
+          UNION ALL
+          SELECT user_id, permission_set_license_id, 'permission_set_license', assigned_at
+          FROM {permission_set_license_assignments} WHERE user_id IN (SELECT user_id FROM {users})
+          UNION ALL
+          SELECT user_id, package_license_id, 'package_license', assigned_at
+          FROM {user_package_licenses} WHERE user_id IN (SELECT user_id FROM {users})",
+};
+
+/// Every derived table, in the order they are written (a table after its inputs).
+pub static DERIVED: [&DerivedTable; 3] = [&SUBSCRIPTIONS, &SUBSCRIPTION_HISTORY, &USER_SUBSCRIPTIONS];
+
+/// A view in `warehouse.duckdb`, over the tables' views (and `{table}` files where a view takes a
+/// table's own name).
+#[derive(Debug)]
+pub struct AnalyticsView {
+    pub name: &'static str,
+    /// Without each of these, the view is not created.
+    pub inputs: &'static [&'static str],
+    pub sql: String,
+}
+
+/// The analytics views; `inactive_days` is the pipeline's `inactive_days` (N): a user who has not
+/// logged in for that many days before the org was read, or never, is inactive.
+pub fn analytics_views(inactive_days: u32) -> Vec<AnalyticsView> {
+    // Milliseconds since the epoch: timestamp arithmetic that reads the same with and without
+    // DuckDB's time zone extension (a BI tool's DuckDB may have it, sfetl's has not).
+    let days_since_login = "(epoch_ms(o.extracted_at) - epoch_ms(u.last_login_at)) // 86400000";
+    let inactive = format!("(u.last_login_at IS NULL OR {days_since_login} >= {inactive_days})");
+    vec![
+        AnalyticsView {
+            // Each version of a user once: a run's overlap re-reads a few unchanged users.
+            name: "user_history",
+            inputs: &["user_history"],
+            sql: "SELECT * FROM {user_history}
+                  QUALIFY row_number() OVER (PARTITION BY org, user_id, system_modstamp ORDER BY extracted_at) = 1"
+                .into(),
+        },
+        AnalyticsView {
+            name: "license_utilization",
+            inputs: &["subscriptions", "user_subscriptions", "users", "orgs"],
+            sql: format!(
+                "WITH holders AS (
+                     SELECT us.org, us.subscription_id,
+                            count(*) FILTER (WHERE u.is_active) AS held_by_active_users,
+                            count(*) FILTER (WHERE u.is_active AND {inactive}) AS held_by_inactive_users
+                     FROM user_subscriptions us
+                     JOIN users u ON u.org = us.org AND u.user_id = us.user_id
+                     JOIN orgs o ON o.org = us.org
+                     GROUP BY ALL)
+                 SELECT s.org, s.subscription_id, s.kind, s.name, s.label, s.status, s.is_paid, s.total, s.used,
+                        coalesce(h.held_by_active_users, 0) AS held_by_active_users,
+                        coalesce(h.held_by_inactive_users, 0) AS held_by_inactive_users,
+                        s.available,
+                        round(100.0 * s.used / nullif(s.total, 0), 1) AS utilization_pct,
+                        {inactive_days} AS inactive_days, s.extracted_at
+                 FROM subscriptions s
+                 LEFT JOIN holders h ON h.org = s.org AND h.subscription_id = s.subscription_id"
+            ),
+        },
+        AnalyticsView {
+            name: "inactive_licensed_users",
+            inputs: &["subscriptions", "user_subscriptions", "users", "orgs"],
+            sql: format!(
+                "SELECT u.org, u.user_id, u.username, u.name, u.email, u.company, u.profile_name, u.user_license_name,
+                        u.last_login_at,
+                        {days_since_login} AS days_since_login,
+                        count(*) AS paid_licenses,
+                        string_agg(s.name, ', ' ORDER BY s.kind DESC, s.name) AS licenses,
+                        {inactive_days} AS inactive_days
+                 FROM users u
+                 JOIN orgs o ON o.org = u.org
+                 JOIN user_subscriptions us ON us.org = u.org AND us.user_id = u.user_id
+                 JOIN subscriptions s ON s.org = us.org AND s.subscription_id = us.subscription_id
+                 WHERE u.is_active AND s.is_paid AND {inactive}
+                 GROUP BY ALL"
+            ),
+        },
+        AnalyticsView {
+            name: "license_trend",
+            inputs: &["subscription_history"],
+            sql: "SELECT org, run_id, extracted_at AS snapshot_at, subscription_id, kind, name, label, is_paid,
+                         total, used, available
+                  FROM subscription_history"
+                .into(),
+        },
+        AnalyticsView {
+            name: "company_license_holders",
+            inputs: &["subscriptions", "user_subscriptions", "users", "orgs"],
+            sql: format!(
+                "SELECT us.org, u.company, us.subscription_id, s.kind, s.name, s.is_paid,
+                        count(*) FILTER (WHERE u.is_active) AS held_by_active_users,
+                        count(*) FILTER (WHERE u.is_active AND {inactive}) AS held_by_inactive_users
+                 FROM user_subscriptions us
+                 JOIN users u ON u.org = us.org AND u.user_id = us.user_id
+                 JOIN orgs o ON o.org = us.org
+                 JOIN subscriptions s ON s.org = us.org AND s.subscription_id = us.subscription_id
+                 GROUP BY ALL"
+            ),
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::ALL;
+
+    fn placeholders(sql: &str) -> Vec<&str> {
+        sql.split('{').skip(1).filter_map(|s| s.split_once('}').map(|(name, _)| name)).collect()
+    }
+
+    #[test]
+    fn derived_tables_read_only_their_declared_inputs_written_before_them() {
+        for (i, table) in DERIVED.iter().enumerate() {
+            for name in placeholders(table.sql) {
+                if name == "run_id" {
+                    assert!(table.per_run, "{}", table.name);
+                    continue;
+                }
+                assert!(table.inputs.contains(&name), "{} reads {name}", table.name);
+                let raw = ALL.iter().any(|t| t.name == name);
+                let earlier = DERIVED[..i].iter().any(|t| t.name == name);
+                assert!(raw || earlier, "{} reads {name} before it is written", table.name);
+            }
+        }
+    }
+
+    #[test]
+    fn history_keeps_the_subscription_columns_after_the_run_id() {
+        let history = SUBSCRIPTION_HISTORY.schema();
+        assert_eq!(history.field(0).name(), "run_id");
+        assert_eq!(history.fields()[1..], SUBSCRIPTIONS.schema().fields()[..]);
+    }
+
+    #[test]
+    fn views_name_their_inputs() {
+        for view in analytics_views(90) {
+            for name in placeholders(&view.sql) {
+                assert!(view.inputs.contains(&name), "{} reads {{{name}}}", view.name);
+            }
+        }
+    }
+}
