@@ -2,7 +2,7 @@
 //! case-insensitive match; `company_filter = "only"` keeps those companies' users alone, with
 //! names that need SOQL escaping; portal user types are left out unless asked for.
 
-use crate::support::{SimOrg, rows, sfetl, text};
+use crate::support::{SimOrg, rows};
 use sfetl_sim::{OrgSpec, SimConfig};
 use std::collections::BTreeMap;
 
@@ -32,15 +32,8 @@ fn expected(org: &SimOrg, configured: &[&str]) -> BTreeMap<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_are_tagged_with_their_configured_company_and_portal_users_left_out() {
     let org = org().await;
-    let pipeline = org.dir.path().join("tag.toml");
-    let text_ = std::fs::read_to_string(org.pipeline("tag", "")).unwrap_or_default().replace(
-        "company_names = [\"Acme Corp\"]",
-        &format!("company_names = [\"Acme Corp\", {}]", toml_string(TRICKY)),
-    );
-    std::fs::write(&pipeline, text_).unwrap_or_else(|e| panic!("{e}"));
     let out = org.out();
-    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
-    assert!(run.status.success(), "{}", text(&run));
+    org.extract(&org.pipeline_with_companies("tag", &["Acme Corp", TRICKY], ""));
     let expected = expected(&org, &["Acme Corp", TRICKY]);
     let got: BTreeMap<String, String> = rows(&out, "SELECT user_id, coalesce(company, 'NULL') FROM users")
         .into_iter()
@@ -56,16 +49,8 @@ async fn users_are_tagged_with_their_configured_company_and_portal_users_left_ou
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn company_filter_only_keeps_exactly_that_companys_users() {
     let org = org().await;
-    let extra = format!("company_filter = \"only\"\nexclude_user_types = []");
-    let pipeline = org.dir.path().join("only.toml");
-    let text_ = std::fs::read_to_string(org.pipeline("only", &extra))
-        .unwrap_or_default()
-        .replace("company_names = [\"Acme Corp\"]", &format!("company_names = [{}]", toml_string(TRICKY)));
-    std::fs::write(&pipeline, text_).unwrap_or_else(|e| panic!("{e}"));
     let out = org.out();
-    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
-    assert!(run.status.success(), "{}", text(&run));
-
+    org.extract(&org.pipeline_with_companies("only", &[TRICKY], "company_filter = \"only\"\nexclude_user_types = []"));
     let data = org.sim.org();
     let users = data.table("User");
     let mut expected: Vec<String> = (0..users.rows.len())
@@ -82,8 +67,4 @@ async fn company_filter_only_keeps_exactly_that_companys_users() {
     // Filtered by Salesforce: far fewer User records crossed the wire than the org has.
     let fetched: usize = org.sim.request_log().iter().filter(|r| r.object == Some("User")).map(|r| r.records).sum();
     assert!(fetched < users.rows.len() / 2, "{fetched} User records fetched");
-}
-
-fn toml_string(value: &str) -> String {
-    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }

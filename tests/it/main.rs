@@ -7,6 +7,7 @@ mod crash;
 mod extract;
 mod incremental;
 mod init;
+mod model;
 mod pipeline_errors;
 mod resilience;
 mod support;

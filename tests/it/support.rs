@@ -40,6 +40,25 @@ impl SimOrg {
         path
     }
 
+    /// Like [`SimOrg::pipeline`], with these `company_names`.
+    pub fn pipeline_with_companies(&self, name: &str, companies: &[&str], extra: &str) -> PathBuf {
+        let path = self.pipeline(name, extra);
+        let names: Vec<String> = companies.iter().map(|c| toml_string(c)).collect();
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .replace("company_names = [\"Acme Corp\"]", &format!("company_names = [{}]", names.join(", ")));
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
+    /// Runs `sfetl extract` on a pipeline into [`SimOrg::out`] and insists that it succeeds.
+    pub fn extract(&self, pipeline: &Path) -> Output {
+        let out = self.out();
+        let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], self.dir.path());
+        assert!(run.status.success(), "{}", text(&run));
+        run
+    }
+
     pub fn out(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -52,6 +71,10 @@ pub fn sfetl(args: &[&str], cwd: &Path) -> Output {
         .env("NO_COLOR", "1")
         .output()
         .unwrap_or_else(|e| panic!("running sfetl: {e}"))
+}
+
+pub fn toml_string(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 pub fn text(output: &Output) -> String {

@@ -55,7 +55,7 @@ pub async fn check_org(org: &OrgPlan) -> Vec<Step> {
     let connection = match crate::run::connect(org).await {
         Ok(connection) => connection,
         Err(e) => {
-            steps.fail("connection", format!("{e:#}"), "check the settings above");
+            steps.fail("connection", crate::describe(&e), "check the settings above");
             return steps.steps;
         }
     };

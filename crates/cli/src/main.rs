@@ -136,7 +136,7 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command, progress)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::from(3)
         }
     }
@@ -286,4 +286,30 @@ fn with_utc_as_offset(
         }
     }
     arrow::record_batch::RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
+}
+
+/// An error and its causes on one line, like `{:#}`, without repeating a cause that an error's
+/// own message already quotes (the crates' messages name their source so they read well alone).
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn describe_names_each_cause_once() {
+        let inner = std::io::Error::other("disk full");
+        let outer = anyhow::Error::new(sfetl_load::Error::Io { path: "/x".into(), source: inner });
+        assert_eq!(super::describe(&outer.context("writing users")), "writing users: /x: disk full");
+    }
 }

@@ -169,8 +169,8 @@ async fn extract_org(
                     }
                 }
                 Err(e) if e.downcast_ref::<sfetl_extract::Error>().is_some_and(|e| e.is_quota_stop()) => {
-                    tracing::warn!(org = %org.name, table = table.name, "{e:#}; keeping the tables already extracted");
-                    outcome.stopped.get_or_insert(format!("{e:#}"));
+                    tracing::warn!(org = %org.name, table = table.name, "{}; keeping the tables already extracted", crate::describe(&e));
+                    outcome.stopped.get_or_insert(crate::describe(&e));
                 }
                 Err(e) => return Err(e),
             }
@@ -190,8 +190,8 @@ async fn extract_org(
     }
     .await;
     if let Err(e) = result {
-        progress.org_failed(&org.name, &format!("{e:#}"));
-        outcome.error = Some(format!("{e:#}"));
+        progress.org_failed(&org.name, &crate::describe(&e));
+        outcome.error = Some(crate::describe(&e));
     }
     outcome.api_calls = client.api_calls();
     if client.retries() > 0 {
@@ -261,7 +261,7 @@ fn record_run(sink: &ParquetSink, run_id: &str, outcome: OrgOutcome) -> OrgOutco
         Ok(())
     })();
     if let Err(e) = written {
-        tracing::error!(org = %outcome.org, "could not record the run in `runs`: {e:#}");
+        tracing::error!(org = %outcome.org, "could not record the run in `runs`: {}", crate::describe(&e));
     }
     outcome
 }

@@ -1,0 +1,283 @@
+//! The license model against numbers computed here, independently, from the simulated org's own
+//! records: seats per license, inactive licensed users, users per company, unlimited licenses,
+//! and seat counts over three runs with the org changed in between.
+
+use crate::support::{SimOrg, rows};
+use sfetl_sim::value::Value;
+use sfetl_sim::{OrgData, OrgSpec, SimConfig};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+const PORTAL: [&str; 4] = ["powerpartner", "cspliteportal", "customersuccess", "powercustomersuccess"];
+const FREE_USER_LICENSE_KEYS: [&str; 4] =
+    ["PID_Chatter", "PID_Chatter_External", "PID_Guest_User", "PID_Communities_Guest"];
+/// Padded, cased, with an apostrophe and non-ASCII letters; the generator also leaves some null.
+const COMPANIES: [&str; 3] = ["Acme Corp", "O'Brien & Søn", "Zoë's  Bistro"];
+const DAY_MS: i64 = 86_400_000;
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
+}
+
+/// What the org's records say, for the users sfetl keeps by default (no portal users).
+struct Facts {
+    /// Subscription Id -> paid?
+    paid: HashMap<String, bool>,
+    /// User Id -> every subscription the user holds.
+    holdings: BTreeMap<String, Vec<String>>,
+    /// Kept users: Id -> (active, last login in epoch ms, company as configured or "NULL").
+    users: BTreeMap<String, (bool, Option<i64>, String)>,
+}
+
+impl Facts {
+    fn of(data: &OrgData) -> Facts {
+        let mut paid = HashMap::new();
+        let licenses = data.table("UserLicense");
+        for i in 0..licenses.rows.len() {
+            let free = FREE_USER_LICENSE_KEYS.contains(&text(licenses.get(i, "LicenseDefinitionKey")));
+            paid.insert(text(licenses.get(i, "Id")).to_string(), !free);
+        }
+        let psls = data.table("PermissionSetLicense");
+        for i in 0..psls.rows.len() {
+            paid.insert(text(psls.get(i, "Id")).to_string(), true);
+        }
+        let packages = data.table("PackageLicense");
+        for i in 0..packages.rows.len() {
+            paid.insert(text(packages.get(i, "Id")).to_string(), text(packages.get(i, "Status")) != "Free");
+        }
+
+        let (users, profiles) = (data.table("User"), data.table("Profile"));
+        let mut kept = BTreeMap::new();
+        let mut holdings: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for i in 0..users.rows.len() {
+            if PORTAL.contains(&text(users.get(i, "UserType")).to_lowercase().as_str()) {
+                continue;
+            }
+            let id = text(users.get(i, "Id")).to_string();
+            let last_login = match users.get(i, "LastLoginDate") {
+                Value::DateTime(ms) => Some(*ms),
+                _ => None,
+            };
+            let company_name = users.get(i, "CompanyName").as_str().map(|c| c.trim().to_lowercase());
+            let company = COMPANIES.iter().find(|c| Some(c.to_lowercase()) == company_name).map_or("NULL", |c| c);
+            kept.insert(id.clone(), (users.get(i, "IsActive") == &Value::Bool(true), last_login, company.to_string()));
+            let profile = profiles.index_of(text(users.get(i, "ProfileId")));
+            if let Some(license) = profile.and_then(|p| profiles.get(p, "UserLicenseId").as_str()) {
+                holdings.entry(id).or_default().push(license.to_string());
+            }
+        }
+        for (object, user, license) in [
+            ("PermissionSetLicenseAssign", "AssigneeId", "PermissionSetLicenseId"),
+            ("UserPackageLicense", "UserId", "PackageLicenseId"),
+        ] {
+            let table = data.table(object);
+            for i in 0..table.rows.len() {
+                let user = text(table.get(i, user));
+                if kept.contains_key(user) {
+                    holdings.entry(user.to_string()).or_default().push(text(table.get(i, license)).to_string());
+                }
+            }
+        }
+        Facts { paid, holdings, users: kept }
+    }
+
+    fn inactive(&self, user: &str, as_of: i64, days: i64) -> bool {
+        self.users.get(user).is_some_and(|(_, last, _)| last.is_none_or(|last| (as_of - last) / DAY_MS >= days))
+    }
+
+    /// Active users holding a paid license, inactive for `days` or never logged in, with the
+    /// number of paid licenses each holds.
+    fn inactive_licensed(&self, as_of: i64, days: i64) -> BTreeMap<String, String> {
+        self.holdings
+            .iter()
+            .filter(|(user, _)| self.users[*user].0 && self.inactive(user, as_of, days))
+            .map(|(user, held)| (user.clone(), held.iter().filter(|s| self.paid[*s]).count()))
+            .filter(|(_, paid)| *paid > 0)
+            .map(|(user, paid)| (user, paid.to_string()))
+            .collect()
+    }
+
+    /// Subscription Id -> (held by active users, held by those of them inactive for `days`).
+    fn holders(&self, as_of: i64, days: i64) -> BTreeMap<String, (usize, usize)> {
+        let mut out: BTreeMap<String, (usize, usize)> = self.paid.keys().map(|s| (s.clone(), (0, 0))).collect();
+        for (user, held) in &self.holdings {
+            if !self.users[user].0 {
+                continue;
+            }
+            let inactive = self.inactive(user, as_of, days);
+            for subscription in held {
+                if let Some(entry) = out.get_mut(subscription) {
+                    entry.0 += 1;
+                    entry.1 += usize::from(inactive);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Subscription Id -> (total, used) as Salesforce reports them, unlimited (-1) as "NULL".
+fn seat_counts(data: &OrgData) -> BTreeMap<String, (String, String)> {
+    let count = |v: &Value| match v {
+        Value::Int(n) if *n >= 0 => n.to_string(),
+        _ => "NULL".to_string(),
+    };
+    let mut out = BTreeMap::new();
+    for (object, total) in [
+        ("UserLicense", "TotalLicenses"),
+        ("PermissionSetLicense", "TotalLicenses"),
+        ("PackageLicense", "AllowedLicenses"),
+    ] {
+        let table = data.table(object);
+        for i in 0..table.rows.len() {
+            let seats = (count(table.get(i, total)), count(table.get(i, "UsedLicenses")));
+            out.insert(text(table.get(i, "Id")).to_string(), seats);
+        }
+    }
+    out
+}
+
+fn as_map<V>(rows: Vec<Vec<String>>, value: impl Fn(&[String]) -> V) -> BTreeMap<String, V> {
+    rows.into_iter().map(|r| (r[0].clone(), value(&r[1..]))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_agree_with_the_orgs_own_records() {
+    let mut spec = OrgSpec::new(404, 2500);
+    spec.companies = COMPANIES.iter().map(|c| c.to_string()).collect();
+    let org = SimOrg::start_with(SimConfig::new(spec)).await;
+    org.extract(&org.pipeline_with_companies("model", &COMPANIES, ""));
+    let out = org.out();
+    let data = org.sim.org();
+    let facts = Facts::of(&data);
+    let as_of: i64 = rows(&out, "SELECT epoch_ms(extracted_at) FROM orgs")[0][0].parse().unwrap_or_default();
+
+    // Seats as Salesforce counts them, every kind of license, unlimited ones with no total.
+    let expected_seats = seat_counts(&data);
+    let got = as_map(
+        rows(
+            &out,
+            "SELECT subscription_id, coalesce(total::VARCHAR, 'NULL'), coalesce(used::VARCHAR, 'NULL') FROM license_utilization",
+        ),
+        |r| (r[0].clone(), r[1].clone()),
+    );
+    assert_eq!(got, expected_seats);
+    let unlimited: BTreeSet<_> =
+        expected_seats.iter().filter(|(_, (total, _))| total == "NULL").map(|(id, _)| id).collect();
+    assert!(!unlimited.is_empty(), "the org must have a site license");
+    assert!(unlimited.iter().all(|id| id.starts_with("050")), "only package licenses are unlimited");
+
+    // Holders among the users kept, and the inactive ones among them, for N = 90.
+    let got = as_map(
+        rows(&out, "SELECT subscription_id, held_by_active_users, held_by_inactive_users FROM license_utilization"),
+        |r| (r[0].parse().unwrap_or(usize::MAX), r[1].parse().unwrap_or(usize::MAX)),
+    );
+    let expected = facts.holders(as_of, 90);
+    assert_eq!(got, expected);
+    assert!(expected.values().any(|(active, inactive)| *inactive > 0 && inactive < active));
+
+    let got = as_map(rows(&out, "SELECT user_id, paid_licenses FROM inactive_licensed_users"), |r| r[0].clone());
+    let expected = facts.inactive_licensed(as_of, 90);
+    assert_eq!(got, expected);
+    let never = facts.users.values().filter(|(active, last, _)| *active && last.is_none()).count();
+    assert!(expected.len() > 20 && never > 0, "{} inactive, {never} never logged in", expected.len());
+
+    let mut per_company: BTreeMap<String, String> = BTreeMap::new();
+    for (_, _, company) in facts.users.values() {
+        let n = per_company.entry(company.clone()).or_insert_with(|| "0".into());
+        *n = (n.parse::<usize>().unwrap_or_default() + 1).to_string();
+    }
+    let got =
+        as_map(rows(&out, "SELECT coalesce(company, 'NULL'), count(*) FROM users GROUP BY ALL"), |r| r[0].clone());
+    assert_eq!(got, per_company);
+    assert_eq!(got.len(), COMPANIES.len() + 1, "every company and the users of none: {got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn license_trend_keeps_one_snapshot_per_run() {
+    let org = SimOrg::start(600, 405).await;
+    let pipeline = org.pipeline("trend", "");
+    let out = org.out();
+    let mut expected = Vec::new();
+    let mut deactivated = Vec::new();
+    let integration_user = org.sim.integration_username();
+    for run in 0..3 {
+        if run == 1 {
+            // Ten Salesforce users leave, and the org buys five more Salesforce seats.
+            org.sim.update_org(|data| {
+                let now = chrono::Utc::now().timestamp_millis();
+                let licenses = data.table("UserLicense");
+                let full = (0..licenses.rows.len()).find(|&i| text(licenses.get(i, "Name")) == "Salesforce");
+                let full = full.map(|i| (i, text(licenses.get(i, "Id")).to_string()));
+                let Some((license_row, license)) = full else { panic!("no Salesforce license") };
+                let seats = match data.table("UserLicense").get(license_row, "TotalLicenses") {
+                    Value::Int(n) => *n,
+                    _ => 0,
+                };
+                data.table_mut("UserLicense").set(license_row, "TotalLicenses", Value::Int(seats + 5));
+                let profiles: BTreeSet<String> = {
+                    let p = data.table("Profile");
+                    (0..p.rows.len())
+                        .filter(|&i| text(p.get(i, "UserLicenseId")) == license)
+                        .map(|i| text(p.get(i, "Id")).into())
+                        .collect()
+                };
+                let users = data.table("User");
+                let leaving: Vec<usize> = (0..users.rows.len())
+                    .filter(|&i| {
+                        users.get(i, "IsActive") == &Value::Bool(true)
+                            && profiles.contains(text(users.get(i, "ProfileId")))
+                            && text(users.get(i, "Username")) != integration_user
+                    })
+                    .take(10)
+                    .collect();
+                deactivated = leaving.iter().map(|&i| text(users.get(i, "Id")).to_string()).collect();
+                let users = data.table_mut("User");
+                for i in leaving {
+                    users.set(i, "IsActive", Value::Bool(false));
+                    users.set(i, "SystemModstamp", Value::DateTime(now));
+                }
+            });
+        }
+        if run == 2 {
+            // Every assignment of one permission set license is removed.
+            org.sim.update_org(|data| {
+                let psl = text(data.table("PermissionSetLicense").get(0, "Id")).to_string();
+                let assignments = data.table_mut("PermissionSetLicenseAssign");
+                let license = assignments.def.field_index("PermissionSetLicenseId").unwrap_or_else(|| panic!("field"));
+                assignments.retain(|row| text(&row[license]) != psl);
+            });
+        }
+        org.extract(&pipeline);
+        expected.push(seat_counts(&org.sim.org()));
+    }
+    assert_ne!(expected[0], expected[1]);
+    assert_ne!(expected[1], expected[2]);
+
+    let trend = rows(
+        &out,
+        "SELECT run_id, subscription_id, coalesce(total::VARCHAR, 'NULL'), coalesce(used::VARCHAR, 'NULL')
+         FROM license_trend ORDER BY snapshot_at, run_id",
+    );
+    let mut snapshots: Vec<(String, BTreeMap<String, (String, String)>)> = Vec::new();
+    for row in trend {
+        if snapshots.last().is_none_or(|(run, _)| *run != row[0]) {
+            snapshots.push((row[0].clone(), BTreeMap::new()));
+        }
+        if let Some((_, seats)) = snapshots.last_mut() {
+            seats.insert(row[1].clone(), (row[2].clone(), row[3].clone()));
+        }
+    }
+    let got: Vec<_> = snapshots.into_iter().map(|(_, seats)| seats).collect();
+    assert_eq!(got.len(), 3, "one snapshot per run");
+    assert_eq!(got, expected);
+
+    // The latest state is one row per user; the users who left have two versions in the history.
+    let duplicates = rows(&out, "SELECT count(*) - count(DISTINCT user_id) FROM users");
+    assert_eq!(duplicates, [["0"]]);
+    let versions = as_map(rows(&out, "SELECT user_id, count(*) FROM user_history GROUP BY ALL"), |r| r[0].clone());
+    for user in &deactivated {
+        assert_eq!(versions.get(user).map(String::as_str), Some("2"), "{user}");
+    }
+    let once = versions.values().filter(|n| *n == "1").count();
+    assert_eq!(once, versions.len() - deactivated.len(), "unchanged users have one version");
+}
