@@ -38,3 +38,7 @@ interop: build
 # Benchmarks, each reported as a ratio against a baseline measured in the same run (release build).
 bench:
     cargo bench -p sfetl-sim --bench serve
+
+# Write data/report.html from the warehouse: utilization, trend, inactive licensed users.
+report *args="": build
+    {{sfetl}} report {{args}}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Third-party clients against sfetl: Python's simple-salesforce against `sfetl sim` over HTTPS
-# (10,000 users, every one exactly once), then Python's duckdb and pyarrow on an extract's output.
+# (10,000 users, every one exactly once), then Python's duckdb, pyarrow and polars on an extract's output.
 set -euo pipefail
 sfetl="$1"
 users=10000
@@ -8,7 +8,7 @@ venv="${SFETL_VENV:-$HOME/.cache/sfetl/venv}"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check simple-salesforce PyJWT cryptography duckdb pyarrow
+"$venv/bin/pip" install --quiet --disable-pip-version-check simple-salesforce PyJWT cryptography duckdb pyarrow polars
 
 dir="$(mktemp -d)"
 trap 'kill "$sim_pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
@@ -28,4 +28,4 @@ done
 legacy="${venv}-duckdb1"
 [ -x "$legacy/bin/python" ] || python3 -m venv "$legacy"
 "$legacy/bin/pip" install --quiet --disable-pip-version-check "duckdb>=1.1,<2"
-"$legacy/bin/python" "$(dirname "$0")/open_warehouse_check.py" "$dir/data" --no-pyarrow
+"$legacy/bin/python" "$(dirname "$0")/open_warehouse_check.py" "$dir/data" --no-dataframes

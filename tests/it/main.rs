@@ -9,5 +9,6 @@ mod incremental;
 mod init;
 mod model;
 mod pipeline_errors;
+mod report;
 mod resilience;
 mod support;

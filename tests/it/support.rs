@@ -29,15 +29,20 @@ impl SimOrg {
     }
 
     pub fn pipeline_as(&self, name: &str, username: &str, extra: &str) -> PathBuf {
-        let text = format!(
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, self.org_block(name, username, extra)).unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
+    /// This org's `[[orgs]]` table, its key by absolute path (so that it may join another pipeline).
+    pub fn org_block(&self, name: &str, username: &str, extra: &str) -> String {
+        format!(
             "[[orgs]]\nname = \"{name}\"\ncompany_names = [\"Acme Corp\"]\nurl = \"{url}\"\nlogin_url = \"{url}\"\n\
-             client_id = \"{key}\"\nusername = \"{username}\"\nprivate_key_file = \"org.key\"\n{extra}\n",
+             client_id = \"{key}\"\nusername = \"{username}\"\nprivate_key_file = {key_file}\n{extra}\n",
             url = self.sim.url(),
             key = self.app.consumer_key,
-        );
-        let path = self.dir.path().join(format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-        path
+            key_file = toml_string(&self.dir.path().join("org.key").to_string_lossy()),
+        )
     }
 
     /// Like [`SimOrg::pipeline`], with these `company_names`.

@@ -10,6 +10,7 @@ mod derive;
 mod init;
 mod pipeline;
 mod progress;
+mod report;
 mod run;
 mod scope;
 mod sim_cmd;
@@ -64,6 +65,18 @@ enum Command {
         out: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+    /// Write an HTML report of the licenses: utilization, trend and inactive users, per org and company.
+    #[command(
+        after_help = "Examples:\n  sfetl report                        # data/ -> data/report.html\n  sfetl report --out /srv/sfetl --to /srv/www/licenses.html"
+    )]
+    Report {
+        /// Directory holding warehouse.duckdb.
+        #[arg(long, default_value = "data")]
+        out: PathBuf,
+        /// The HTML file to write (default: report.html in the `--out` directory).
+        #[arg(long)]
+        to: Option<PathBuf>,
     },
     /// Make the key pair, certificate and pipeline file for a new connected app.
     #[command(after_help = "Examples:\n  sfetl init acme\n  sfetl init acme-sandbox --dir /etc/sfetl")]
@@ -168,6 +181,12 @@ async fn dispatch(command: Command, progress: progress::Progress) -> anyhow::Res
             let warehouse = sfetl_load::Warehouse::open_existing(&out)?;
             let batches = warehouse.query(&sql)?;
             print_batches(&batches, format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { out, to } => {
+            let to = to.unwrap_or_else(|| out.join("report.html"));
+            let orgs = report::write(&out, &to)?;
+            println!("wrote {} ({orgs} org{})", to.display(), if orgs == 1 { "" } else { "s" });
             Ok(ExitCode::SUCCESS)
         }
         Command::Init { name, dir } => match init::run(&dir, &name) {

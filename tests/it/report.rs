@@ -1,0 +1,89 @@
+//! `sfetl report`: one HTML file naming each org's paid licenses and inactive licensed users,
+//! with every name escaped and nothing fetched from outside the file.
+
+use crate::support::{SimOrg, rows, sfetl, text};
+use sfetl_sim::value::Value;
+use sfetl_sim::{OrgSpec, SimConfig};
+
+const FREE_USER_LICENSE_KEYS: [&str; 4] =
+    ["PID_Chatter", "PID_Chatter_External", "PID_Guest_User", "PID_Communities_Guest"];
+
+/// The names the report must show for an org: its name and each paid license that has seats.
+fn paid_license_names(org: &SimOrg) -> Vec<String> {
+    let data = org.sim.org();
+    let mut names = Vec::new();
+    for (object, name, total) in [
+        ("UserLicense", "Name", "TotalLicenses"),
+        ("PermissionSetLicense", "DeveloperName", "TotalLicenses"),
+        ("PackageLicense", "NamespacePrefix", "AllowedLicenses"),
+    ] {
+        let table = data.table(object);
+        for i in 0..table.rows.len() {
+            let seats = matches!(table.get(i, total), Value::Int(n) if *n != 0);
+            let free = match object {
+                "UserLicense" => {
+                    FREE_USER_LICENSE_KEYS.contains(&table.get(i, "LicenseDefinitionKey").as_str().unwrap_or_default())
+                }
+                "PackageLicense" => table.get(i, "Status").as_str() == Some("Free"),
+                _ => false,
+            };
+            if seats && !free {
+                names.push(table.get(i, name).as_str().unwrap_or_default().to_string());
+            }
+        }
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_names_each_orgs_licenses_and_fetches_nothing() {
+    let first = SimOrg::start(500, 61).await;
+    let mut spec = OrgSpec::new(62, 300);
+    spec.name = "Zoë & <Partners> \"EU\"".into();
+    let second = SimOrg::start_with(SimConfig::new(spec)).await;
+    let pipeline = first.dir.path().join("two.toml");
+    let both = format!(
+        "inactive_days = 30\n{}\n{}",
+        first.org_block("first", &first.sim.integration_username(), ""),
+        second.org_block("second", &second.sim.integration_username(), "")
+    );
+    std::fs::write(&pipeline, both).unwrap_or_else(|e| panic!("{e}"));
+    first.extract(&pipeline);
+    first.extract(&pipeline);
+
+    let out = first.out();
+    let to = first.dir.path().join("licenses.html");
+    let run = sfetl(&["report", "--out", &out.to_string_lossy(), "--to", &to.to_string_lossy()], first.dir.path());
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(text(&run).contains("2 orgs"), "{}", text(&run));
+    let html = std::fs::read_to_string(&to).unwrap_or_else(|e| panic!("{e}"));
+
+    for org in [&first, &second] {
+        let names = paid_license_names(org);
+        assert!(names.len() > 10, "{names:?}");
+        for name in names {
+            assert!(html.contains(&format!(">{name}")), "{name} is missing");
+        }
+    }
+    assert!(html.contains("Zoë &amp; &lt;Partners&gt; &quot;EU&quot;"));
+    assert!(!html.contains("<Partners>"), "names are escaped");
+    // Every inactive licensed user of the first org (N = 30) is listed by username.
+    let inactive = rows(&out, "SELECT username FROM inactive_licensed_users WHERE org = 'first'");
+    assert!(inactive.len() > 10 && inactive.len() < 200, "{}", inactive.len());
+    assert!(inactive.iter().all(|u| html.contains(&u[0])));
+    assert!(html.contains("Seats over 2 snapshots"));
+    // Offline: no address outside the file, no script, no external style or font.
+    for outside in ["http:", "https:", "//", "<script", "src=", "@import", "url("] {
+        let at = html.find(outside).map(|i| &html[i.saturating_sub(60)..(i + 60).min(html.len())]);
+        assert_eq!(at, None, "`{outside}` in the report");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_warehouse_says_to_extract_first() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let run = sfetl(&["report", "--out", "nowhere"], dir.path());
+    assert_eq!(run.status.code(), Some(3));
+    assert!(text(&run).contains("sfetl extract"), "{}", text(&run));
+    assert!(!dir.path().join("nowhere/report.html").exists());
+}
