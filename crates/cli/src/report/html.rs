@@ -64,7 +64,7 @@ pub fn page(orgs: &[OrgReport], generated: &str) -> String {
         esc(generated)
     );
     html.push_str("<table><tr><th>Org</th><th>Edition</th><th class=\"n\">Paid seats</th>");
-    html.push_str("<th class=\"n\">Used</th><th class=\"n\">Inactive holders</th><th>Read at</th></tr>");
+    html.push_str("<th class=\"n\">Used</th><th class=\"n\">Inactive licensed users</th><th>Read at</th></tr>");
     for org in orgs {
         let seats: i64 = org.licenses.iter().filter_map(|l| l.total).sum();
         let used: i64 = org.licenses.iter().filter(|l| l.total.is_some()).map(|l| l.used).sum();
