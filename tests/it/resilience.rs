@@ -127,6 +127,9 @@ async fn the_quota_guard_stops_in_time_keeps_what_it_has_and_the_next_day_finish
         org.sim.org().table("UserLicense").rows.len().to_string()
     );
 
+    // The users were not all read, so nothing is derived from them yet.
+    assert!(!out.join("user_subscriptions").exists(), "derived from a partial run");
+
     let recorded = rows(&out, "SELECT status, api_calls::VARCHAR FROM runs");
     assert_eq!(recorded, [["stopped".to_string(), api_requests.to_string()]], "the run is recorded as stopped");
 
@@ -134,6 +137,8 @@ async fn the_quota_guard_stops_in_time_keeps_what_it_has_and_the_next_day_finish
     let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
     assert!(run.status.success(), "{}", text(&run));
     assert_eq!(rows(&out, "SELECT count(*)::BIGINT FROM users")[0][0], "4000");
+    let holders = rows(&out, "SELECT count(DISTINCT user_id)::BIGINT FROM user_subscriptions");
+    assert!(holders[0][0].parse::<u32>().unwrap_or(0) > 3000, "{holders:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,7 +34,9 @@ pub fn derive_org(
         for batch in engine.select_as(&sql, &schema)? {
             writer.write(&batch)?;
         }
-        derived.push((table.name, writer.commit()?));
+        let rows = writer.commit()?;
+        tracing::debug!(org, table = table.name, rows, "derived");
+        derived.push((table.name, rows));
         fresh.push(table.name);
     }
     Ok(derived)

@@ -89,7 +89,9 @@ pub async fn extract(
         .collect();
     let views = model::analytics_views(pipeline.inactive_days);
     let views: Vec<View> = views.iter().map(|v| View { name: v.name, inputs: v.inputs, sql: &v.sql }).collect();
-    Warehouse::publish(output, &names, &views)?;
+    for (view, error) in Warehouse::publish(output, &names, &views)?.failed {
+        tracing::error!(view, "the analytics view was left out of the warehouse: {error}");
+    }
     drop(simulators);
     Ok(outcomes)
 }

@@ -12,7 +12,7 @@ mod warehouse;
 
 pub use local_sql::{LocalSql, expand, parquet_source, sql_literal};
 pub use parquet_sink::{ParquetSink, PartitionWriter, remove_leftovers};
-pub use warehouse::{View, Warehouse};
+pub use warehouse::{Published, View, Warehouse};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -10,6 +10,15 @@ pub struct Warehouse {
     connection: duckdb::Connection,
 }
 
+/// What [`Warehouse::publish`] made.
+#[derive(Debug)]
+pub struct Published {
+    /// Tables and views, in the order they were created.
+    pub registered: Vec<String>,
+    /// Analytics views DuckDB refused, with why.
+    pub failed: Vec<(String, Error)>,
+}
+
 /// An analytics view: SQL over the tables' views, in which `{table}` stands for that table's own
 /// files (for a view that takes the name of a table, to refine it).
 #[derive(Debug, Clone, Copy)]
@@ -56,25 +65,27 @@ impl Warehouse {
     const STORAGE_VERSION: &'static str = "v1.0.0";
 
     /// Writes a fresh `<root>/warehouse.duckdb` with a view per table that has files, then the
-    /// analytics `views` whose inputs are there, and returns the names registered.
+    /// analytics `views` whose inputs are there. An analytics view DuckDB refuses is left out and
+    /// reported in [`Published::failed`]: the tables stay queryable.
     ///
     /// The database holds only views, so it is rebuilt whole under a temporary name and renamed
     /// into place: a reader (or a BI tool holding the old file open) never sees it half made, and
     /// nothing but sfetl's views is kept in it: keep your own objects in another database.
-    pub fn publish(root: &Path, tables: &[&str], views: &[View<'_>]) -> Result<Vec<String>> {
+    pub fn publish(root: &Path, tables: &[&str], views: &[View<'_>]) -> Result<Published> {
         let path = root.join(Self::FILE_NAME);
         let temp = root.join(format!("{}.tmp-{}", Self::FILE_NAME, std::process::id()));
         crate::parquet_sink::remove_leftovers(root, &format!("{}.tmp-", Self::FILE_NAME));
         let fail = |source| Error::DuckDb { path: temp.clone(), source };
         let config = offline_config().and_then(|c| c.with("storage_compatibility_version", Self::STORAGE_VERSION));
         let config = config.map_err(fail)?;
-        let registered = {
+        let published = {
             let warehouse = Warehouse {
                 path: temp.clone(),
                 connection: duckdb::Connection::open_with_flags(&temp, config).map_err(fail)?,
             };
             let root = root.canonicalize().map_err(|source| Error::Io { path: root.to_path_buf(), source })?;
             let mut registered = Vec::new();
+            let mut failed = Vec::new();
             for table in tables {
                 if let Some(source) = table_source(&root, table) {
                     warehouse.create_view(table, &format!("SELECT * FROM {source}"))?;
@@ -85,21 +96,25 @@ impl Warehouse {
                 if !view.inputs.iter().all(|input| registered.iter().any(|r| r == input)) {
                     continue;
                 }
-                let sql = crate::expand(view.sql, |table| table_source(&root, table)).map_err(|missing| {
-                    Error::Schema { sql: view.name.to_string(), detail: format!("no files for `{missing}`") }
-                })?;
-                warehouse.create_view(view.name, &sql)?;
-                if !registered.iter().any(|r| r == view.name) {
-                    registered.push(view.name.to_string());
+                let created = crate::expand(view.sql, |table| table_source(&root, table))
+                    .map_err(|missing| Error::Schema {
+                        sql: view.name.to_string(),
+                        detail: format!("no files for `{missing}`"),
+                    })
+                    .and_then(|sql| warehouse.create_view(view.name, &sql));
+                match created {
+                    Ok(()) if registered.iter().any(|r| r == view.name) => {}
+                    Ok(()) => registered.push(view.name.to_string()),
+                    Err(e) => failed.push((view.name.to_string(), e)),
                 }
             }
             warehouse.connection.execute_batch("CHECKPOINT").map_err(fail)?;
-            registered
+            Published { registered, failed }
         };
         std::fs::rename(&temp, &path).map_err(|source| Error::Io { path: path.clone(), source })?;
         // A write-ahead log left by an older database would be replayed onto the new one.
         let _ = std::fs::remove_file(root.join(format!("{}.wal", Self::FILE_NAME)));
-        Ok(registered)
+        Ok(published)
     }
 
     /// Opens an existing database read-only (for queries while nothing writes).
@@ -176,13 +191,13 @@ mod tests {
         let views = [
             View { name: "people", inputs: &["people"], sql: "SELECT * FROM {people} WHERE n = 0" },
             View { name: "nobody", inputs: &["absent"], sql: "SELECT * FROM {absent}" },
+            View { name: "broken", inputs: &["people"], sql: "SELECT no_such_column FROM people" },
         ];
-        assert_eq!(Warehouse::publish(dir.path(), &["people", "absent"], &[])?, ["people"]);
-        assert_eq!(
-            Warehouse::publish(dir.path(), &["people"], &views)?,
-            ["people"],
-            "a re-run replaces the database; `nobody` lacks its input"
-        );
+        assert_eq!(Warehouse::publish(dir.path(), &["people", "absent"], &[])?.registered, ["people"]);
+        let published = Warehouse::publish(dir.path(), &["people"], &views)?;
+        assert_eq!(published.registered, ["people"], "a re-run replaces the database; `nobody` lacks its input");
+        assert_eq!(published.failed.len(), 1, "{:?}", published.failed);
+        assert!(published.failed[0].1.to_string().contains("no_such_column"), "{:?}", published.failed);
         let warehouse = Warehouse::open_existing(dir.path())?;
         let out = warehouse.query("SELECT org, count(*)::BIGINT AS n FROM people GROUP BY org ORDER BY org")?;
         let orgs = out[0]
