@@ -31,9 +31,7 @@ pub fn derive_org(
         } else {
             sink.open(table.name, "org", org, schema.clone())?
         };
-        for batch in engine.select_as(&sql, &schema)? {
-            writer.write(&batch)?;
-        }
+        engine.select_each(&sql, &schema, |batch| writer.write(&batch))?;
         let rows = writer.commit()?;
         tracing::debug!(org, table = table.name, rows, "derived");
         derived.push((table.name, rows));

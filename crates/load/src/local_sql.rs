@@ -23,14 +23,20 @@ impl LocalSql {
         Ok(LocalSql { connection })
     }
 
-    /// Runs `sql` and returns its rows with `schema`: the columns in order, each cast to the
-    /// declared type, so that a table's files keep the same schema whatever DuckDB infers.
-    pub fn select_as(&self, sql: &str, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+    /// Runs `sql` and hands its rows to `each`, batch by batch as DuckDB produces them (a large
+    /// result is never held whole), with `schema`: the columns in order, each cast to the declared
+    /// type, so that a table's files keep the same schema whatever DuckDB infers.
+    pub fn select_each(
+        &self,
+        sql: &str,
+        schema: &SchemaRef,
+        mut each: impl FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
         let fail = |source| Error::DuckDb { path: PathBuf::from(":memory:"), source };
         let mut statement = self.connection.prepare(sql).map_err(fail)?;
         let mismatch = |detail: String| Error::Schema { sql: excerpt(sql), detail };
-        let mut out = Vec::new();
-        for batch in statement.query_arrow([]).map_err(fail)? {
+        for batch in statement.stream_arrow([]).map_err(fail)? {
+            let batch = batch.map_err(fail)?;
             if batch.num_columns() != schema.fields().len() {
                 return Err(mismatch(format!("{} columns, {} declared", batch.num_columns(), schema.fields().len())));
             }
@@ -42,9 +48,9 @@ impl LocalSql {
                     conform(column, field.data_type()).map_err(|e| mismatch(format!("column `{}`: {e}", field.name())))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            out.push(RecordBatch::try_new(schema.clone(), columns).map_err(|e| mismatch(e.to_string()))?);
+            each(RecordBatch::try_new(schema.clone(), columns).map_err(|e| mismatch(e.to_string()))?)?;
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -115,11 +121,15 @@ mod tests {
             Field::new("name", DataType::Utf8, true),
         ]));
         let sql = "SELECT 1::INTEGER, CAST(DATE '2024-01-15' AS TIMESTAMP), 'x' UNION ALL SELECT 2, NULL, NULL";
-        let batches = LocalSql::open()?.select_as(sql, &schema)?;
+        let mut batches = Vec::new();
+        LocalSql::open()?.select_each(sql, &schema, |batch| {
+            batches.push(batch);
+            Ok(())
+        })?;
         assert_eq!(batches[0].schema(), schema);
         let at = batches[0].column(1).as_primitive::<arrow::datatypes::TimestampMillisecondType>();
         assert_eq!(at.value(0), 1_705_276_800_000);
-        let err = LocalSql::open()?.select_as("SELECT 1", &schema).map(|_| ()).unwrap_err().to_string();
+        let err = LocalSql::open()?.select_each("SELECT 1", &schema, |_| Ok(())).unwrap_err().to_string();
         assert!(err.contains("1 columns, 3 declared"), "{err}");
         Ok(())
     }
