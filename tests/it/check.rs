@@ -95,7 +95,8 @@ async fn each_setup_mistake_names_its_fix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn org_side_problems_name_their_fix() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut SimConfig)>, &str, &[&str])> = vec![
+    type Case = (&'static str, Box<dyn FnOnce(&mut SimConfig)>, &'static str, &'static [&'static str]);
+    let cases: Vec<Case> = vec![
         (
             "sandbox user with the production login URL",
             Box::new(|c| c.login_audience = Some("https://test.salesforce.com".into())),

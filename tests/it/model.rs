@@ -258,7 +258,8 @@ async fn license_trend_keeps_one_snapshot_per_run() {
         "SELECT run_id, subscription_id, coalesce(total::VARCHAR, 'NULL'), coalesce(used::VARCHAR, 'NULL')
          FROM license_trend ORDER BY snapshot_at, run_id",
     );
-    let mut snapshots: Vec<(String, BTreeMap<String, (String, String)>)> = Vec::new();
+    type Seats = BTreeMap<String, (String, String)>;
+    let mut snapshots: Vec<(String, Seats)> = Vec::new();
     for row in trend {
         if snapshots.last().is_none_or(|(run, _)| *run != row[0]) {
             snapshots.push((row[0].clone(), BTreeMap::new()));

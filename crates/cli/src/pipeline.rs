@@ -297,9 +297,9 @@ fn real_connection(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&st
     let login_url = org.login_url.clone().unwrap_or_else(|| "https://login.salesforce.com".into());
     for (key, value) in [("url", &url), ("login_url", &login_url)] {
         if !value.is_empty()
-            && !(value.starts_with("https://")
-                || value.starts_with("http://127.0.0.1")
-                || value.starts_with("http://localhost"))
+            && !value.starts_with("https://")
+            && !value.starts_with("http://127.0.0.1")
+            && !value.starts_with("http://localhost")
         {
             complain(key, format!("is `{value}`: expected an https:// URL"));
         }
@@ -332,13 +332,10 @@ fn real_connection(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&st
         },
     }
     .map(sfetl_extract::Secret::new);
-    if let Some(key) = &private_key {
-        if let Err(e) = sfetl_extract::encoding_key(key) {
-            complain(
-                if org.private_key_file.is_some() { "private_key_file" } else { "private_key_env" },
-                e.to_string(),
-            );
-        }
+    if let Some(key) = &private_key
+        && let Err(e) = sfetl_extract::encoding_key(key)
+    {
+        complain(if org.private_key_file.is_some() { "private_key_file" } else { "private_key_env" }, e.to_string());
     }
     let ca_file = match &org.ca_file {
         Some(file) => {

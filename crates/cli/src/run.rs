@@ -135,11 +135,11 @@ async fn extract_org(
     };
     let result = async {
         let session = client.login().await?;
-        if let Some(expected) = expected_url {
-            if expected.trim_end_matches('/') != session.instance_url {
-                tracing::warn!(org = %org.name, configured = %expected, returned = %session.instance_url,
-                    "Salesforce returned another instance URL than `url`; using the returned one");
-            }
+        if let Some(expected) = expected_url
+            && expected.trim_end_matches('/') != session.instance_url
+        {
+            tracing::warn!(org = %org.name, configured = %expected, returned = %session.instance_url,
+                "Salesforce returned another instance URL than `url`; using the returned one");
         }
         let usage = client.read_limits().await?;
         tracing::info!(org = %org.name, used = usage.used, max = usage.max, "daily API requests before this run");
@@ -180,14 +180,14 @@ async fn extract_org(
         for writer in pending {
             writer.commit()?;
         }
-        let written: Vec<&'static str> = outcome.tables.iter().map(|t| t.table).collect();
-        outcome.derived = tokio::task::block_in_place(|| crate::derive::derive_org(sink, &org.name, run_id, &written))
-            .context("deriving the license model from the files just written")?;
         // Only now that the files are in place may the cursors move past their rows.
         if !new_cursors.is_empty() {
             state.cursors.extend(new_cursors.into_iter().map(|(name, cursor)| (name.to_string(), cursor)));
             crate::state::save(sink.root(), &org.name, &state)?;
         }
+        let written: Vec<&'static str> = outcome.tables.iter().map(|t| t.table).collect();
+        outcome.derived = tokio::task::block_in_place(|| crate::derive::derive_org(sink, &org.name, run_id, &written))
+            .context("deriving the license model from the files just written")?;
         anyhow::Ok(())
     }
     .await;
@@ -254,7 +254,12 @@ fn record_run(sink: &ParquetSink, run_id: &str, outcome: OrgOutcome) -> OrgOutco
         },
         error: outcome.error.clone().or_else(|| outcome.stopped.clone()),
         api_calls: outcome.api_calls as i64,
-        rows: outcome.tables.iter().map(|t| (t.table, t.rows as i64)).collect(),
+        rows: outcome
+            .tables
+            .iter()
+            .map(|t| (t.table, t.rows as i64))
+            .chain(outcome.derived.iter().map(|(table, rows)| (*table, *rows as i64)))
+            .collect(),
     };
     let written = (|| -> anyhow::Result<()> {
         let mut writer = sink.open_file("runs", "org", &outcome.org, &format!("runs-{run_id}"), runs::schema())?;

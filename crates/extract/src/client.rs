@@ -299,10 +299,9 @@ impl SalesforceClient {
         let status = response.status().as_u16();
         if let Some(usage) =
             response.headers().get("sforce-limit-info").and_then(|h| h.to_str().ok()).and_then(parse_usage)
+            && let Ok(mut slot) = self.usage.lock()
         {
-            if let Ok(mut slot) = self.usage.lock() {
-                *slot = Some(usage);
-            }
+            *slot = Some(usage);
         }
         let retry_after =
             response.headers().get("retry-after").and_then(|h| h.to_str().ok()).and_then(parse_retry_after);

@@ -66,7 +66,7 @@ impl FaultRule {
         self.seen += 1;
         match self.trigger {
             Trigger::Nth(n) => self.seen == n,
-            Trigger::EveryNth(n) => n > 0 && self.seen % n == 0,
+            Trigger::EveryNth(n) => n > 0 && self.seen.is_multiple_of(n),
             Trigger::Rate(share) => {
                 // SplitMix64: a repeatable draw per rule, no shared generator to lock.
                 self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);

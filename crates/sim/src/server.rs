@@ -182,6 +182,9 @@ async fn versions() -> Response {
 
 /// The caller's session token, after the checks Salesforce makes on every API call: the
 /// version exists, the header is a bearer token, the session is alive, the daily quota is not spent.
+// The error is the response to send as it is, as axum handlers return them: boxing it would buy
+// nothing on a path taken once per request.
+#[allow(clippy::result_large_err)]
 pub(crate) fn authenticate(state: &SimState, version: &str, headers: &HeaderMap) -> Result<String, Response> {
     let known = version.strip_prefix('v').is_some_and(|v| API_VERSIONS.iter().any(|(known, _)| *known == v));
     if !known {
@@ -289,10 +292,10 @@ async fn query(
     let version = version.trim_start_matches('v').to_string();
     let size = page_size(&state, &headers);
     let response = render(&cursor, &locator, 0, size, &version);
-    if let Ok(mut cursors) = state.cursors.lock() {
-        if cursor.rows.len() > size {
-            cursors.insert(locator, cursor);
-        }
+    if cursor.rows.len() > size
+        && let Ok(mut cursors) = state.cursors.lock()
+    {
+        cursors.insert(locator, cursor);
     }
     response
 }

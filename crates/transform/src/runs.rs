@@ -2,6 +2,7 @@
 //! was last read, how it ended, and what it cost in API calls.
 
 use crate::error::{Error, Result};
+use crate::model::DERIVED;
 use crate::tables::ALL;
 use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -22,6 +23,11 @@ pub struct RunRecord {
     pub rows: Vec<(&'static str, i64)>,
 }
 
+/// The tables whose rows a run counts: the raw ones, then the derived ones.
+fn counted() -> impl Iterator<Item = &'static str> {
+    ALL.iter().map(|t| t.name).chain(DERIVED.iter().map(|t| t.name))
+}
+
 /// `run_id, started_at, finished_at, status, error, api_calls`, then `rows_<table>` per table.
 pub fn schema() -> SchemaRef {
     let timestamp = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
@@ -33,7 +39,7 @@ pub fn schema() -> SchemaRef {
         Field::new("error", DataType::Utf8, true),
         Field::new("api_calls", DataType::Int64, false),
     ];
-    fields.extend(ALL.iter().map(|t| Field::new(format!("rows_{}", t.name), DataType::Int64, true)));
+    fields.extend(counted().map(|name| Field::new(format!("rows_{name}"), DataType::Int64, true)));
     Arc::new(Schema::new(fields))
 }
 
@@ -50,8 +56,8 @@ pub fn batch(records: &[RunRecord]) -> Result<RecordBatch> {
         Arc::new(StringArray::from(records.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())),
         Arc::new(Int64Array::from_iter_values(records.iter().map(|r| r.api_calls))),
     ];
-    for table in ALL {
-        let rows = records.iter().map(|r| r.rows.iter().find(|(name, _)| *name == table.name).map(|(_, n)| *n));
+    for table in counted() {
+        let rows = records.iter().map(|r| r.rows.iter().find(|(name, _)| *name == table).map(|(_, n)| *n));
         columns.push(Arc::new(Int64Array::from_iter(rows)));
     }
     RecordBatch::try_new(schema(), columns).map_err(|source| Error::Arrow { table: "runs", source })

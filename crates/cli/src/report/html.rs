@@ -303,3 +303,47 @@ fn inactive_row(html: &mut String, user: &InactiveUser) {
         esc(&user.licenses)
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seats(name: &str, total: Option<i64>, used: i64, inactive: i64) -> Seats {
+        Seats { name: name.into(), kind: "user_license".into(), total, used, inactive }
+    }
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(esc(r#"<b>"O'Brien" & Søn</b>"#), "&lt;b&gt;&quot;O&#39;Brien&quot; &amp; Søn&lt;/b&gt;");
+    }
+
+    #[test]
+    fn bars_stay_finite_for_empty_unlimited_and_overused_licenses() {
+        let rows = [
+            seats("none bought", Some(0), 0, 0),
+            seats("unlimited", None, 40, 5),
+            seats("over", Some(10), 12, 20),
+            seats("<x>", Some(5), 5, 0),
+        ];
+        for of_total in [true, false] {
+            let svg = bar_chart(&rows, of_total);
+            assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+            assert!(!svg.contains("width=\"-"), "{svg}");
+            assert!(svg.contains("&lt;x&gt;") && !svg.contains("<x>"));
+        }
+        assert!(
+            bar_chart(&rows, true).contains("12 / 10 · 120 % · 12 inactive"),
+            "inactive holders never exceed the used seats"
+        );
+    }
+
+    #[test]
+    fn a_single_or_flat_snapshot_still_draws() {
+        let one = Trend { name: "Salesforce".into(), points: vec![("t1".into(), Some(10), 7)] };
+        let svg = sparkline(&one);
+        assert!(svg.contains("<circle") && svg.contains("used 7 → 7 of 10"), "{svg}");
+        let flat = Trend { name: "pi".into(), points: vec![("t1".into(), None, 3), ("t2".into(), None, 3)] };
+        let svg = sparkline(&flat);
+        assert!(!svg.contains("NaN") && svg.contains("of unlimited"), "{svg}");
+    }
+}

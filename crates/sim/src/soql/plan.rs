@@ -364,8 +364,7 @@ fn like(text: &str, pattern: &str) -> bool {
         Char(char),
     }
     let mut parts = Vec::new();
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
+    for c in pattern.chars() {
         parts.push(match c {
             '%' => P::Any,
             '_' => P::One,
