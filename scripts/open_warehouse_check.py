@@ -17,9 +17,13 @@ import duckdb
 TABLES = [
     "orgs", "user_licenses", "profiles", "users", "permission_set_licenses",
     "permission_set_license_assignments", "package_licenses", "user_package_licenses",
-    "subscriptions", "subscription_history", "user_subscriptions", "user_history", "runs",
+    "subscriptions", "subscription_history", "user_subscriptions", "company_subscription_history",
+    "user_history", "runs",
 ]
-VIEWS = ["license_utilization", "inactive_licensed_users", "license_trend", "company_license_holders"]
+VIEWS = [
+    "license_utilization", "inactive_licensed_users", "license_trend", "company_license_trend",
+    "company_license_holders",
+]
 
 
 def main(out_dir: str, with_dataframes: bool) -> int:

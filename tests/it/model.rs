@@ -29,7 +29,7 @@ struct Facts {
 }
 
 impl Facts {
-    fn of(data: &OrgData) -> Facts {
+    fn of(data: &OrgData, companies: &[&str]) -> Facts {
         let mut paid = HashMap::new();
         let licenses = data.table("UserLicense");
         for i in 0..licenses.rows.len() {
@@ -58,7 +58,7 @@ impl Facts {
                 _ => None,
             };
             let company_name = users.get(i, "CompanyName").as_str().map(|c| c.trim().to_lowercase());
-            let company = COMPANIES.iter().find(|c| Some(c.to_lowercase()) == company_name).map_or("NULL", |c| c);
+            let company = companies.iter().find(|c| Some(c.to_lowercase()) == company_name).map_or("NULL", |c| c);
             kept.insert(id.clone(), (users.get(i, "IsActive") == &Value::Bool(true), last_login, company.to_string()));
             let profile = profiles.index_of(text(users.get(i, "ProfileId")));
             if let Some(license) = profile.and_then(|p| profiles.get(p, "UserLicenseId").as_str()) {
@@ -94,6 +94,18 @@ impl Facts {
             .filter(|(_, paid)| *paid > 0)
             .map(|(user, paid)| (user, paid.to_string()))
             .collect()
+    }
+
+    /// (company, subscription Id) -> active holders, where there are any.
+    fn company_holders(&self) -> BTreeMap<(String, String), usize> {
+        let mut out = BTreeMap::new();
+        for (user, held) in &self.holdings {
+            let (active, _, company) = &self.users[user];
+            for subscription in held.iter().filter(|_| *active) {
+                *out.entry((company.clone(), subscription.clone())).or_default() += 1;
+            }
+        }
+        out
     }
 
     /// Subscription Id -> (held by active users, held by those of them inactive for `days`).
@@ -140,6 +152,21 @@ fn as_map<V>(rows: Vec<Vec<String>>, value: impl Fn(&[String]) -> V) -> BTreeMap
     rows.into_iter().map(|r| (r[0].clone(), value(&r[1..]))).collect()
 }
 
+/// Rows of `run_id` then the entry's columns, in snapshot order: one map per run.
+fn per_run<K: Ord, V>(rows: Vec<Vec<String>>, entry: impl Fn(&[String]) -> (K, V)) -> Vec<BTreeMap<K, V>> {
+    let mut runs: Vec<(String, BTreeMap<K, V>)> = Vec::new();
+    for row in rows {
+        if runs.last().is_none_or(|(run, _)| *run != row[0]) {
+            runs.push((row[0].clone(), BTreeMap::new()));
+        }
+        if let Some((_, map)) = runs.last_mut() {
+            let (key, value) = entry(&row[1..]);
+            map.insert(key, value);
+        }
+    }
+    runs.into_iter().map(|(_, map)| map).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn views_agree_with_the_orgs_own_records() {
     let mut spec = OrgSpec::new(404, 2500);
@@ -148,7 +175,7 @@ async fn views_agree_with_the_orgs_own_records() {
     org.extract(&org.pipeline_with_companies("model", &COMPANIES, ""));
     let out = org.out();
     let data = org.sim.org();
-    let facts = Facts::of(&data);
+    let facts = Facts::of(&data, &COMPANIES);
     let as_of: i64 = rows(&out, "SELECT epoch_ms(extracted_at) FROM orgs")[0][0].parse().unwrap_or_default();
 
     // Seats as Salesforce counts them, every kind of license, unlimited ones with no total.
@@ -198,6 +225,7 @@ async fn license_trend_keeps_one_snapshot_per_run() {
     let pipeline = org.pipeline("trend", "");
     let out = org.out();
     let mut expected = Vec::new();
+    let mut expected_by_company = Vec::new();
     let mut deactivated = Vec::new();
     let integration_user = org.sim.integration_username();
     for run in 0..3 {
@@ -249,6 +277,7 @@ async fn license_trend_keeps_one_snapshot_per_run() {
         }
         org.extract(&pipeline);
         expected.push(seat_counts(&org.sim.org()));
+        expected_by_company.push(Facts::of(&org.sim.org(), &["Acme Corp"]).company_holders());
     }
     assert_ne!(expected[0], expected[1]);
     assert_ne!(expected[1], expected[2]);
@@ -258,19 +287,19 @@ async fn license_trend_keeps_one_snapshot_per_run() {
         "SELECT run_id, subscription_id, coalesce(total::VARCHAR, 'NULL'), coalesce(used::VARCHAR, 'NULL')
          FROM license_trend ORDER BY snapshot_at, run_id",
     );
-    type Seats = BTreeMap<String, (String, String)>;
-    let mut snapshots: Vec<(String, Seats)> = Vec::new();
-    for row in trend {
-        if snapshots.last().is_none_or(|(run, _)| *run != row[0]) {
-            snapshots.push((row[0].clone(), BTreeMap::new()));
-        }
-        if let Some((_, seats)) = snapshots.last_mut() {
-            seats.insert(row[1].clone(), (row[2].clone(), row[3].clone()));
-        }
-    }
-    let got: Vec<_> = snapshots.into_iter().map(|(_, seats)| seats).collect();
+    let got = per_run(trend, |r| (r[0].clone(), (r[1].clone(), r[2].clone())));
     assert_eq!(got.len(), 3, "one snapshot per run");
     assert_eq!(got, expected);
+
+    // The same per legal entity, counted from the users sfetl keeps.
+    let trend = rows(
+        &out,
+        "SELECT run_id, coalesce(company, 'NULL'), subscription_id, held_by_active_users FROM company_license_trend
+         WHERE held_by_active_users > 0 ORDER BY snapshot_at, run_id",
+    );
+    let got = per_run(trend, |r| ((r[0].clone(), r[1].clone()), r[2].parse::<usize>().unwrap_or_default()));
+    assert_eq!(got, expected_by_company);
+    assert_ne!(expected_by_company[0], expected_by_company[1]);
 
     // The latest state is one row per user; the users who left have two versions in the history.
     let duplicates = rows(&out, "SELECT count(*) - count(DISTINCT user_id) FROM users");

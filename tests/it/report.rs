@@ -72,6 +72,7 @@ async fn the_report_names_each_orgs_licenses_and_fetches_nothing() {
     assert!(inactive.len() > 10 && inactive.len() < 200, "{}", inactive.len());
     assert!(inactive.iter().all(|u| html.contains(&u[0])));
     assert!(html.contains("Seats over 2 snapshots"));
+    assert!(html.contains("held by "), "each company's holders over the snapshots");
     // Offline: no address outside the file, no script, no external style or font.
     for outside in ["http:", "https:", "//", "<script", "src=", "@import", "url("] {
         let at = html.find(outside).map(|i| &html[i.saturating_sub(60)..(i + 60).min(html.len())]);

@@ -28,11 +28,22 @@ pub struct Seats {
     pub inactive: i64,
 }
 
-/// Seat counts of one license over the snapshots, oldest first.
+/// One license over the snapshots, oldest first: (snapshot, seats bought, seats used) for an
+/// org, (snapshot, `None`, active holders) for a company.
 #[derive(Debug)]
 pub struct Trend {
     pub name: String,
     pub points: Vec<(String, Option<i64>, i64)>,
+    /// Seats of the org (true), or a company's holders (false).
+    pub seats: bool,
+}
+
+/// One legal entity of an org (or the users of none).
+#[derive(Debug)]
+pub struct CompanyReport {
+    pub name: String,
+    pub licenses: Vec<Seats>,
+    pub trend: Vec<Trend>,
 }
 
 #[derive(Debug)]
@@ -58,7 +69,7 @@ pub struct OrgReport {
     pub inactive_days: String,
     pub licenses: Vec<Seats>,
     /// Each company (then "no configured company") with its users' paid licenses.
-    pub by_company: Vec<(String, Vec<Seats>)>,
+    pub by_company: Vec<CompanyReport>,
     pub trend: Vec<Trend>,
     pub snapshots: usize,
     pub inactive: Vec<InactiveUser>,
@@ -165,11 +176,11 @@ fn gather(warehouse: &Warehouse) -> anyhow::Result<Vec<OrgReport>> {
     for r in rows(warehouse, &sql)? {
         if let Some(org) = orgs.get_mut(&text(&r[0])) {
             let company = text(&r[1]);
-            if org.by_company.last().is_none_or(|(last, _)| *last != company) {
-                org.by_company.push((company, Vec::new()));
+            if org.by_company.last().is_none_or(|last| last.name != company) {
+                org.by_company.push(CompanyReport { name: company, licenses: Vec::new(), trend: Vec::new() });
             }
-            let Some((_, licenses)) = org.by_company.last_mut() else { continue };
-            licenses.push(Seats {
+            let Some(company) = org.by_company.last_mut() else { continue };
+            company.licenses.push(Seats {
                 name: text(&r[2]),
                 kind: text(&r[3]),
                 total: None,
@@ -204,31 +215,52 @@ fn gather(warehouse: &Warehouse) -> anyhow::Result<Vec<OrgReport>> {
     Ok(orgs.into_values().collect())
 }
 
-/// The paid licenses with the most seats, over every snapshot.
+/// The paid licenses with the most seats, over every snapshot; per company, those with the most
+/// holders.
 fn gather_trend(warehouse: &Warehouse, orgs: &mut BTreeMap<String, OrgReport>) -> anyhow::Result<()> {
     let sql = format!(
-        "WITH latest AS (
+        "WITH ranked AS (
              SELECT org, subscription_id, row_number() OVER (
                  PARTITION BY org ORDER BY max(coalesce(total, used)) DESC, any_value(name)) AS rank
              FROM license_trend WHERE is_paid GROUP BY org, subscription_id)
          SELECT t.org, t.subscription_id, t.name, strftime(t.snapshot_at::TIMESTAMP, {TIME}), t.total, t.used,
                 count(DISTINCT t.run_id) OVER (PARTITION BY t.org)
-         FROM license_trend t JOIN latest l ON l.org = t.org AND l.subscription_id = t.subscription_id
-         WHERE l.rank <= 12
-         ORDER BY t.org, l.rank, t.snapshot_at"
+         FROM license_trend t JOIN ranked r ON r.org = t.org AND r.subscription_id = t.subscription_id
+         WHERE r.rank <= 12
+         ORDER BY t.org, r.rank, t.snapshot_at"
     );
-    let mut last: Option<(String, String)> = None;
     for r in rows(warehouse, &sql)? {
         let Some(org) = orgs.get_mut(&text(&r[0])) else { continue };
         org.snapshots = number(&r[6]).unwrap_or_default() as usize;
-        let key = (text(&r[0]), text(&r[1]));
-        if last.as_ref() != Some(&key) {
-            org.trend.push(Trend { name: text(&r[2]), points: Vec::new() });
-            last = Some(key);
-        }
-        if let Some(trend) = org.trend.last_mut() {
-            trend.points.push((text(&r[3]), number(&r[4]), number(&r[5]).unwrap_or_default()));
-        }
+        let point = (text(&r[3]), number(&r[4]), number(&r[5]).unwrap_or_default());
+        add_point(&mut org.trend, &text(&r[2]), point, true);
+    }
+    let sql = format!(
+        "WITH ranked AS (
+             SELECT org, company, subscription_id, row_number() OVER (
+                 PARTITION BY org, company ORDER BY max(held_by_active_users) DESC, any_value(name)) AS rank
+             FROM company_license_trend WHERE is_paid GROUP BY org, company, subscription_id)
+         SELECT t.org, coalesce(t.company, '{NO_COMPANY}'), t.name, strftime(t.snapshot_at::TIMESTAMP, {TIME}),
+                t.held_by_active_users
+         FROM company_license_trend t
+         JOIN ranked r ON r.org = t.org AND r.company IS NOT DISTINCT FROM t.company
+                      AND r.subscription_id = t.subscription_id
+         WHERE r.rank <= 6
+         ORDER BY t.org, t.company, r.rank, t.snapshot_at"
+    );
+    for r in rows(warehouse, &sql)? {
+        let Some(org) = orgs.get_mut(&text(&r[0])) else { continue };
+        let Some(company) = org.by_company.iter_mut().find(|c| c.name == text(&r[1])) else { continue };
+        add_point(&mut company.trend, &text(&r[2]), (text(&r[3]), None, number(&r[4]).unwrap_or_default()), false);
     }
     Ok(())
+}
+
+/// Appends a point to the last series when it is the same license's, else starts a series (rows
+/// come ordered by license, then snapshot).
+fn add_point(trend: &mut Vec<Trend>, name: &str, point: (String, Option<i64>, i64), seats: bool) {
+    match trend.last_mut() {
+        Some(last) if last.name == name => last.points.push(point),
+        _ => trend.push(Trend { name: name.to_string(), points: vec![point], seats }),
+    }
 }

@@ -101,8 +101,33 @@ pub static USER_SUBSCRIPTIONS: DerivedTable = DerivedTable {
           FROM {user_package_licenses} WHERE user_id IN (SELECT user_id FROM {users})",
 };
 
+/// Per run, how many users of each company (NULL: of none configured) hold each license: the
+/// trend per legal entity, which Salesforce's own counts do not split.
+pub static COMPANY_SUBSCRIPTION_HISTORY: DerivedTable = DerivedTable {
+    name: "company_subscription_history",
+    columns: &[
+        ("company", Text),
+        ("subscription_id", Text),
+        ("kind", Text),
+        ("name", Text),
+        ("is_paid", Boolean),
+        ("held_by_users", Integer),
+        ("held_by_active_users", Integer),
+        ("extracted_at", Timestamp),
+    ],
+    inputs: &["orgs", "users", "user_subscriptions", "subscriptions"],
+    per_run: true,
+    sql: "SELECT {run_id}, u.company, us.subscription_id, us.kind, s.name, s.is_paid, count(*),
+                 count(*) FILTER (WHERE u.is_active), (SELECT max(extracted_at) FROM {orgs})
+          FROM {user_subscriptions} us
+          JOIN {users} u ON u.user_id = us.user_id
+          JOIN {subscriptions} s ON s.subscription_id = us.subscription_id
+          GROUP BY ALL",
+};
+
 /// Every derived table, in the order they are written (a table after its inputs).
-pub static DERIVED: [&DerivedTable; 3] = [&SUBSCRIPTIONS, &SUBSCRIPTION_HISTORY, &USER_SUBSCRIPTIONS];
+pub static DERIVED: [&DerivedTable; 4] =
+    [&SUBSCRIPTIONS, &SUBSCRIPTION_HISTORY, &USER_SUBSCRIPTIONS, &COMPANY_SUBSCRIPTION_HISTORY];
 
 /// A view in `warehouse.duckdb`, over the tables' views (and `{table}` files where a view takes a
 /// table's own name).
@@ -176,6 +201,14 @@ pub fn analytics_views(inactive_days: u32) -> Vec<AnalyticsView> {
             sql: "SELECT org, run_id, extracted_at AS snapshot_at, subscription_id, kind, name, label, is_paid,
                          total, used, available
                   FROM subscription_history"
+                .into(),
+        },
+        AnalyticsView {
+            name: "company_license_trend",
+            inputs: &["company_subscription_history"],
+            sql: "SELECT org, company, run_id, extracted_at AS snapshot_at, subscription_id, kind, name, is_paid,
+                         held_by_users, held_by_active_users
+                  FROM company_subscription_history"
                 .into(),
         },
         AnalyticsView {

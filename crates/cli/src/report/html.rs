@@ -119,12 +119,22 @@ fn org_section(html: &mut String, org: &OrgReport) {
     html.push_str("<h3>Utilization per paid license</h3><figure>");
     html.push_str(&bar_chart(&org.licenses, true));
     html.push_str("</figure>");
-    for (company, licenses) in &org.by_company {
-        let _ = write!(html, "<h4>{}: paid licenses of its users</h4><figure>", esc(company));
-        html.push_str(&bar_chart(licenses, false));
-        html.push_str("</figure>");
-    }
     trend_section(html, org);
+    if !org.by_company.is_empty() {
+        html.push_str("<h3>By company</h3>");
+    }
+    for company in &org.by_company {
+        let _ = write!(html, "<h4>{}: paid licenses of its users</h4><figure>", esc(&company.name));
+        html.push_str(&bar_chart(&company.licenses, false));
+        html.push_str("</figure>");
+        if org.snapshots > 1 && !company.trend.is_empty() {
+            html.push_str("<div class=\"trend\">");
+            for trend in &company.trend {
+                html.push_str(&sparkline(trend));
+            }
+            html.push_str("</div>");
+        }
+    }
     inactive_section(html, org);
     html.push_str("</section>");
 }
@@ -218,14 +228,14 @@ fn trend_section(html: &mut String, org: &OrgReport) {
     html.push_str("</div>");
 }
 
-/// Used seats (blue) and seats bought (dashed grey) of one license over the snapshots.
+/// Used seats of one license over the snapshots (or a company's active holders). The caption
+/// has the numbers and the seats bought.
 fn sparkline(trend: &Trend) -> String {
     let (w, h) = (240.0, 36.0);
     let points = &trend.points;
-    // The scale spans the values seen, so that a change of a few seats shows; the caption has
-    // the numbers.
-    let values = points.iter().flat_map(|(_, total, used)| total.iter().copied().chain([*used]));
-    let (low, high) = values.fold((i64::MAX, i64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    // The scale spans the values seen, so that a change of a few seats shows; a flat line sits
+    // in the middle.
+    let (low, high) = points.iter().fold((i64::MAX, i64::MIN), |(lo, hi), (_, _, v)| (lo.min(*v), hi.max(*v)));
     let span = (high - low).max(1) as f64;
     let x = |i: usize| if points.len() < 2 { w / 2.0 } else { 2.0 + (w - 4.0) * i as f64 / (points.len() - 1) as f64 };
     let y = |v: i64| if high == low { h / 2.0 } else { h - 3.0 - (h - 6.0) * (v - low) as f64 / span };
@@ -233,27 +243,25 @@ fn sparkline(trend: &Trend) -> String {
         values.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect::<Vec<_>>().join(" ")
     };
     let used: Vec<(f64, f64)> = points.iter().enumerate().map(|(i, p)| (x(i), y(p.2))).collect();
-    let total: Vec<(f64, f64)> = points.iter().enumerate().filter_map(|(i, p)| p.1.map(|t| (x(i), y(t)))).collect();
     let dot = match used.as_slice() {
         [(cx, cy)] => format!("<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"3\" class=\"used\"/>"),
         _ => String::new(),
     };
     let change = match (points.first(), points.last()) {
-        (Some((_, _, first)), Some((_, total, last))) => {
+        (Some((_, _, first)), Some((_, total, last))) if trend.seats => {
             format!("used {first} → {last} of {}", total.map_or("unlimited".to_string(), |t| t.to_string()))
         }
+        (Some((_, _, first)), Some((_, _, last))) => format!("held by {first} → {last} active users"),
         _ => String::new(),
     };
     let title: Vec<String> = points.iter().map(|(at, _, used)| format!("{at}: {used} used")).collect();
     format!(
         "<div><b>{name}</b> <span class=\"muted\">{change}</span>\
          <svg viewBox=\"0 0 {w} {h}\" role=\"img\"><title>{title}</title>\
-         <polyline points=\"{total}\" stroke=\"#c3cad3\" stroke-dasharray=\"4 3\"/>\
          <polyline points=\"{used}\" stroke=\"#2f6fb3\"/>{dot}</svg></div>",
         name = esc(&trend.name),
         change = esc(&change),
         title = esc(&title.join("; ")),
-        total = polyline(total),
         used = polyline(used),
     )
 }
@@ -339,11 +347,14 @@ mod tests {
 
     #[test]
     fn a_single_or_flat_snapshot_still_draws() {
-        let one = Trend { name: "Salesforce".into(), points: vec![("t1".into(), Some(10), 7)] };
+        let one = Trend { name: "Salesforce".into(), points: vec![("t1".into(), Some(10), 7)], seats: true };
         let svg = sparkline(&one);
         assert!(svg.contains("<circle") && svg.contains("used 7 → 7 of 10"), "{svg}");
-        let flat = Trend { name: "pi".into(), points: vec![("t1".into(), None, 3), ("t2".into(), None, 3)] };
+        let flat =
+            Trend { name: "pi".into(), points: vec![("t1".into(), None, 3), ("t2".into(), None, 3)], seats: true };
         let svg = sparkline(&flat);
         assert!(!svg.contains("NaN") && svg.contains("of unlimited"), "{svg}");
+        let held = Trend { seats: false, ..flat };
+        assert!(sparkline(&held).contains("held by 3 → 3 active users"));
     }
 }
