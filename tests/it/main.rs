@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `sfetl` binary against the simulator, checked against the
 //! simulator's own data and the files on disk.
 
+mod bulk;
 mod check;
 mod companies;
 mod crash;

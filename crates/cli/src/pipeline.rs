@@ -82,6 +82,9 @@ pub struct OrgSettings {
     /// How far before the last run's newest `SystemModstamp` an incremental run starts reading
     /// (default 300 seconds): rows committed late carry older stamps.
     pub incremental_overlap_seconds: Option<u64>,
+    /// A full read of a table with more rows than this goes through a Bulk API 2.0 query job
+    /// instead of REST pages (default 100,000; 0: never).
+    pub bulk_threshold: Option<u64>,
     /// Run against a simulated org started for this run instead of a real one.
     pub simulated: Option<SimulatedOrg>,
 }
@@ -126,6 +129,8 @@ pub struct OrgPlan {
     pub quota: sfetl_extract::QuotaGuard,
     pub retry: sfetl_extract::RetryPolicy,
     pub incremental_overlap: std::time::Duration,
+    /// Rows above which a full read uses a Bulk API job; `None`: never.
+    pub bulk_threshold: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +283,7 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
         quota,
         retry,
         incremental_overlap: std::time::Duration::from_secs(org.incremental_overlap_seconds.unwrap_or(300)),
+        bulk_threshold: Some(org.bulk_threshold.unwrap_or(100_000)).filter(|&rows| rows > 0),
     })
 }
 

@@ -11,7 +11,7 @@ use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use futures_util::StreamExt;
 use sfetl_extract::soql::{self, SoqlQuery};
-use sfetl_extract::{ConnectionSettings, Credentials, SalesforceClient};
+use sfetl_extract::{BulkQuery, ConnectionSettings, Credentials, SalesforceClient};
 use sfetl_load::{ParquetSink, PartitionWriter, View, Warehouse};
 use sfetl_transform::model;
 use sfetl_transform::parse_datetime;
@@ -315,12 +315,41 @@ async fn extract_table(
         query = query.filter(condition);
     }
     let mut stream = client.query(&query);
+    let mut bulk: Option<BulkQuery> = None;
     let bar = progress.table(&org.name, table.name);
     let mut changed: HashSet<String> = HashSet::new();
     let mut newest = since.clone();
-    while let Some(mut page) = stream.next_page().await? {
-        bar.set_total(page.total_size);
-        for record in &page.records {
+    loop {
+        let mut records = match bulk.as_mut() {
+            Some(job) => match job.next_records().await? {
+                Some(records) => records,
+                None => break,
+            },
+            None => match stream.next_page().await? {
+                Some(page) => {
+                    bar.set_total(page.total_size);
+                    let more = page.total_size > page.records.len() as u64;
+                    if since.is_none() && more && org.bulk_threshold.is_some_and(|rows| page.total_size > rows) {
+                        // A big full read goes on in one Bulk API job: a few calls instead of one
+                        // per page. The first page was ordered by Id: the job reads what follows.
+                        let last = page.records.last().and_then(|r| r.get("Id")).and_then(|v| v.as_str());
+                        let mut rest = SoqlQuery::new(table.object, table.soql_fields());
+                        if let Some(condition) = scope.as_ref().and_then(UserScope::soql_condition) {
+                            rest = rest.filter(condition);
+                        }
+                        if let Some(last) = last {
+                            rest = rest.filter(format!("Id > {}", soql::quote(last)));
+                        }
+                        tracing::info!(org = %org.name, table = table.name, rows = page.total_size,
+                            "reading the rest through a Bulk API query job");
+                        bulk = Some(client.bulk_query(&rest));
+                    }
+                    page.records
+                }
+                None => break,
+            },
+        };
+        for record in &records {
             let id = record.get("Id").and_then(|v| v.as_str()).unwrap_or_default();
             let modstamp = record.get("SystemModstamp").and_then(|v| v.as_str()).and_then(parse_datetime);
             if let Some(modstamp) = modstamp {
@@ -333,11 +362,11 @@ async fn extract_table(
                 changed.insert(id.to_string());
             }
         }
-        let received = page.records.len() as u64;
+        let received = records.len() as u64;
         if let Some(scope) = &scope {
-            page.records.retain(|record| scope.keeps(record));
+            records.retain(|record| scope.keeps(record));
         }
-        let batch = builder.build(&page.records)?;
+        let batch = builder.build(&records)?;
         // Parquet encoding is CPU and disk work: keep it off the async workers' hot path.
         tokio::task::block_in_place(|| -> anyhow::Result<()> {
             writer.write(&batch)?;
@@ -366,8 +395,8 @@ async fn extract_table(
         tracing::info!(org = %org.name, table = table.name, resumed = stream.resumes(), split = stream.splits(),
             "the query recovered: resumed after lost cursors, split after timeouts");
     }
-    let outcome =
-        TableOutcome { table: table.name, rows, fetched, api_calls: stream.api_calls(), elapsed: started.elapsed() };
+    let api_calls = stream.api_calls() + bulk.as_ref().map_or(0, BulkQuery::api_calls);
+    let outcome = TableOutcome { table: table.name, rows, fetched, api_calls, elapsed: started.elapsed() };
     Ok((std::iter::once(writer).chain(history).collect(), outcome, newest))
 }
 

@@ -149,10 +149,46 @@ impl SalesforceClient {
         query: &[(&str, &str)],
         calls: &AtomicU64,
     ) -> Result<T> {
+        let request = Request { method: reqwest::Method::GET, path, query, body: None };
+        self.call(&request, calls, decode_json).await
+    }
+
+    /// POSTs a JSON body (a Bulk API job) and decodes the JSON answer. A retried POST may
+    /// create a second job; it is never read, and costs the org nothing but its record.
+    pub async fn post_json_counted<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        calls: &AtomicU64,
+    ) -> Result<T> {
+        let request = Request { method: reqwest::Method::POST, path, query: &[], body: Some(body) };
+        self.call(&request, calls, decode_json).await
+    }
+
+    /// GETs a text body (a Bulk API result set) with its `Sforce-Locator` header.
+    pub async fn get_text_counted(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        calls: &AtomicU64,
+    ) -> Result<(bytes::Bytes, Option<String>)> {
+        let request = Request { method: reqwest::Method::GET, path, query, body: None };
+        self.call(&request, calls, |answer| Ok((answer.body, answer.locator))).await
+    }
+
+    /// Sends `request` with the session, retrying transient failures (a failure to `decode` a
+    /// successful answer included) and replacing a dead session once.
+    async fn call<T>(
+        &self,
+        request: &Request<'_>,
+        calls: &AtomicU64,
+        decode: impl Fn(Answer) -> Result<T>,
+    ) -> Result<T> {
         let mut renewed = false;
         loop {
             let session = self.current_session().await?;
-            match self.with_retries(async || self.get_once(&session, path, query, calls).await).await {
+            let attempt = async || decode(self.send_once(&session, request, calls).await?);
+            match self.with_retries(attempt).await {
                 Err(e) if e.is_invalid_session() && !renewed => {
                     renewed = true;
                     self.renew_session(&session).await?;
@@ -276,26 +312,23 @@ impl SalesforceClient {
         }
     }
 
-    async fn get_once<T: DeserializeOwned>(
-        &self,
-        session: &LoginSession,
-        path: &str,
-        query: &[(&str, &str)],
-        calls: &AtomicU64,
-    ) -> Result<T> {
+    async fn send_once(&self, session: &LoginSession, request: &Request<'_>, calls: &AtomicU64) -> Result<Answer> {
         self.reserve_call()?;
         calls.fetch_add(1, Ordering::SeqCst);
-        let url = format!("{}{path}", session.instance_url);
+        let url = format!("{}{}", session.instance_url, request.path);
         let transport = |e: reqwest::Error| Error::Transport { url: url.clone(), message: describe(&e) };
-        let mut request = self
+        let mut builder = self
             .http
-            .get(&url)
+            .request(request.method.clone(), &url)
             .bearer_auth(session.access_token.expose())
             .header("Sforce-Query-Options", format!("batchSize={}", self.settings.batch_size));
-        if !query.is_empty() {
-            request = request.query(query);
+        if !request.query.is_empty() {
+            builder = builder.query(request.query);
         }
-        let response = request.send().await.map_err(transport)?;
+        if let Some(body) = request.body {
+            builder = builder.json(body);
+        }
+        let response = builder.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         if let Some(usage) =
             response.headers().get("sforce-limit-info").and_then(|h| h.to_str().ok()).and_then(parse_usage)
@@ -305,14 +338,15 @@ impl SalesforceClient {
         }
         let retry_after =
             response.headers().get("retry-after").and_then(|h| h.to_str().ok()).and_then(parse_retry_after);
+        let locator = response
+            .headers()
+            .get("sforce-locator")
+            .and_then(|h| h.to_str().ok())
+            .filter(|l| !l.is_empty() && *l != "null")
+            .map(String::from);
         let body = response.bytes().await.map_err(transport)?;
         if (200..300).contains(&status) {
-            return serde_json::from_slice(&body).map_err(|_| Error::UnexpectedBody {
-                url,
-                status,
-                excerpt: excerpt(&body),
-                retry_after,
-            });
+            return Ok(Answer { url, status, body, locator, retry_after });
         }
         let detail = serde_json::from_slice::<Vec<ApiErrorBody>>(&body)
             .ok()
@@ -324,6 +358,33 @@ impl SalesforceClient {
             None => Err(Error::UnexpectedBody { url, status, excerpt: excerpt(&body), retry_after }),
         }
     }
+}
+
+/// What to send: the instance-relative path, its query string, and a JSON body.
+struct Request<'a> {
+    method: reqwest::Method,
+    path: &'a str,
+    query: &'a [(&'a str, &'a str)],
+    body: Option<&'a serde_json::Value>,
+}
+
+/// A successful answer, before decoding.
+struct Answer {
+    url: String,
+    status: u16,
+    body: bytes::Bytes,
+    /// `Sforce-Locator`, when there is a next result set.
+    locator: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+fn decode_json<T: DeserializeOwned>(answer: Answer) -> Result<T> {
+    serde_json::from_slice(&answer.body).map_err(|_| Error::UnexpectedBody {
+        url: answer.url,
+        status: answer.status,
+        excerpt: excerpt(&answer.body),
+        retry_after: answer.retry_after,
+    })
 }
 
 #[derive(serde::Deserialize)]

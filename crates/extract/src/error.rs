@@ -66,6 +66,10 @@ pub enum Error {
     QuotaExhausted,
     #[error("stopped by the quota guard: {0}")]
     QuotaGuard(String),
+    #[error(
+        "Bulk API query job {job} failed ({message}); set `bulk_threshold = 0` to read this org through the REST query API only"
+    )]
+    Bulk { job: String, message: String },
 }
 
 impl Error {

@@ -1,9 +1,11 @@
-//! Salesforce extraction for sfetl: the OAuth 2.0 JWT bearer login, SOQL building, and the REST
-//! query API's pagination, page by page so no object is ever held whole in memory.
+//! Salesforce extraction for sfetl: the OAuth 2.0 JWT bearer login, SOQL building, the REST
+//! query API's pagination and Bulk API 2.0 query jobs, page by page so no object is ever held
+//! whole in memory.
 //!
 //! The crate knows Salesforce, not sfetl's tables: callers say which object and fields to read
 //! (the transform stage owns that list) and receive [`QueryPage`]s of JSON records.
 
+mod bulk;
 mod client;
 mod error;
 mod login;
@@ -12,6 +14,7 @@ mod retry;
 mod secret;
 pub mod soql;
 
+pub use bulk::BulkQuery;
 pub use client::{ApiUsage, ConnectionSettings, QuotaGuard, SalesforceClient};
 pub use error::{ApiError, Error, LoginError, Result};
 pub use login::{Credentials, LoginSession, encoding_key};

@@ -110,6 +110,15 @@ impl BatchBuilder {
             (ColumnBuilder::TextList(b), Value::Null) => b.append_null(),
             (ColumnBuilder::Text(b), Value::String(s)) => b.append_value(s),
             (ColumnBuilder::Boolean(b), Value::Bool(v)) => b.append_value(*v),
+            // Bulk API CSV sends every value as text.
+            (ColumnBuilder::Boolean(b), Value::String(v)) => b.append_value(match v.as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(bad("true or false")),
+            }),
+            (ColumnBuilder::Integer(b), Value::String(v)) => {
+                b.append_value(v.parse::<i64>().ok().ok_or_else(|| bad("an integer"))?)
+            }
             (ColumnBuilder::Integer(b), Value::Number(n)) => {
                 // Salesforce sends some integer fields as 5.0.
                 let v = n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64));
@@ -132,8 +141,12 @@ impl BatchBuilder {
     }
 }
 
-/// Follows `Profile.UserLicense.Name` through nested objects; a missing or null step is null.
+/// Follows `Profile.UserLicense.Name` through nested objects (REST JSON), or takes the flat key
+/// of that name (Bulk API CSV); a missing or null step is null.
 fn lookup<'r>(record: &'r Map<String, Value>, path: &str) -> &'r Value {
+    if let Some(value) = record.get(path) {
+        return value;
+    }
     let mut current = record;
     let mut parts = path.split('.').peekable();
     while let Some(part) = parts.next() {
@@ -184,6 +197,20 @@ mod tests {
         assert_eq!(names.value(1), "Zoë's profile");
         let stamps = batch.column(5).as_primitive::<TimestampMillisecondType>();
         assert_eq!(stamps.value(0), 1_705_314_600_000);
+    }
+
+    #[test]
+    fn bulk_csv_text_reads_like_rest_json() {
+        let rest = records(
+            r#"[{"Id":"005A","IsActive":true,"Profile":{"Name":"Std","UserLicense":{"Name":"Salesforce"}},
+                 "LastLoginDate":"2024-01-15T10:30:00.000+0000","CompanyName":null}]"#,
+        );
+        let bulk = records(
+            r#"[{"Id":"005A","IsActive":"true","Profile.Name":"Std","Profile.UserLicense.Name":"Salesforce",
+                 "LastLoginDate":"2024-01-15T10:30:00.000+0000","CompanyName":null}]"#,
+        );
+        let build = |page| BatchBuilder::new(&USERS, 7).build(page).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(build(&rest), build(&bulk));
     }
 
     #[test]

@@ -1,0 +1,64 @@
+//! Big full reads through Bulk API 2.0 query jobs: the same rows as REST paging, for far fewer
+//! API calls; a failed job fails the org with the setting that avoids it.
+
+use crate::support::{SimOrg, rows, sfetl, text};
+use sfetl_sim::{OrgSpec, SimConfig};
+use std::time::Duration;
+
+async fn org(bulk_failure: Option<&str>) -> SimOrg {
+    let mut config = SimConfig::new(OrgSpec::new(81, 12_000));
+    config.bulk_fixed_cost = Duration::from_millis(300);
+    config.bulk_per_record = Duration::ZERO;
+    config.bulk_failure = bulk_failure.map(String::from);
+    SimOrg::start_with(config).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_reads_go_through_bulk_jobs_with_the_same_rows_for_fewer_calls() {
+    let org = org(None).await;
+    let settings = "exclude_user_types = []\nbatch_size = 500\n";
+    let rest_out = org.dir.path().join("rest");
+    let rest = org.pipeline("rest", &format!("{settings}bulk_threshold = 0"));
+    let run = sfetl(&["extract", &rest.to_string_lossy(), "--out", &rest_out.to_string_lossy()], org.dir.path());
+    assert!(run.status.success(), "{}", text(&run));
+    let jobs = |org: &SimOrg| org.sim.request_log().iter().filter(|r| r.path.contains("/jobs/query")).count();
+    assert_eq!(jobs(&org), 0, "bulk_threshold = 0 keeps to REST");
+
+    org.extract(&org.pipeline("bulk", &format!("{settings}bulk_threshold = 2000")));
+    let out = org.out();
+    assert!(jobs(&org) >= 3, "the big tables went through Bulk jobs");
+    for (table, key) in [
+        ("users", "user_id"),
+        ("permission_set_license_assignments", "assignment_id"),
+        ("user_package_licenses", "assignment_id"),
+    ] {
+        let other = rest_out.join(table).join("*").join("*.parquet");
+        let other = format!("read_parquet('{}', hive_partitioning = false)", other.to_string_lossy());
+        let count = rows(&out, &format!("SELECT count(*), count(DISTINCT {key}) FROM {table}"));
+        let expected = rows(&out, &format!("SELECT count(*), count(*) FROM {other}"));
+        assert_eq!(count, expected, "{table}: every row once");
+        let ours = format!("SELECT * EXCLUDE (org, extracted_at) FROM {table}");
+        let theirs = format!("SELECT * EXCLUDE (extracted_at) FROM {other}");
+        for (a, b) in [(&ours, &theirs), (&theirs, &ours)] {
+            let differing = rows(&out, &format!("SELECT count(*) FROM ({a} EXCEPT {b})"));
+            assert_eq!(differing, [["0"]], "{table}: the same values either way");
+        }
+    }
+    let calls = |out: &std::path::Path| -> i64 { rows(out, "SELECT api_calls FROM runs")[0][0].parse().unwrap_or(0) };
+    let (rest_calls, bulk_calls) = (calls(&rest_out), calls(&out));
+    assert!(bulk_calls * 2 < rest_calls, "{bulk_calls} calls through Bulk jobs, {rest_calls} through REST pages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_fails_the_org_and_names_the_way_around() {
+    let org = org(Some("InternalServerError: retry later")).await;
+    let pipeline = org.pipeline("failing", "bulk_threshold = 2000");
+    let out = org.out();
+    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
+    let said = text(&run);
+    assert_eq!(run.status.code(), Some(1), "{said}");
+    assert!(said.contains("Bulk API query job") && said.contains("InternalServerError"), "{said}");
+    assert!(said.contains("bulk_threshold = 0"), "{said}");
+    let published = std::fs::read_dir(out.join("users/org=failing")).into_iter().flatten().flatten().count();
+    assert_eq!(published, 0, "nothing half-read is published");
+}
