@@ -13,6 +13,9 @@ const FREE_USER_LICENSE_KEYS: [&str; 4] =
 /// Padded, cased, with an apostrophe and non-ASCII letters; the generator also leaves some null.
 const COMPANIES: [&str; 3] = ["Acme Corp", "O'Brien & Søn", "Zoë's  Bistro"];
 const DAY_MS: i64 = 86_400_000;
+/// Free in this org's contract (the pipeline's `free_licenses`): a user license and a permission
+/// set license that would otherwise count as paid.
+const FREE_HERE: [&str; 2] = ["Salesforce Platform", "SalesConsoleUser"];
 
 fn text(value: &Value) -> &str {
     value.as_str().unwrap_or_default()
@@ -29,20 +32,24 @@ struct Facts {
 }
 
 impl Facts {
-    fn of(data: &OrgData, companies: &[&str]) -> Facts {
+    fn of(data: &OrgData, companies: &[&str], free_here: &[&str]) -> Facts {
         let mut paid = HashMap::new();
         let licenses = data.table("UserLicense");
         for i in 0..licenses.rows.len() {
-            let free = FREE_USER_LICENSE_KEYS.contains(&text(licenses.get(i, "LicenseDefinitionKey")));
+            let free = FREE_USER_LICENSE_KEYS.contains(&text(licenses.get(i, "LicenseDefinitionKey")))
+                || free_here.contains(&text(licenses.get(i, "Name")));
             paid.insert(text(licenses.get(i, "Id")).to_string(), !free);
         }
         let psls = data.table("PermissionSetLicense");
         for i in 0..psls.rows.len() {
-            paid.insert(text(psls.get(i, "Id")).to_string(), true);
+            let free = free_here.contains(&text(psls.get(i, "DeveloperName")));
+            paid.insert(text(psls.get(i, "Id")).to_string(), !free);
         }
         let packages = data.table("PackageLicense");
         for i in 0..packages.rows.len() {
-            paid.insert(text(packages.get(i, "Id")).to_string(), text(packages.get(i, "Status")) != "Free");
+            let free = text(packages.get(i, "Status")) == "Free"
+                || free_here.contains(&text(packages.get(i, "NamespacePrefix")));
+            paid.insert(text(packages.get(i, "Id")).to_string(), !free);
         }
 
         let (users, profiles) = (data.table("User"), data.table("Profile"));
@@ -172,10 +179,15 @@ async fn views_agree_with_the_orgs_own_records() {
     let mut spec = OrgSpec::new(404, 2500);
     spec.companies = COMPANIES.iter().map(|c| c.to_string()).collect();
     let org = SimOrg::start_with(SimConfig::new(spec)).await;
-    org.extract(&org.pipeline_with_companies("model", &COMPANIES, ""));
+    let free_here = format!("free_licenses = [\"{}\"]", FREE_HERE.join("\", \""));
+    org.extract(&org.pipeline_with_companies("model", &COMPANIES, &free_here));
     let out = org.out();
     let data = org.sim.org();
-    let facts = Facts::of(&data, &COMPANIES);
+    let facts = Facts::of(&data, &COMPANIES, &FREE_HERE);
+    let free = rows(&out, "SELECT name FROM subscriptions WHERE NOT is_paid AND kind <> 'package_license' ORDER BY 1");
+    for name in FREE_HERE {
+        assert!(free.iter().any(|r| r[0] == name), "{name} is free here: {free:?}");
+    }
     let as_of: i64 = rows(&out, "SELECT epoch_ms(extracted_at) FROM orgs")[0][0].parse().unwrap_or_default();
 
     // Seats as Salesforce counts them, every kind of license, unlimited ones with no total.
@@ -277,7 +289,7 @@ async fn license_trend_keeps_one_snapshot_per_run() {
         }
         org.extract(&pipeline);
         expected.push(seat_counts(&org.sim.org()));
-        expected_by_company.push(Facts::of(&org.sim.org(), &["Acme Corp"]).company_holders());
+        expected_by_company.push(Facts::of(&org.sim.org(), &["Acme Corp"], &[]).company_holders());
     }
     assert_ne!(expected[0], expected[1]);
     assert_ne!(expected[1], expected[2]);

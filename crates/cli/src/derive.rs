@@ -1,6 +1,7 @@
 //! The license model's derived tables ([`sfetl_transform::model`]), computed from an org's files
 //! once its run has written them.
 
+use crate::pipeline::OrgPlan;
 use sfetl_load::{LocalSql, ParquetSink, expand, parquet_source, sql_literal};
 use sfetl_transform::model::DERIVED;
 
@@ -9,10 +10,13 @@ use sfetl_transform::model::DERIVED;
 /// derived rows always agree with one run's raw rows.
 pub fn derive_org(
     sink: &ParquetSink,
-    org: &str,
+    org: &OrgPlan,
     run_id: &str,
     written: &[&'static str],
 ) -> anyhow::Result<Vec<(&'static str, u64)>> {
+    let free: Vec<String> = org.free_licenses.iter().map(|name| sql_literal(name)).collect();
+    let free_licenses = format!("CAST([{}] AS VARCHAR[])", free.join(", "));
+    let org = org.name.as_str();
     let engine = LocalSql::open()?;
     let mut fresh = written.to_vec();
     let mut derived = Vec::new();
@@ -22,6 +26,7 @@ pub fn derive_org(
         }
         let sql = expand(table.sql, |name| match name {
             "run_id" => Some(sql_literal(run_id)),
+            "free_licenses" => Some(free_licenses.clone()),
             input => Some(parquet_source(&sink.final_path(input, "org", org))),
         })
         .map_err(|name| anyhow::anyhow!("{}: unknown placeholder {{{name}}}", table.name))?;

@@ -71,6 +71,11 @@ pub struct OrgSettings {
     /// User types left out of `users` (default: the portal types PowerPartner, CSPLitePortal,
     /// CustomerSuccess, PowerCustomerSuccess); `[]` keeps every user.
     pub exclude_user_types: Option<Vec<String>>,
+    /// Licenses that cost nothing in this org's contract (user license `Name`, permission set
+    /// license `DeveloperName`, package `NamespacePrefix`), besides Chatter and guest licenses
+    /// and `Free` packages.
+    #[serde(default)]
+    pub free_licenses: Vec<String>,
     /// Stop before the org's daily API usage passes this share of its maximum (default 0.8).
     pub quota_daily_share: Option<f64>,
     /// Stop before this run alone uses this share of the daily maximum (default 0.25).
@@ -123,6 +128,7 @@ pub struct OrgPlan {
     pub company_names: Vec<String>,
     pub company_filter: CompanyFilter,
     pub exclude_user_types: Vec<String>,
+    pub free_licenses: Vec<String>,
     pub connection: Connection,
     pub api_version: String,
     pub batch_size: u32,
@@ -277,6 +283,7 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
             .exclude_user_types
             .clone()
             .unwrap_or_else(|| PORTAL_USER_TYPES.iter().map(|t| t.to_string()).collect()),
+        free_licenses: org.free_licenses.clone(),
         connection,
         api_version,
         batch_size,

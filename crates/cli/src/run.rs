@@ -186,7 +186,7 @@ async fn extract_org(
             crate::state::save(sink.root(), &org.name, &state)?;
         }
         let written: Vec<&'static str> = outcome.tables.iter().map(|t| t.table).collect();
-        outcome.derived = tokio::task::block_in_place(|| crate::derive::derive_org(sink, &org.name, run_id, &written))
+        outcome.derived = tokio::task::block_in_place(|| crate::derive::derive_org(sink, org, run_id, &written))
             .context("deriving the license model from the files just written")?;
         anyhow::Ok(())
     }

@@ -51,8 +51,9 @@ const SUBSCRIPTION_COLUMNS: &[(&str, ColumnType)] = &[
 
 /// One row per license of any kind. `total` (and `available`) is NULL for an unlimited (site)
 /// package license, `used` where Salesforce reports no count (-1). `is_paid` is false for the
-/// user licenses whose holders cost nothing (Chatter and guest users) and for package licenses in
-/// `Free` status; every other license counts as paid.
+/// user licenses whose holders cost nothing (Chatter and guest users), for package licenses in
+/// `Free` status, and for the licenses the org's `free_licenses` names (`{free_licenses}`, a
+/// `VARCHAR[]`); every other license counts as paid.
 pub static SUBSCRIPTIONS: DerivedTable = DerivedTable {
     name: "subscriptions",
     columns: SUBSCRIPTION_COLUMNS,
@@ -60,15 +61,18 @@ pub static SUBSCRIPTIONS: DerivedTable = DerivedTable {
     per_run: false,
     sql: "SELECT user_license_id, 'user_license', name, label, status,
                  definition_key NOT IN ('PID_Chatter', 'PID_Chatter_External', 'PID_Guest_User',
-                                        'PID_Communities_Guest'),
+                                        'PID_Communities_Guest')
+                 AND NOT list_contains({free_licenses}, name),
                  total, used, total - used, NULL, NULL, extracted_at
           FROM {user_licenses}
           UNION ALL
-          SELECT permission_set_license_id, 'permission_set_license', developer_name, label, status, true,
+          SELECT permission_set_license_id, 'permission_set_license', developer_name, label, status,
+                 NOT list_contains({free_licenses}, developer_name),
                  total, used, total - used, CAST(expires_on AS TIMESTAMP), NULL, extracted_at
           FROM {permission_set_licenses}
           UNION ALL
-          SELECT package_license_id, 'package_license', namespace, namespace, status, status <> 'Free',
+          SELECT package_license_id, 'package_license', namespace, namespace, status,
+                 status <> 'Free' AND NOT list_contains({free_licenses}, namespace),
                  nullif(allowed, -1), CASE WHEN used >= 0 THEN used END,
                  CASE WHEN allowed >= 0 AND used >= 0 THEN allowed - used END, expires_at, namespace, extracted_at
           FROM {package_licenses}",
@@ -124,6 +128,10 @@ pub static COMPANY_SUBSCRIPTION_HISTORY: DerivedTable = DerivedTable {
           JOIN {subscriptions} s ON s.subscription_id = us.subscription_id
           GROUP BY ALL",
 };
+
+/// The placeholders that are values of the run, not tables: `{run_id}` (per-run tables) and
+/// `{free_licenses}` (the org's setting, a `VARCHAR[]`).
+pub const PARAMETERS: [&str; 2] = ["run_id", "free_licenses"];
 
 /// Every derived table, in the order they are written (a table after its inputs).
 pub static DERIVED: [&DerivedTable; 4] =
@@ -243,6 +251,8 @@ mod tests {
             for name in placeholders(table.sql) {
                 if name == "run_id" {
                     assert!(table.per_run, "{}", table.name);
+                }
+                if PARAMETERS.contains(&name) {
                     continue;
                 }
                 assert!(table.inputs.contains(&name), "{} reads {name}", table.name);
