@@ -179,8 +179,10 @@ async fn views_agree_with_the_orgs_own_records() {
     let mut spec = OrgSpec::new(404, 2500);
     spec.companies = COMPANIES.iter().map(|c| c.to_string()).collect();
     let org = SimOrg::start_with(SimConfig::new(spec)).await;
-    let free_here = format!("free_licenses = [\"{}\"]", FREE_HERE.join("\", \""));
-    org.extract(&org.pipeline_with_companies("model", &COMPANIES, &free_here));
+    let free_here = format!("free_licenses = [\"{}\", \"NoSuchLicense\"]", FREE_HERE.join("\", \""));
+    let run = org.extract(&org.pipeline_with_companies("model", &COMPANIES, &free_here));
+    let said = crate::support::text(&run);
+    assert!(said.contains("`free_licenses` names no license of this org: NoSuchLicense;"), "{said}");
     let out = org.out();
     let data = org.sim.org();
     let facts = Facts::of(&data, &COMPANIES, &FREE_HERE);
