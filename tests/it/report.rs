@@ -35,6 +35,29 @@ fn paid_license_names(org: &SimOrg) -> Vec<String> {
     names
 }
 
+/// (expiry date, days from now) of each paid license that expires.
+fn expiries(org: &SimOrg) -> Vec<(String, i64)> {
+    let data = org.sim.org();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut out = Vec::new();
+    for (object, paid) in [("PermissionSetLicense", true), ("PackageLicense", false)] {
+        let table = data.table(object);
+        for i in 0..table.rows.len() {
+            if !paid && table.get(i, "Status").as_str() == Some("Free") {
+                continue;
+            }
+            let millis = match table.get(i, "ExpirationDate") {
+                Value::Date(days) => i64::from(*days) * 86_400_000,
+                Value::DateTime(ms) => *ms,
+                _ => continue,
+            };
+            let date = chrono::DateTime::from_timestamp_millis(millis).map(|t| t.format("%Y-%m-%d").to_string());
+            out.push((date.unwrap_or_default(), (millis - now).div_euclid(86_400_000)));
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_names_each_orgs_licenses_and_fetches_nothing() {
     let first = SimOrg::start(500, 61).await;
@@ -66,6 +89,23 @@ async fn the_report_names_each_orgs_licenses_and_fetches_nothing() {
         }
     }
     assert!(html.contains("Zoë &amp; &lt;Partners&gt; &quot;EU&quot;"));
+    // Renewals: the paid licenses expiring within 180 days (or expired), and no later ones.
+    let section = |html: &str, from: &str, to: &str| -> String {
+        let start = html.find(from).unwrap_or(html.len());
+        let end = html[start..].find(to).map_or(html.len(), |i| start + i);
+        html[start..end].to_string()
+    };
+    let first_org = section(&html, "id=\"org-first\"", "id=\"org-second\"");
+    let renewals = section(&first_org, "<h3>Renewals</h3>", "<h3>Inactive");
+    let expiring = expiries(&first);
+    assert!(expiring.iter().any(|(_, days)| *days < 170) && expiring.iter().any(|(_, days)| *days > 190));
+    for (date, days) in expiring {
+        if days < 170 {
+            assert!(renewals.contains(&format!(">{date}<")), "{date} ({days} days) is missing");
+        } else if days > 190 {
+            assert!(!renewals.contains(&format!(">{date}<")), "{date} ({days} days) is listed");
+        }
+    }
     assert!(!html.contains("<Partners>"), "names are escaped");
     // Every inactive licensed user of the first org (N = 30) is listed by username.
     let inactive = rows(&out, "SELECT username FROM inactive_licensed_users WHERE org = 'first'");

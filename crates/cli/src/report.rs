@@ -14,6 +14,8 @@ use std::path::Path;
 
 /// Inactive users listed per org; the rest are counted, and the view has them all.
 const INACTIVE_LISTED: usize = 200;
+/// Paid licenses expiring within this many days of the read (or already expired) are listed.
+pub const RENEWAL_DAYS: i64 = 180;
 
 /// One license's seats, or one company's holders of it.
 #[derive(Debug, Clone)]
@@ -46,6 +48,18 @@ pub struct CompanyReport {
     pub trend: Vec<Trend>,
 }
 
+/// A paid license that expires soon, or has expired.
+#[derive(Debug)]
+pub struct Renewal {
+    pub name: String,
+    pub kind: String,
+    pub expires_on: String,
+    /// Days from the read to the expiry (negative: expired).
+    pub days: i64,
+    pub total: Option<i64>,
+    pub used: Option<i64>,
+}
+
 #[derive(Debug)]
 pub struct InactiveUser {
     pub company: String,
@@ -74,6 +88,7 @@ pub struct OrgReport {
     pub snapshots: usize,
     pub inactive: Vec<InactiveUser>,
     pub inactive_count: usize,
+    pub renewals: Vec<Renewal>,
 }
 
 pub const NO_COMPANY: &str = "(no configured company)";
@@ -190,6 +205,26 @@ fn gather(warehouse: &Warehouse) -> anyhow::Result<Vec<OrgReport>> {
         }
     }
     gather_trend(warehouse, &mut orgs)?;
+    let sql = format!(
+        "SELECT s.org, s.name, s.kind, strftime(s.expires_at::TIMESTAMP, '%Y-%m-%d'),
+                (epoch_ms(s.expires_at) - epoch_ms(o.extracted_at)) // 86400000, s.total, s.used
+         FROM subscriptions s JOIN orgs o ON o.org = s.org
+         WHERE s.is_paid AND s.expires_at IS NOT NULL
+           AND epoch_ms(s.expires_at) - epoch_ms(o.extracted_at) <= {RENEWAL_DAYS} * CAST(86400000 AS BIGINT)
+         ORDER BY s.org, s.expires_at, s.name"
+    );
+    for r in rows(warehouse, &sql)? {
+        if let Some(org) = orgs.get_mut(&text(&r[0])) {
+            org.renewals.push(Renewal {
+                name: text(&r[1]),
+                kind: text(&r[2]),
+                expires_on: text(&r[3]),
+                days: number(&r[4]).unwrap_or_default(),
+                total: number(&r[5]),
+                used: number(&r[6]),
+            });
+        }
+    }
     let sql = format!(
         "SELECT org, coalesce(company, '{NO_COMPANY}'), name, username, profile_name,
                 coalesce(strftime(last_login_at::TIMESTAMP, '%Y-%m-%d'), 'never'), days_since_login, licenses

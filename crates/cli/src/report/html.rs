@@ -135,6 +135,7 @@ fn org_section(html: &mut String, org: &OrgReport) {
             html.push_str("</div>");
         }
     }
+    renewals_section(html, org);
     inactive_section(html, org);
     html.push_str("</section>");
 }
@@ -264,6 +265,38 @@ fn sparkline(trend: &Trend) -> String {
         title = esc(&title.join("; ")),
         used = polyline(used),
     )
+}
+
+fn renewals_section(html: &mut String, org: &OrgReport) {
+    let _ = write!(
+        html,
+        "<h3>Renewals</h3><p class=\"muted\">Paid licenses that expire within {} days of the read, or have \
+         expired.</p>",
+        super::RENEWAL_DAYS
+    );
+    if org.renewals.is_empty() {
+        html.push_str("<p>None.</p>");
+        return;
+    }
+    html.push_str(
+        "<table><tr><th>License</th><th>Expires</th><th class=\"n\">In days</th><th class=\"n\">Used</th>\
+         <th class=\"n\">Seats</th></tr>",
+    );
+    for renewal in &org.renewals {
+        let kind = if renewal.kind == "package_license" { " (package)" } else { " (permission set)" };
+        let when = if renewal.days < 0 { format!("expired {} ago", -renewal.days) } else { renewal.days.to_string() };
+        let count = |n: Option<i64>| n.map_or("unlimited".to_string(), |n| n.to_string());
+        let _ = write!(
+            html,
+            "<tr><td>{}{kind}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&renewal.name),
+            esc(&renewal.expires_on),
+            esc(&when),
+            count(renewal.used),
+            count(renewal.total),
+        );
+    }
+    html.push_str("</table>");
 }
 
 fn inactive_section(html: &mut String, org: &OrgReport) {
