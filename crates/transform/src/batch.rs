@@ -117,7 +117,10 @@ impl BatchBuilder {
                 _ => return Err(bad("true or false")),
             }),
             (ColumnBuilder::Integer(b), Value::String(v)) => {
-                b.append_value(v.parse::<i64>().ok().ok_or_else(|| bad("an integer"))?)
+                let whole = v.parse::<i64>().ok().or_else(|| {
+                    v.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)
+                });
+                b.append_value(whole.ok_or_else(|| bad("an integer"))?)
             }
             (ColumnBuilder::Integer(b), Value::Number(n)) => {
                 // Salesforce sends some integer fields as 5.0.

@@ -195,12 +195,12 @@ fn bar_chart(rows: &[Seats], of_total: bool) -> String {
         };
         let _ = write!(
             svg,
-            "<title>{title}</title>\
+            "<g><title>{title}</title>\
              <text class=\"label\" x=\"0\" y=\"{ty}\">{label}</text>\
              <rect class=\"free\" x=\"{bar_x}\" y=\"{ry}\" width=\"{capacity:.1}\" height=\"16\"/>\
              <rect class=\"used\" x=\"{bar_x}\" y=\"{ry}\" width=\"{used:.1}\" height=\"16\"/>\
              <rect class=\"idle\" x=\"{ix:.1}\" y=\"{ry}\" width=\"{iw:.1}\" height=\"16\"/>\
-             <text class=\"num\" x=\"{nx}\" y=\"{ty}\">{numbers}</text>",
+             <text class=\"num\" x=\"{nx}\" y=\"{ty}\">{numbers}</text></g>",
             title = esc(&format!("{}{kind}: {numbers}", row.name)),
             ty = y + 16.0,
             ry = y + 3.0,
