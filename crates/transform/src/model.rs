@@ -7,7 +7,7 @@
 //! file when deriving a table, to every org's files in a view). A derived table's columns and
 //! their types are declared here; the SQL computes them, in that order.
 
-use crate::tables::ColumnType;
+use crate::tables::ColumnType::{self, Boolean, Integer, Text, Timestamp};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use std::sync::Arc;
 
@@ -31,8 +31,6 @@ impl DerivedTable {
         Arc::new(Schema::new(run_id.into_iter().chain(columns).collect::<Vec<_>>()))
     }
 }
-
-use ColumnType::{Boolean, Integer, Text, Timestamp};
 
 const SUBSCRIPTION_COLUMNS: &[(&str, ColumnType)] = &[
     ("subscription_id", Text),
