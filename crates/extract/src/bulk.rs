@@ -9,9 +9,11 @@ use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Records per result set asked for (Salesforce's own default and ceiling is larger; smaller
-/// sets keep memory flat).
-const RESULT_SET: &str = "50000";
+/// Records per result set asked for: one API call each.
+const RESULT_SET: usize = 50_000;
+/// Records handed out at once from a result set: a set's CSV text is held, its records are
+/// made a page at a time, as from the REST API.
+const PAGE: usize = 2000;
 /// Longest wait between two polls of a job's state.
 const POLL_CEILING: Duration = Duration::from_secs(10);
 
@@ -23,9 +25,13 @@ pub struct BulkQuery<'c> {
     /// The next result set's locator; `None` once the last set is read.
     locator: Option<String>,
     done: bool,
+    /// The result set being handed out, and its header.
+    set: Option<(csv::Reader<std::io::Cursor<bytes::Bytes>>, csv::StringRecord)>,
     calls: AtomicU64,
     /// How long a job may take before sfetl gives up on it.
     timeout: Duration,
+    /// Records per result set.
+    result_set: usize,
 }
 
 #[derive(serde::Deserialize)]
@@ -46,13 +52,21 @@ impl SalesforceClient {
             job: None,
             locator: None,
             done: false,
+            set: None,
             calls: AtomicU64::new(0),
             timeout: Duration::from_secs(3600),
+            result_set: RESULT_SET,
         }
     }
 }
 
 impl BulkQuery<'_> {
+    /// Asks for result sets of `records` (default 50,000): fewer calls, or less text held at once.
+    pub fn result_set(mut self, records: usize) -> Self {
+        self.result_set = records.max(1);
+        self
+    }
+
     /// API calls made so far (job creation, polls, result sets).
     pub fn api_calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
@@ -62,12 +76,28 @@ impl BulkQuery<'_> {
         format!("/services/data/v{}/jobs/query", self.client.api_version())
     }
 
-    /// The next result set as records (field path -> value; null fields are `null`), or `None`
-    /// when every set has been read. The first call creates the job and waits for it.
+    /// The next records, up to 2,000 (field path -> value; null fields are `null`), or `None`
+    /// when every result set has been read. The first call creates the job and waits for it.
     pub async fn next_records(&mut self) -> Result<Option<Vec<Map<String, Value>>>> {
-        if self.done {
-            return Ok(None);
+        loop {
+            if let Some((reader, header)) = self.set.as_mut() {
+                let job = self.job.clone().unwrap_or_default();
+                let records = read_page(reader, header)
+                    .map_err(|e| Error::Bulk { job, message: format!("unreadable CSV result: {e}") })?;
+                if !records.is_empty() {
+                    return Ok(Some(records));
+                }
+                self.set = None;
+            }
+            if self.done {
+                return Ok(None);
+            }
+            self.next_set().await?;
         }
+    }
+
+    /// Fetches the next result set (creating and awaiting the job first).
+    async fn next_set(&mut self) -> Result<()> {
         let job = match &self.job {
             Some(job) => job.clone(),
             None => {
@@ -77,7 +107,8 @@ impl BulkQuery<'_> {
             }
         };
         let path = format!("{}/{job}/results", self.jobs_path());
-        let mut query = vec![("maxRecords", RESULT_SET)];
+        let max_records = self.result_set.to_string();
+        let mut query = vec![("maxRecords", max_records.as_str())];
         let locator = self.locator.clone();
         if let Some(locator) = &locator {
             query.push(("locator", locator));
@@ -85,7 +116,11 @@ impl BulkQuery<'_> {
         let (body, next) = self.client.get_text_counted(&path, &query, &self.calls).await?;
         self.done = next.is_none();
         self.locator = next;
-        parse_csv(&body).map(Some).map_err(|e| Error::Bulk { job, message: format!("unreadable CSV result: {e}") })
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(std::io::Cursor::new(body));
+        let header =
+            reader.headers().map_err(|e| Error::Bulk { job, message: format!("unreadable CSV result: {e}") })?.clone();
+        self.set = Some((reader, header));
+        Ok(())
     }
 
     /// Creates the job and polls it, backing off, until it completes.
@@ -119,15 +154,16 @@ impl BulkQuery<'_> {
     }
 }
 
-/// A CSV result set as records keyed by the header's field paths; empty values are null (Bulk
-/// API 2.0 writes null as nothing).
-fn parse_csv(body: &[u8]) -> std::result::Result<Vec<Map<String, Value>>, csv::Error> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(body);
-    let headers = reader.headers()?.clone();
+/// Up to [`PAGE`] rows of a CSV result set as records keyed by the header's field paths; empty
+/// values are null (Bulk API 2.0 writes null as nothing).
+fn read_page(
+    reader: &mut csv::Reader<impl std::io::Read>,
+    header: &csv::StringRecord,
+) -> std::result::Result<Vec<Map<String, Value>>, csv::Error> {
     let mut records = Vec::new();
-    for row in reader.records() {
-        let row = row?;
-        let record: Map<String, Value> = headers
+    let mut row = csv::StringRecord::new();
+    while records.len() < PAGE && reader.read_record(&mut row)? {
+        let record: Map<String, Value> = header
             .iter()
             .zip(row.iter())
             .map(|(field, value)| {
@@ -145,13 +181,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_sets_become_records_with_nulls_and_quoted_text() {
-        let body =
-            b"\"Id\",\"Name\",\"Profile.Name\",\"IsActive\"\n\"005A\",\"O'Brien, \"\"Zo\xc3\xab\"\"\",\"\",\"true\"\n";
-        let records = parse_csv(body).unwrap_or_default();
-        assert_eq!(records.len(), 1);
+    fn csv_sets_become_pages_of_records_with_nulls_and_quoted_text() {
+        let mut body =
+            b"\"Id\",\"Name\",\"Profile.Name\",\"IsActive\"\n\"005A\",\"O'Brien, \"\"Zo\xc3\xab\"\"\",\"\",\"true\"\n"
+                .to_vec();
+        for i in 0..PAGE {
+            body.extend(format!("\"005{i}\",\"n\",\"p\",\"false\"\n").bytes());
+        }
+        let mut reader = csv::ReaderBuilder::new().from_reader(&body[..]);
+        let header = reader.headers().cloned().unwrap_or_default();
+        let records = read_page(&mut reader, &header).unwrap_or_default();
+        assert_eq!(records.len(), PAGE);
         assert_eq!(records[0]["Name"], "O'Brien, \"Zoë\"");
         assert_eq!(records[0]["Profile.Name"], Value::Null);
         assert_eq!(records[0]["IsActive"], "true");
+        assert_eq!(read_page(&mut reader, &header).map(|r| r.len()).ok(), Some(1), "the rest, on the next page");
+        assert_eq!(read_page(&mut reader, &header).map(|r| r.len()).ok(), Some(0));
+    }
+
+    /// Every User record through a job read in many small result sets, against the simulator.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_read_in_many_result_sets_gives_every_record_once() {
+        let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(5, 4_500));
+        config.bulk_fixed_cost = Duration::from_millis(100);
+        config.bulk_per_record = Duration::ZERO;
+        let sim = sfetl_sim::Sim::start(config).await.unwrap_or_else(|e| panic!("{e}"));
+        let app = sim.create_connected_app("System Administrator").unwrap_or_else(|e| panic!("{e}"));
+        let credentials = crate::Credentials {
+            login_url: sim.url().to_string(),
+            client_id: app.consumer_key.clone(),
+            username: sim.integration_username(),
+            private_key: crate::Secret::new(app.key.private_key_pem.clone()),
+        };
+        let client =
+            SalesforceClient::new(credentials, crate::ConnectionSettings::default()).unwrap_or_else(|e| panic!("{e}"));
+        let query = SoqlQuery::new("User", ["Id", "Profile.Name", "IsActive"]);
+        let mut job = client.bulk_query(&query).result_set(1_000);
+        let mut ids = Vec::new();
+        while let Some(records) = job.next_records().await.unwrap_or_else(|e| panic!("{e}")) {
+            assert!(records.len() <= PAGE);
+            ids.extend(records.iter().filter_map(|r| r["Id"].as_str().map(String::from)));
+            assert!(records.iter().all(|r| r.contains_key("Profile.Name")));
+        }
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!((count, ids.len()), (4_500, 4_500), "every record, once");
+        let sets = sim.request_log().iter().filter(|r| r.path.ends_with("/results")).count();
+        assert_eq!(sets, 5, "4,500 records in sets of 1,000");
+        assert!(job.api_calls() >= 7, "create, poll, five sets: {}", job.api_calls());
     }
 }
