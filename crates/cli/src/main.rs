@@ -10,6 +10,7 @@ mod derive;
 mod init;
 mod pipeline;
 mod progress;
+mod read_table;
 mod report;
 mod run;
 mod scope;
