@@ -68,6 +68,8 @@ fn pipeline_text(name: &str) -> String {
 
 # Where the Parquet files and warehouse.duckdb go, relative to the working directory.
 output = "data"
+# A user who has not logged in for this many days (or never) counts as inactive in the views and the report.
+inactive_days = 90
 
 [[orgs]]
 # A short slug: it names folders and fills the `org` column.
@@ -86,6 +88,11 @@ username = "CHANGE-ME@example.com"
 # The private key sfetl signs with (keep it secret: mode 0600) and the certificate you upload to the app.
 private_key_file = "../keys/{name}.key"
 certificate_file = "../keys/{name}.crt"
+# Optional:
+# free_licenses = ["Salesforce Integration"]   # licenses free in your contract: not counted as paid
+# exclude_user_types = []    # keep portal users too (left out by default)
+# company_filter = "only"    # keep only the users of company_names
+# bulk_threshold = 100000    # full reads of more rows use a Bulk API 2.0 job; 0: never
 "#
     )
 }
