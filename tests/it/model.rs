@@ -2,7 +2,7 @@
 //! records: seats per license, inactive licensed users, users per company, unlimited licenses,
 //! and seat counts over three runs with the org changed in between.
 
-use crate::support::{SimOrg, rows};
+use crate::support::{SimOrg, rows, sfetl_env};
 use sfetl_sim::value::Value;
 use sfetl_sim::{OrgData, OrgSpec, SimConfig};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -289,7 +289,11 @@ async fn license_trend_keeps_one_snapshot_per_run() {
                 assignments.retain(|row| text(&row[license]) != psl);
             });
         }
-        org.extract(&pipeline);
+        // Run files merged past two: the third run merges every per-run table's files.
+        let args = ["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()].map(String::from);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = sfetl_env(&args, org.dir.path(), &[("SFETL_RUN_FILES_PER_MERGE", "2")]);
+        assert!(run.status.success(), "{}", crate::support::text(&run));
         expected.push(seat_counts(&org.sim.org()));
         expected_by_company.push(Facts::of(&org.sim.org(), &["Acme Corp"], &[]).company_holders());
     }
@@ -314,6 +318,17 @@ async fn license_trend_keeps_one_snapshot_per_run() {
     let got = per_run(trend, |r| ((r[0].clone(), r[1].clone()), r[2].parse::<usize>().unwrap_or_default()));
     assert_eq!(got, expected_by_company);
     assert_ne!(expected_by_company[0], expected_by_company[1]);
+
+    for table in ["runs", "subscription_history", "company_subscription_history", "user_history"] {
+        let files: Vec<String> = std::fs::read_dir(out.join(table).join("org=trend"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(files.len() == 1 && files[0].contains(".."), "{table}: {files:?}");
+    }
+    assert_eq!(rows(&out, "SELECT count(*) FROM runs"), [["3"]]);
 
     // The latest state is one row per user; the users who left have two versions in the history.
     let duplicates = rows(&out, "SELECT count(*) - count(DISTINCT user_id) FROM users");

@@ -70,10 +70,16 @@ impl SimOrg {
 }
 
 pub fn sfetl(args: &[&str], cwd: &Path) -> Output {
+    sfetl_env(args, cwd, &[])
+}
+
+/// Runs the binary with extra environment variables.
+pub fn sfetl_env(args: &[&str], cwd: &Path, vars: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sfetl"))
         .args(args)
         .current_dir(cwd)
         .env("NO_COLOR", "1")
+        .envs(vars.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("running sfetl: {e}"))
 }

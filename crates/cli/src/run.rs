@@ -69,7 +69,11 @@ pub async fn extract(
         let (credentials, settings, expected_url) =
             (connection.credentials, connection.settings, connection.expected_url);
         let org_run = extract_org(org, credentials, settings, expected_url, &context);
-        runs.push(async { record_run(&sink, &run_id, org_run.await) });
+        runs.push(async {
+            let outcome = record_run(&sink, &run_id, org_run.await);
+            compact_run_files(&sink, &outcome.org);
+            outcome
+        });
     }
     // At most `concurrency` orgs at once, each reading up to `concurrency` tables at once.
     let outcomes: Vec<OrgOutcome> = futures_util::stream::iter(runs).buffered(pipeline.concurrency).collect().await;
@@ -229,6 +233,30 @@ pub async fn connect(org: &OrgPlan) -> anyhow::Result<OrgConnection> {
         ..ConnectionSettings::default()
     };
     Ok(OrgConnection { credentials, settings, expected_url, simulator })
+}
+
+/// Run files merged into one once a partition has more than this many: a file per 100 nightly
+/// runs, not one per night. `SFETL_RUN_FILES_PER_MERGE` changes it (the tests use 2).
+fn run_files_per_merge() -> usize {
+    std::env::var("SFETL_RUN_FILES_PER_MERGE").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(100)
+}
+
+/// Merges the org's files of the tables that keep every run (`runs`, the histories) once they
+/// pile up. A failure is logged: the files stay readable as they are.
+fn compact_run_files(sink: &ParquetSink, org: &str) {
+    let per_run = tables::ALL
+        .iter()
+        .filter_map(|t| t.history.map(|history| (history, t.schema())))
+        .chain(model::DERIVED.iter().filter(|t| t.per_run).map(|t| (t.name, t.schema())))
+        .chain([("runs", runs::schema())]);
+    let limit = run_files_per_merge();
+    for (table, schema) in per_run {
+        match tokio::task::block_in_place(|| sfetl_load::compact_runs(sink, table, ("org", org), &schema, limit)) {
+            Ok(0) => {}
+            Ok(merged) => tracing::info!(org, table, merged, "merged the run files into one"),
+            Err(e) => tracing::warn!(org, table, "could not merge the run files (they stay as they are): {e}"),
+        }
+    }
 }
 
 /// Appends the org's row to `runs` (a file per run: `runs/org=<slug>/runs-<run_id>.parquet`). A

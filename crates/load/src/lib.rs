@@ -6,10 +6,12 @@
 //! (DuckDB's globs would read it), synced, then renamed over the previous one: a reader sees the
 //! old file or the new one, never half of one, and a re-run replaces rows instead of adding them.
 
+mod compact;
 mod local_sql;
 mod parquet_sink;
 mod warehouse;
 
+pub use compact::compact_runs;
 pub use local_sql::{LocalSql, expand, parquet_source, sql_literal};
 pub use parquet_sink::{ParquetSink, PartitionWriter, remove_leftovers};
 pub use warehouse::{Published, View, Warehouse};
