@@ -8,19 +8,18 @@ use sfetl_load::{LocalSql, ParquetSink, expand, parquet_source, sql_literal};
 use sfetl_transform::model::DERIVED;
 use std::sync::Arc;
 
-/// Writes each derived table of `org` whose inputs were all written by this run (`written`), in
+/// Writes each derived table of the org whose inputs were all written by this run (`written`), in
 /// order, and returns them with their row counts. A table whose inputs are older keeps its file:
 /// derived rows always agree with one run's raw rows.
 pub fn derive_org(
     sink: &ParquetSink,
-    org: &OrgPlan,
+    plan: &OrgPlan,
     run_id: &str,
     written: &[&'static str],
 ) -> anyhow::Result<Vec<(&'static str, u64)>> {
-    let free: Vec<String> = org.free_licenses.iter().map(|name| sql_literal(name)).collect();
+    let free: Vec<String> = plan.free_licenses.iter().map(|name| sql_literal(name)).collect();
     let free_licenses = format!("CAST([{}] AS VARCHAR[])", free.join(", "));
-    let plan = org;
-    let org = org.name.as_str();
+    let org = plan.name.as_str();
     let engine = LocalSql::open()?;
     let mut fresh = written.to_vec();
     let mut derived = Vec::new();
