@@ -75,11 +75,15 @@ pub(crate) async fn read_table(
                     let more = page.total_size > page.records.len() as u64;
                     if since.is_none() && more && org.bulk_threshold.is_some_and(|rows| page.total_size > rows) {
                         // A big full read goes on in one Bulk API job: a few calls instead of one
-                        // per page.
-                        let last = page.records.last().and_then(|r| r.get("Id")).and_then(|v| v.as_str());
+                        // per page. The first page was ordered by Id: the job (which takes no
+                        // ORDER BY) reads the same rows after its last.
+                        let mut rest = SoqlQuery { order_by: None, ..query.clone() };
+                        if let Some(last) = page.records.last().and_then(|r| r.get("Id")).and_then(|v| v.as_str()) {
+                            rest = rest.filter(format!("Id > {}", soql::quote(last)));
+                        }
                         tracing::info!(org = %org.name, table = table.name, rows = page.total_size,
                             "reading the rest through a Bulk API query job");
-                        bulk = Some(client.bulk_query(&rest_of_full_read(table, scope.as_ref(), last)));
+                        bulk = Some(client.bulk_query(&rest));
                     }
                     page.records
                 }
@@ -142,17 +146,4 @@ fn without_ids(batch: &RecordBatch, ids: &HashSet<String>) -> anyhow::Result<Rec
     let column = batch.column(0).as_string::<i32>();
     let keep: BooleanArray = column.iter().map(|id| Some(!id.is_some_and(|id| ids.contains(id)))).collect();
     Ok(filter_record_batch(batch, &keep)?)
-}
-
-/// The rows of a full read after `last_id`, for a Bulk job: the first page was ordered by Id, and
-/// a Bulk job takes no ORDER BY.
-fn rest_of_full_read(table: &TableDef, scope: Option<&UserScope>, last_id: Option<&str>) -> SoqlQuery {
-    let mut query = SoqlQuery::new(table.object, table.soql_fields());
-    if let Some(condition) = scope.and_then(UserScope::soql_condition) {
-        query = query.filter(condition);
-    }
-    if let Some(last) = last_id {
-        query = query.filter(format!("Id > {}", soql::quote(last)));
-    }
-    query
 }

@@ -109,16 +109,16 @@ impl QueryStream<'_> {
 
     /// The query as asked now: within the current time window, past the last Id received.
     fn current_soql(&self) -> String {
-        let mut conditions: Vec<String> = self.query.filter.iter().map(|f| format!("({f})")).collect();
+        let mut query = self.query.clone();
         if let Some(window) = &self.window {
-            conditions.push(format!("SystemModstamp >= {}", datetime(window.from)));
-            conditions.push(format!("SystemModstamp < {}", datetime(window.to)));
+            query = query
+                .filter(format!("SystemModstamp >= {}", datetime(window.from)))
+                .filter(format!("SystemModstamp < {}", datetime(window.to)));
         }
         if let Some(last) = &self.last_id {
-            conditions.push(format!("Id > {}", quote(last)));
+            query = query.filter(format!("Id > {}", quote(last)));
         }
-        let filter = (!conditions.is_empty()).then(|| conditions.join(" AND "));
-        SoqlQuery { filter, ..self.query.clone() }.to_string()
+        query.to_string()
     }
 
     /// Halves the current time window (the whole history, at first); false when it is already

@@ -1,11 +1,12 @@
 //! SOQL text built safely: field lists, and string literals escaped as SOQL requires.
 
-/// `SELECT fields FROM object [WHERE filter] [ORDER BY ...]`.
+/// `SELECT fields FROM object [WHERE conditions] [ORDER BY ...]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SoqlQuery {
     pub object: String,
     pub fields: Vec<String>,
-    pub filter: Option<String>,
+    /// Conditions every row meets (joined with AND).
+    pub conditions: Vec<String>,
     pub order_by: Option<String>,
     pub limit: Option<u32>,
 }
@@ -15,14 +16,15 @@ impl SoqlQuery {
         SoqlQuery {
             object: object.into(),
             fields: fields.into_iter().map(Into::into).collect(),
-            filter: None,
+            conditions: Vec::new(),
             order_by: None,
             limit: None,
         }
     }
 
+    /// Adds a condition; a query with several keeps the rows that meet them all.
     pub fn filter(mut self, condition: impl Into<String>) -> SoqlQuery {
-        self.filter = Some(condition.into());
+        self.conditions.push(condition.into());
         self
     }
 
@@ -40,8 +42,10 @@ impl SoqlQuery {
 impl std::fmt::Display for SoqlQuery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SELECT {} FROM {}", self.fields.join(", "), self.object)?;
-        if let Some(filter) = &self.filter {
-            write!(f, " WHERE {filter}")?;
+        match self.conditions.as_slice() {
+            [] => {}
+            [only] => write!(f, " WHERE {only}")?,
+            all => write!(f, " WHERE ({})", all.join(") AND ("))?,
         }
         if let Some(order) = &self.order_by {
             write!(f, " ORDER BY {order}")?;
@@ -110,5 +114,12 @@ mod tests {
         assert_eq!(like_contains(r"50%_O'B\"), r"'%50\%\_O\'B\\%'");
         let q = SoqlQuery::new("User", ["Id", "Profile.Name"]).filter("IsActive = true").order_by("Id");
         assert_eq!(q.to_string(), "SELECT Id, Profile.Name FROM User WHERE IsActive = true ORDER BY Id");
+        let q = q.filter("CompanyName LIKE '%a%' OR CompanyName LIKE '%b%'");
+        assert_eq!(
+            q.to_string(),
+            "SELECT Id, Profile.Name FROM User WHERE (IsActive = true) AND (CompanyName LIKE '%a%' OR \
+             CompanyName LIKE '%b%') ORDER BY Id",
+            "conditions combine, each kept whole"
+        );
     }
 }
