@@ -294,6 +294,25 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
     })
 }
 
+/// An optional file setting, read relative to the pipeline's directory: its path (for messages)
+/// and content, or a complaint naming the setting when it cannot be read.
+fn read_optional<T>(
+    setting: &str,
+    file: Option<&Path>,
+    base: &Path,
+    read: impl Fn(&Path) -> std::io::Result<T>,
+    complain: &mut impl FnMut(&str, String),
+) -> Option<(String, T)> {
+    let path = base.join(file?);
+    match read(&path) {
+        Ok(content) => Some((path.display().to_string(), content)),
+        Err(e) => {
+            complain(setting, format!("`{}` cannot be read: {e}", path.display()));
+            None
+        }
+    }
+}
+
 fn real_connection(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, String)) -> Option<Connection> {
     let mut required = |key: &str, value: &Option<String>, what: &str| -> String {
         match value.as_deref().map(str::trim) {
@@ -350,31 +369,13 @@ fn real_connection(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&st
     {
         complain(if org.private_key_file.is_some() { "private_key_file" } else { "private_key_env" }, e.to_string());
     }
-    let ca_file = match &org.ca_file {
-        Some(file) => {
-            let path = base.join(file);
-            match std::fs::read(&path) {
-                Ok(pem) => Some((path.display().to_string(), pem)),
-                Err(e) => {
-                    complain("ca_file", format!("`{}` cannot be read: {e}", path.display()));
-                    None
-                }
-            }
-        }
-        None => None,
-    };
-    let certificate = match &org.certificate_file {
-        Some(file) => {
-            let path = base.join(file);
-            match std::fs::read_to_string(&path) {
-                Ok(pem) => Some((path.display().to_string(), pem)),
-                Err(e) => {
-                    complain("certificate_file", format!("`{}` cannot be read: {e}", path.display()));
-                    None
-                }
-            }
-        }
-        None => None,
-    };
+    let ca_file = read_optional("ca_file", org.ca_file.as_deref(), base, |p| std::fs::read(p), complain);
+    let certificate = read_optional(
+        "certificate_file",
+        org.certificate_file.as_deref(),
+        base,
+        |p| std::fs::read_to_string(p),
+        complain,
+    );
     Some(Connection::Real { url, login_url, client_id, username, private_key: private_key?, certificate, ca_file })
 }
