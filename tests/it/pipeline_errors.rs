@@ -9,15 +9,26 @@ fn every_problem_is_named_before_any_request() {
     std::fs::write(
         &path,
         "[[orgs]]\nname = \"Acme Prod\"\nurl = \"ftp://acme\"\nclient_id = \"x\"\nusername = \"u\"\n\
-         private_key_file = \"missing.key\"\nbatch_size = 5000\n",
+         private_key_file = \"missing.key\"\nbatch_size = 5000\nca_file = \"missing-ca.crt\"\n\
+         certificate_file = \"missing.crt\"\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let run = sfetl(&["extract", &path.to_string_lossy()], dir.path());
     assert_eq!(run.status.code(), Some(2), "{}", text(&run));
     let said = text(&run);
-    for needle in
-        ["bad.toml", "org `Acme Prod`", "`name`", "`url`", "`private_key_file`", "missing.key", "`batch_size`"]
-    {
+    for needle in [
+        "bad.toml",
+        "org `Acme Prod`",
+        "`name`",
+        "`url`",
+        "`private_key_file`",
+        "missing.key",
+        "`batch_size`",
+        "`ca_file`",
+        "missing-ca.crt",
+        "`certificate_file`",
+        "missing.crt",
+    ] {
         assert!(said.contains(needle), "missing {needle} in:\n{said}");
     }
     assert!(!dir.path().join("data").exists(), "nothing is written for a bad pipeline");
