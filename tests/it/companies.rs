@@ -2,12 +2,11 @@
 //! case-insensitive match; `company_filter = "only"` keeps those companies' users alone, with
 //! names that need SOQL escaping; portal user types are left out unless asked for.
 
-use crate::support::{SimOrg, rows};
+use crate::support::{SimOrg, is_portal, rows};
 use sfetl_sim::{OrgSpec, SimConfig};
 use std::collections::BTreeMap;
 
 const TRICKY: &str = r"O'Brien \ Søn_50%";
-const PORTAL: [&str; 4] = ["powerpartner", "cspliteportal", "customersuccess", "powercustomersuccess"];
 
 async fn org() -> SimOrg {
     let mut spec = OrgSpec::new(71, 3000);
@@ -20,7 +19,7 @@ fn expected(org: &SimOrg, configured: &[&str]) -> BTreeMap<String, String> {
     let data = org.sim.org();
     let users = data.table("User");
     (0..users.rows.len())
-        .filter(|&i| !PORTAL.contains(&users.get(i, "UserType").as_str().unwrap_or_default().to_lowercase().as_str()))
+        .filter(|&i| !is_portal(users.get(i, "UserType").as_str().unwrap_or_default()))
         .map(|i| {
             let company_name = users.get(i, "CompanyName").as_str().map(|c| c.trim().to_lowercase());
             let company = configured.iter().find(|c| Some(c.to_lowercase()) == company_name).map_or("NULL", |c| c);

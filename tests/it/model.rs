@@ -2,14 +2,11 @@
 //! records: seats per license, inactive licensed users, users per company, unlimited licenses,
 //! and seat counts over three runs with the org changed in between.
 
-use crate::support::{SimOrg, rows, sfetl_env};
+use crate::support::{SimOrg, is_portal, paid_licenses, rows, sfetl_env};
 use sfetl_sim::value::Value;
 use sfetl_sim::{OrgData, OrgSpec, SimConfig};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-const PORTAL: [&str; 4] = ["powerpartner", "cspliteportal", "customersuccess", "powercustomersuccess"];
-const FREE_USER_LICENSE_KEYS: [&str; 4] =
-    ["PID_Chatter", "PID_Chatter_External", "PID_Guest_User", "PID_Communities_Guest"];
 /// Padded, cased, with an apostrophe and non-ASCII letters; the generator also leaves some null.
 const COMPANIES: [&str; 3] = ["Acme Corp", "O'Brien & Søn", "Zoë's  Bistro"];
 const DAY_MS: i64 = 86_400_000;
@@ -33,30 +30,13 @@ struct Facts {
 
 impl Facts {
     fn of(data: &OrgData, companies: &[&str], free_here: &[&str]) -> Facts {
-        let mut paid = HashMap::new();
-        let licenses = data.table("UserLicense");
-        for i in 0..licenses.rows.len() {
-            let free = FREE_USER_LICENSE_KEYS.contains(&text(licenses.get(i, "LicenseDefinitionKey")))
-                || free_here.contains(&text(licenses.get(i, "Name")));
-            paid.insert(text(licenses.get(i, "Id")).to_string(), !free);
-        }
-        let psls = data.table("PermissionSetLicense");
-        for i in 0..psls.rows.len() {
-            let free = free_here.contains(&text(psls.get(i, "DeveloperName")));
-            paid.insert(text(psls.get(i, "Id")).to_string(), !free);
-        }
-        let packages = data.table("PackageLicense");
-        for i in 0..packages.rows.len() {
-            let free = text(packages.get(i, "Status")) == "Free"
-                || free_here.contains(&text(packages.get(i, "NamespacePrefix")));
-            paid.insert(text(packages.get(i, "Id")).to_string(), !free);
-        }
+        let paid = paid_licenses(data, free_here);
 
         let (users, profiles) = (data.table("User"), data.table("Profile"));
         let mut kept = BTreeMap::new();
         let mut holdings: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for i in 0..users.rows.len() {
-            if PORTAL.contains(&text(users.get(i, "UserType")).to_lowercase().as_str()) {
+            if is_portal(text(users.get(i, "UserType"))) {
                 continue;
             }
             let id = text(users.get(i, "Id")).to_string();

@@ -1,16 +1,14 @@
 //! `sfetl report`: one HTML file naming each org's paid licenses and inactive licensed users,
 //! with every name escaped and nothing fetched from outside the file.
 
-use crate::support::{SimOrg, rows, sfetl, text};
+use crate::support::{SimOrg, paid_licenses, rows, sfetl, text};
 use sfetl_sim::value::Value;
 use sfetl_sim::{OrgSpec, SimConfig};
 
-const FREE_USER_LICENSE_KEYS: [&str; 4] =
-    ["PID_Chatter", "PID_Chatter_External", "PID_Guest_User", "PID_Communities_Guest"];
-
-/// The names the report must show for an org: its name and each paid license that has seats.
+/// The names the report must show for an org: each paid license that has seats.
 fn paid_license_names(org: &SimOrg) -> Vec<String> {
     let data = org.sim.org();
+    let paid = paid_licenses(&data, &[]);
     let mut names = Vec::new();
     for (object, name, total) in [
         ("UserLicense", "Name", "TotalLicenses"),
@@ -20,14 +18,7 @@ fn paid_license_names(org: &SimOrg) -> Vec<String> {
         let table = data.table(object);
         for i in 0..table.rows.len() {
             let seats = matches!(table.get(i, total), Value::Int(n) if *n != 0);
-            let free = match object {
-                "UserLicense" => {
-                    FREE_USER_LICENSE_KEYS.contains(&table.get(i, "LicenseDefinitionKey").as_str().unwrap_or_default())
-                }
-                "PackageLicense" => table.get(i, "Status").as_str() == Some("Free"),
-                _ => false,
-            };
-            if seats && !free {
+            if seats && paid[table.get(i, "Id").as_str().unwrap_or_default()] {
                 names.push(table.get(i, name).as_str().unwrap_or_default().to_string());
             }
         }
@@ -38,12 +29,13 @@ fn paid_license_names(org: &SimOrg) -> Vec<String> {
 /// (expiry date, days from now) of each paid license that expires.
 fn expiries(org: &SimOrg) -> Vec<(String, i64)> {
     let data = org.sim.org();
+    let paid = paid_licenses(&data, &[]);
     let now = chrono::Utc::now().timestamp_millis();
     let mut out = Vec::new();
-    for (object, paid) in [("PermissionSetLicense", true), ("PackageLicense", false)] {
+    for object in ["PermissionSetLicense", "PackageLicense"] {
         let table = data.table(object);
         for i in 0..table.rows.len() {
-            if !paid && table.get(i, "Status").as_str() == Some("Free") {
+            if !paid[table.get(i, "Id").as_str().unwrap_or_default()] {
                 continue;
             }
             let millis = match table.get(i, "ExpirationDate") {

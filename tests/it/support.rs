@@ -1,6 +1,7 @@
 //! Shared helpers: a simulated org with a connected app, a pipeline file for it, the binary.
 
-use sfetl_sim::{AppCredentials, OrgSpec, Sim, SimConfig};
+use sfetl_sim::{AppCredentials, OrgData, OrgSpec, Sim, SimConfig};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -115,4 +116,34 @@ pub fn rows(out: &Path, sql: &str) -> Vec<Vec<String>> {
         );
     }
     out_rows
+}
+
+/// The portal user types sfetl leaves out of `users` by default.
+pub fn is_portal(user_type: &str) -> bool {
+    ["powerpartner", "cspliteportal", "customersuccess", "powercustomersuccess"]
+        .contains(&user_type.to_lowercase().as_str())
+}
+
+/// Every license of the org (user, permission set, package) by Id: whether it counts as paid,
+/// by the rule the README states, worked out here from the org's own records. `free_here` is the
+/// pipeline's `free_licenses`.
+pub fn paid_licenses(data: &OrgData, free_here: &[&str]) -> HashMap<String, bool> {
+    const FREE_USER_LICENSE_KEYS: [&str; 4] =
+        ["PID_Chatter", "PID_Chatter_External", "PID_Guest_User", "PID_Communities_Guest"];
+    let text = |v: &sfetl_sim::value::Value| v.as_str().unwrap_or_default().to_string();
+    let mut paid = HashMap::new();
+    for (object, name) in
+        [("UserLicense", "Name"), ("PermissionSetLicense", "DeveloperName"), ("PackageLicense", "NamespacePrefix")]
+    {
+        let table = data.table(object);
+        for i in 0..table.rows.len() {
+            let free = match object {
+                "UserLicense" => FREE_USER_LICENSE_KEYS.contains(&text(table.get(i, "LicenseDefinitionKey")).as_str()),
+                "PackageLicense" => text(table.get(i, "Status")) == "Free",
+                _ => false,
+            } || free_here.contains(&text(table.get(i, name)).as_str());
+            paid.insert(text(table.get(i, "Id")), !free);
+        }
+    }
+    paid
 }
