@@ -2,7 +2,7 @@
 //! records: seats per license, inactive licensed users, users per company, unlimited licenses,
 //! and seat counts over three runs with the org changed in between.
 
-use crate::support::{SimOrg, is_portal, paid_licenses, rows, sfetl_env};
+use crate::support::{SimOrg, is_portal, paid_licenses, rows};
 use sfetl_sim::value::Value;
 use sfetl_sim::{OrgData, OrgSpec, SimConfig};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -270,10 +270,7 @@ async fn license_trend_keeps_one_snapshot_per_run() {
             });
         }
         // Run files merged past two: the third run merges every per-run table's files.
-        let args = ["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()].map(String::from);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let run = sfetl_env(&args, org.dir.path(), &[("SFETL_RUN_FILES_PER_MERGE", "2")]);
-        assert!(run.status.success(), "{}", crate::support::text(&run));
+        org.extract_with_env(&pipeline, &[("SFETL_RUN_FILES_PER_MERGE", "2")]);
         expected.push(seat_counts(&org.sim.org()));
         expected_by_company.push(Facts::of(&org.sim.org(), &["Acme Corp"], &[]).company_holders());
     }

@@ -59,8 +59,14 @@ impl SimOrg {
 
     /// Runs `sfetl extract` on a pipeline into [`SimOrg::out`] and insists that it succeeds.
     pub fn extract(&self, pipeline: &Path) -> Output {
+        self.extract_with_env(pipeline, &[])
+    }
+
+    /// Like [`SimOrg::extract`], with extra environment variables.
+    pub fn extract_with_env(&self, pipeline: &Path, vars: &[(&str, &str)]) -> Output {
         let out = self.out();
-        let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], self.dir.path());
+        let args = ["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()];
+        let run = sfetl_env(&args, self.dir.path(), vars);
         assert!(run.status.success(), "{}", text(&run));
         run
     }
