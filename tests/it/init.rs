@@ -39,6 +39,7 @@ async fn init_then_check_then_extract() {
         consumer_key: "3MVG9onboarding".into(),
         certificate_pem: std::fs::read_to_string(&crt).unwrap_or_default(),
         authorized_profiles: vec!["System Administrator".into()],
+        kind: sfetl_sim::AppKind::ConnectedApp,
     });
     let filled = std::fs::read_to_string(&pipeline)
         .unwrap_or_default()

@@ -10,6 +10,7 @@ mod incremental;
 mod init;
 mod model;
 mod pipeline_errors;
+mod real_orgs;
 mod report;
 mod resilience;
 mod support;

@@ -26,6 +26,8 @@ struct Facts {
     holdings: BTreeMap<String, Vec<String>>,
     /// Kept users: Id -> (active, last login in epoch ms, company as configured or "NULL").
     users: BTreeMap<String, (bool, Option<i64>, String)>,
+    /// Users whose UserLogin is frozen.
+    frozen: BTreeSet<String>,
 }
 
 impl Facts {
@@ -64,7 +66,12 @@ impl Facts {
                 }
             }
         }
-        Facts { paid, holdings, users: kept }
+        let logins = data.table("UserLogin");
+        let frozen = (0..logins.rows.len())
+            .filter(|&i| logins.get(i, "IsFrozen") == &Value::Bool(true))
+            .map(|i| text(logins.get(i, "UserId")).to_string())
+            .collect();
+        Facts { paid, holdings, users: kept, frozen }
     }
 
     fn inactive(&self, user: &str, as_of: i64, days: i64) -> bool {
@@ -95,18 +102,20 @@ impl Facts {
         out
     }
 
-    /// Subscription Id -> (held by active users, held by those of them inactive for `days`).
-    fn holders(&self, as_of: i64, days: i64) -> BTreeMap<String, (usize, usize)> {
-        let mut out: BTreeMap<String, (usize, usize)> = self.paid.keys().map(|s| (s.clone(), (0, 0))).collect();
+    /// Subscription Id -> holders: active, active and inactive for `days` (not frozen), frozen,
+    /// deactivated.
+    fn holders(&self, as_of: i64, days: i64) -> BTreeMap<String, [usize; 4]> {
+        let mut out: BTreeMap<String, [usize; 4]> = self.paid.keys().map(|s| (s.clone(), [0; 4])).collect();
         for (user, held) in &self.holdings {
-            if !self.users[user].0 {
-                continue;
-            }
-            let inactive = self.inactive(user, as_of, days);
+            let active = self.users[user].0;
+            let frozen = active && self.frozen.contains(user);
+            let inactive = active && !frozen && self.inactive(user, as_of, days);
             for subscription in held {
                 if let Some(entry) = out.get_mut(subscription) {
-                    entry.0 += 1;
-                    entry.1 += usize::from(inactive);
+                    entry[0] += usize::from(active);
+                    entry[1] += usize::from(inactive);
+                    entry[2] += usize::from(frozen);
+                    entry[3] += usize::from(!active);
                 }
             }
         }
@@ -187,14 +196,39 @@ async fn views_agree_with_the_orgs_own_records() {
     assert!(!unlimited.is_empty(), "the org must have a site license");
     assert!(unlimited.iter().all(|id| id.starts_with("050")), "only package licenses are unlimited");
 
-    // Holders among the users kept, and the inactive ones among them, for N = 90.
+    // Holders among the users kept: active, inactive for N = 90 (frozen ones apart), frozen,
+    // deactivated (who keep their package and permission set licenses).
     let got = as_map(
-        rows(&out, "SELECT subscription_id, held_by_active_users, held_by_inactive_users FROM license_utilization"),
-        |r| (r[0].parse().unwrap_or(usize::MAX), r[1].parse().unwrap_or(usize::MAX)),
+        rows(
+            &out,
+            "SELECT subscription_id, held_by_active_users, held_by_inactive_users, held_by_frozen_users,
+                    held_by_deactivated_users FROM license_utilization",
+        ),
+        |r| [0, 1, 2, 3].map(|i| r[i].parse().unwrap_or(usize::MAX)),
     );
     let expected = facts.holders(as_of, 90);
     assert_eq!(got, expected);
-    assert!(expected.values().any(|(active, inactive)| *inactive > 0 && inactive < active));
+    assert!(expected.values().any(|[active, inactive, _, _]| *inactive > 0 && inactive < active));
+    assert!(expected.values().any(|[_, _, frozen, _]| *frozen > 0), "the org must have frozen holders");
+    assert!(expected.values().any(|[_, _, _, deactivated]| *deactivated > 0));
+    // The split adds up: logged in + inactive + frozen + deactivated = every holder.
+    let unbalanced = rows(
+        &out,
+        "SELECT count(*) FROM license_utilization WHERE held_by_users <> held_by_logged_in_users
+             + held_by_inactive_users + held_by_frozen_users + held_by_deactivated_users
+             OR held_by_active_users <> held_by_users - held_by_deactivated_users",
+    );
+    assert_eq!(unbalanced[0][0], "0");
+    // Reclaimable: every license of a frozen user, and the non-user licenses of deactivated users.
+    let reclaimable: usize = facts
+        .holdings
+        .iter()
+        .map(|(user, held)| {
+            let (active, frozen) = (facts.users[user].0, facts.frozen.contains(user));
+            held.iter().filter(|s| (active && frozen) || (!active && !s.starts_with("100"))).count()
+        })
+        .sum();
+    assert_eq!(rows(&out, "SELECT count(*) FROM reclaimable_seats")[0][0], reclaimable.to_string());
 
     let got = as_map(rows(&out, "SELECT user_id, paid_licenses FROM inactive_licensed_users"), |r| r[0].clone());
     let expected = facts.inactive_licensed(as_of, 90);

@@ -19,6 +19,11 @@ impl SimOrg {
     pub async fn start_with(config: SimConfig) -> SimOrg {
         let sim = Sim::start(config).await.unwrap_or_else(|e| panic!("simulator: {e}"));
         let app = sim.create_connected_app("System Administrator").unwrap_or_else(|e| panic!("app: {e}"));
+        Self::with_app(sim, app)
+    }
+
+    /// A started simulator with the app the integration logs in through.
+    pub fn with_app(sim: Sim, app: AppCredentials) -> SimOrg {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         std::fs::write(dir.path().join("org.key"), &app.key.private_key_pem).unwrap_or_else(|e| panic!("{e}"));
         SimOrg { sim, app, dir }
@@ -35,12 +40,23 @@ impl SimOrg {
         path
     }
 
+    /// A pipeline whose `url` and `login_url` are these (the simulator's My Domain and login host).
+    pub fn pipeline_at(&self, name: &str, url: &str, login_url: &str, extra: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.toml"));
+        let block = self.org_block_at(name, &self.sim.integration_username(), url, login_url, extra);
+        std::fs::write(&path, block).unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
     /// This org's `[[orgs]]` table, its key by absolute path (so that it may join another pipeline).
     pub fn org_block(&self, name: &str, username: &str, extra: &str) -> String {
+        self.org_block_at(name, username, self.sim.url(), self.sim.url(), extra)
+    }
+
+    fn org_block_at(&self, name: &str, username: &str, url: &str, login_url: &str, extra: &str) -> String {
         format!(
-            "[[orgs]]\nname = \"{name}\"\ncompany_names = [\"Acme Corp\"]\nurl = \"{url}\"\nlogin_url = \"{url}\"\n\
+            "[[orgs]]\nname = \"{name}\"\ncompany_names = [\"Acme Corp\"]\nurl = \"{url}\"\nlogin_url = \"{login_url}\"\n\
              client_id = \"{key}\"\nusername = \"{username}\"\nprivate_key_file = {key_file}\n{extra}\n",
-            url = self.sim.url(),
             key = self.app.consumer_key,
             key_file = toml_string(&self.dir.path().join("org.key").to_string_lossy()),
         )

@@ -2,9 +2,9 @@
 //! setting or the connected-app setup step to fix.
 
 use crate::pipeline::{Connection, OrgPlan};
-use sfetl_extract::soql::SoqlQuery;
-use sfetl_extract::{Error, SalesforceClient};
-use sfetl_transform::tables;
+use sfetl_extract::soql::{self, SoqlQuery};
+use sfetl_extract::{Error, SalesforceClient, why_missing};
+use sfetl_transform::tables::{self, TableDef};
 use std::process::ExitCode;
 
 /// One checked step.
@@ -13,6 +13,9 @@ pub struct Step {
     pub org: String,
     pub step: String,
     pub ok: bool,
+    /// Passed, with something to look at (the run works, the numbers may be off).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
     pub detail: String,
     /// What to change when the step failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -26,12 +29,19 @@ struct Steps {
 
 impl Steps {
     fn pass(&mut self, step: &str, detail: impl Into<String>) {
-        self.steps.push(Step { org: self.org.clone(), step: step.into(), ok: true, detail: detail.into(), fix: None });
+        self.push(step, true, false, detail.into(), None);
+    }
+
+    fn warn(&mut self, step: &str, detail: impl Into<String>, fix: impl Into<String>) {
+        self.push(step, true, true, detail.into(), Some(fix.into()));
     }
 
     fn fail(&mut self, step: &str, detail: impl Into<String>, fix: impl Into<String>) {
-        let fix = Some(fix.into());
-        self.steps.push(Step { org: self.org.clone(), step: step.into(), ok: false, detail: detail.into(), fix });
+        self.push(step, false, false, detail.into(), Some(fix.into()));
+    }
+
+    fn push(&mut self, step: &str, ok: bool, warning: bool, detail: String, fix: Option<String>) {
+        self.steps.push(Step { org: self.org.clone(), step: step.into(), ok, warning, detail, fix });
     }
 }
 
@@ -98,26 +108,20 @@ pub async fn check_org(org: &OrgPlan) -> Vec<Step> {
         ),
         _ => steps.pass("instance URL", session.instance_url.clone()),
     }
-    for table in tables::ALL {
-        let query = SoqlQuery::new(table.object, table.soql_fields()).limit(1);
-        let step = format!("read {}", table.object);
-        match client.query(&query).next_page().await {
-            Ok(_) => {
-                steps.pass(&step, format!("the user can read {} ({} fields)", table.object, table.soql_fields().len()))
-            }
-            Err(Error::Api { detail, .. }) if detail.code == "INVALID_TYPE" => steps.fail(
-                &step,
-                format!("{} is not visible to this user", table.object),
-                "give the user \"View Setup and Configuration\" (in its profile or a permission set)",
+    let login_url = login_url.trim_end_matches('/');
+    if let Some(route) = client.login_route().filter(|r| r.token_url != login_url || r.audience != login_url) {
+        steps.pass(
+            "login route",
+            format!(
+                "the login URL was refused; the token came from {} with audience {}: pin it with token_url = \"{}\" and audience = \"{}\"",
+                route.token_url, route.audience, route.token_url, route.audience
             ),
-            Err(Error::Api { detail, .. }) if detail.code == "INVALID_FIELD" => steps.fail(
-                &step,
-                detail.message.lines().last().unwrap_or_default().to_string(),
-                "grant the user read access to the field (field-level security), or check `api_version`",
-            ),
-            Err(e) => steps.fail(&step, e.to_string(), "see the error"),
-        }
+        );
     }
+    for table in tables::ALL {
+        check_table(&client, table, &mut steps).await;
+    }
+    check_user_visibility(&client, &mut steps).await;
     match client.read_limits().await {
         Ok(usage) => {
             let share = usage.used as f64 / usage.max.max(1) as f64;
@@ -133,13 +137,100 @@ pub async fn check_org(org: &OrgPlan) -> Vec<Step> {
     steps.steps
 }
 
+/// Whether the user can read the table's object and fields. A missing optional field passes with
+/// its name and why (the run leaves its column empty); a missing required one fails.
+async fn check_table(client: &SalesforceClient, table: &TableDef, steps: &mut Steps) {
+    let fields = table.soql_fields();
+    let query = SoqlQuery::new(table.object, fields.clone()).limit(1);
+    let step = format!("read {}", table.object);
+    let refusal = match client.query(&query).next_page().await {
+        Ok(_) => {
+            steps.pass(&step, format!("the user can read {} ({} fields)", table.object, fields.len()));
+            return;
+        }
+        Err(e) => e,
+    };
+    match &refusal {
+        Error::Api { .. } if refusal.is_invalid_type() && table.optional_object.is_some() => {
+            steps.pass(&step, format!("not readable, so {}", table.optional_object.unwrap_or_default()));
+        }
+        Error::Api { detail, .. } if detail.code == "INVALID_TYPE" => steps.fail(
+            &step,
+            format!("{} is not visible to this user", table.object),
+            "give the user \"View Setup and Configuration\" (in its profile or a permission set)",
+        ),
+        Error::Api { .. } if refusal.is_invalid_field() => match client.missing_fields(table.object, &fields).await {
+            Ok(missing) => {
+                let (optional, required): (Vec<_>, Vec<_>) = missing.iter().partition(|f| table.field_is_optional(f));
+                let explain = |fields: &[&String]| {
+                    let named: Vec<String> =
+                        fields.iter().map(|f| format!("{}.{f} ({})", table.object, why_missing(f))).collect();
+                    named.join("; ")
+                };
+                if let Some(first) = required.first() {
+                    steps.fail(&step, format!("missing required fields: {}", explain(&required)), why_missing(first));
+                } else if optional.is_empty() {
+                    steps.fail(&step, refusal.to_string(), "see the error");
+                } else {
+                    let detail = format!("readable; these columns will stay empty: {}", explain(&optional));
+                    steps.pass(&step, detail);
+                }
+            }
+            Err(e) => steps.fail(&step, e.to_string(), "see the error"),
+        },
+        _ => steps.fail(&step, refusal.to_string(), "see the error"),
+    }
+}
+
+/// Whether the user sees every user Salesforce counts: per user license, the active users the
+/// user can query against `UsedLicenses`. Sharing settings that restrict user visibility hide
+/// users from queries but not from the counts, and then every `held_by_*` figure is short.
+/// One `COUNT()` query per license in use.
+async fn check_user_visibility(client: &SalesforceClient, steps: &mut Steps) {
+    const STEP: &str = "user visibility";
+    let fix = "give the integration user \"View All Users\" (in its profile or a permission set), or open user                sharing (Setup > Sharing Settings > User: Public Read Only)";
+    let licenses =
+        SoqlQuery::new("UserLicense", ["Id", "Name", "UsedLicenses"]).filter("UsedLicenses > 0").order_by("Id");
+    let mut short = Vec::new();
+    let mut stream = client.query(&licenses);
+    loop {
+        let page = match stream.next_page().await {
+            Ok(Some(page)) => page,
+            Ok(None) => break,
+            Err(e) => return steps.fail(STEP, e.to_string(), "see the error"),
+        };
+        for license in &page.records {
+            let (Some(id), Some(used)) = (license["Id"].as_str(), license["UsedLicenses"].as_u64()) else { continue };
+            let count = SoqlQuery::new("User", ["COUNT()"])
+                .filter("IsActive = true")
+                .filter(format!("Profile.UserLicenseId = {}", soql::quote(id)));
+            let visible = match client.query(&count).next_page().await {
+                Ok(page) => page.map_or(0, |p| p.total_size),
+                Err(e) => return steps.fail(STEP, e.to_string(), "see the error"),
+            };
+            if visible < used {
+                short.push(format!("{} ({visible} of {used})", license["Name"].as_str().unwrap_or(id)));
+            }
+        }
+    }
+    if short.is_empty() {
+        steps.pass(STEP, "the user sees every active user Salesforce counts per license");
+    } else {
+        steps.warn(STEP, format!("the user sees fewer active users than Salesforce counts: {}", short.join(", ")), fix);
+    }
+}
+
 /// Prints the steps (text or JSON); success only when every step passed.
 pub fn report(steps: &[Step], json: bool) -> ExitCode {
     if json {
         println!("{}", serde_json::to_string_pretty(steps).unwrap_or_else(|_| "[]".into()));
     } else {
         for step in steps {
-            let mark = if step.ok { "ok  " } else { "FAIL" };
+            let mark = match (step.ok, step.warning) {
+                (true, false) => "ok  ",
+                (true, true) => "warn",
+                (false, _) => "FAIL",
+            };
             println!("{mark} {:<14} {:<34} {}", step.org, step.step, step.detail);
             if let Some(fix) = &step.fix {
                 println!("     {:<14} {:<34} fix: {fix}", "", "");

@@ -17,7 +17,10 @@ pub async fn start(org: &OrgPlan, spec: &SimulatedOrg) -> anyhow::Result<(Sim, C
     }
     org_spec.name =
         spec.org_name.clone().or_else(|| org.company_names.first().cloned()).unwrap_or_else(|| org.name.clone());
-    let sim = Sim::start(SimConfig::new(org_spec)).await?;
+    let mut config = SimConfig::new(org_spec);
+    config.state_country_picklists = spec.state_country_picklists;
+    config.hidden_fields = spec.hidden_fields.clone();
+    let sim = Sim::start(config).await?;
     let app = sim.create_connected_app("System Administrator")?;
     tracing::info!(org = %org.name, url = sim.url(), "started a simulated org");
     let credentials = Credentials {
@@ -25,6 +28,8 @@ pub async fn start(org: &OrgPlan, spec: &SimulatedOrg) -> anyhow::Result<(Sim, C
         client_id: app.consumer_key,
         username: sim.integration_username(),
         private_key: Secret::new(app.key.private_key_pem),
+        my_domain_url: None,
+        pinned: None,
     };
     Ok((sim, credentials))
 }

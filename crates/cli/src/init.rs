@@ -1,5 +1,6 @@
-//! `sfetl init NAME`: the key pair and certificate for a new connected app, a pipeline file with
-//! every setting explained, and the Salesforce steps in the order a person does them.
+//! `sfetl init NAME`: the key pair and certificate for a new External Client App or connected app,
+//! a pipeline file with every setting explained, and the Salesforce steps in the order a person
+//! does them.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -76,11 +77,15 @@ inactive_days = 90
 name = "{name}"
 # Your legal entities, one per entry, as users' Company field spells them (Setup > Users > a user > Company).
 company_names = ["CHANGE-ME Company Name"]
-# Your org's URL: Setup > My Domain > Current My Domain URL, with https://.
+# Your org's URL: Setup > My Domain > Current My Domain URL, with https:// (the Lightning address works too).
+# An External Client App takes it as the JWT audience.
 url = "https://CHANGE-ME.my.salesforce.com"
 # https://login.salesforce.com for production, https://test.salesforce.com for a sandbox.
 login_url = "https://login.salesforce.com"
-# The connected app's Consumer Key: App Manager > your app > View > Manage Consumer Details.
+# If `sfetl check` says the login URL was refused and names another route, pin it here:
+# token_url = "https://CHANGE-ME.my.salesforce.com"
+# audience = "https://CHANGE-ME.my.salesforce.com"
+# The app's Consumer Key (External Client App: Settings > OAuth Settings; connected app: Manage Consumer Details).
 client_id = "CHANGE-ME-consumer-key"
 # The user sfetl acts as: its profile or a permission set pre-authorized for the app (setup step 3),
 # "View Setup and Configuration" granted, and no multi-factor authentication configured.
@@ -101,17 +106,26 @@ certificate_file = "../keys/{name}.crt"
 pub fn instructions(files: &InitFiles) -> String {
     format!(
         "Wrote\n  {key} (private key, mode 0600: keep it secret)\n  {crt} (certificate: upload it to Salesforce)\n  {pipeline}\n\n\
-         Now, in Salesforce, as an admin with \"Customize Application\" and either \"Modify All Data\" or \"Manage Connected Apps\":\n\
-         1. Setup > App Manager > New Connected App: a name and your email.\n\
-         2. API (Enable OAuth Settings): select Enable OAuth Settings;\n   \
-            callback URL https://login.salesforce.com/services/oauth2/success;\n   \
-            select Use digital signatures and upload {crt};\n   \
-            OAuth scopes: Manage user data via APIs (api) and Perform requests at any time (refresh_token, offline_access).\n   Save.\n\
-         3. On the app: Manage > Edit Policies > OAuth Policies > Permitted Users: \"Admin approved users are pre-authorized\"; Save.\n   \
-            Then Manage Profiles or Manage Permission Sets: add the integration user's profile or a permission set.\n\
-         4. The integration user must not have multi-factor authentication configured, and needs \"View Setup and Configuration\".\n\
-         5. Copy the Consumer Key (Manage Consumer Details) and fill in {pipeline}.\n\
-         6. sfetl check {pipeline}   then   sfetl extract {pipeline}\n",
+         Now, in Salesforce, as an admin with \"Customize Application\" and either \"Modify All Data\" or \"Manage Connected Apps\".\n\
+         Orgs created since Winter '26 use an External Client App (A); older orgs may use a connected app (B).\n\
+         A1. Setup > External Client App Manager > New External Client App: a name, your email, distribution state Local.\n\
+         A2. API (Enable OAuth Settings): select Enable OAuth; callback URL https://login.salesforce.com/services/oauth2/success;\n    \
+             OAuth scopes: Manage user data via APIs (api) and Perform requests at any time (refresh_token, offline_access);\n    \
+             Flow Enablement: select Enable JWT Bearer Flow and upload {crt}. Create.\n\
+         A3. Policies > OAuth Policies > Permitted Users: \"Admin approved users are pre-authorized\";\n    \
+             under App Policies add the integration user's profile or a permission set. Save.\n\
+         A4. Settings > OAuth Settings > Consumer Key and Secret: copy the Consumer Key.\n\
+         B1. Setup > App Manager > New Connected App: a name and your email.\n\
+         B2. API (Enable OAuth Settings): select Enable OAuth Settings; the same callback URL;\n    \
+             select Use digital signatures and upload {crt}; the same two OAuth scopes. Save.\n\
+         B3. On the app: Manage > Edit Policies > OAuth Policies > Permitted Users: \"Admin approved users are pre-authorized\"; Save.\n    \
+             Then Manage Profiles or Manage Permission Sets: add the integration user's profile or a permission set.\n\
+         B4. View > Manage Consumer Details: copy the Consumer Key.\n\
+         Then:\n\
+         5. The integration user must not have multi-factor authentication configured, and needs \"View Setup and Configuration\"\n   \
+            (and \"Manage Users\" to report frozen users).\n\
+         6. Fill in {pipeline}: the Consumer Key, the username, and url = your My Domain (External Client Apps take it as the audience).\n\
+         7. sfetl check {pipeline}   (it names the token host and audience that worked)   then   sfetl extract {pipeline}\n",
         key = files.key.display(),
         crt = files.certificate.display(),
         pipeline = files.pipeline.display(),

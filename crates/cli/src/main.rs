@@ -209,6 +209,7 @@ async fn dispatch(command: Command, progress: progress::Progress) -> anyhow::Res
                         org: "-".into(),
                         step: "settings".into(),
                         ok: false,
+                        warning: false,
                         detail: problems,
                         fix: Some("correct the settings named above".into()),
                     };

@@ -45,8 +45,13 @@ pub struct OrgSettings {
     pub company_names: Vec<String>,
     /// `https://company.my.salesforce.com`.
     pub url: Option<String>,
-    /// `https://login.salesforce.com` (production) or `https://test.salesforce.com` (sandbox).
+    /// `https://login.salesforce.com` (production, the default) or `https://test.salesforce.com`
+    /// (sandbox, the default for a sandbox `url`).
     pub login_url: Option<String>,
+    /// The JWT `aud` claim, pinned (default: `login_url`, then the org's `url` if that is refused).
+    pub audience: Option<String>,
+    /// Where the token is asked for, pinned (default: `login_url`, then `url`).
+    pub token_url: Option<String>,
     /// The connected app's consumer key.
     pub client_id: Option<String>,
     /// The user to impersonate.
@@ -55,7 +60,7 @@ pub struct OrgSettings {
     pub private_key_file: Option<PathBuf>,
     /// Name of an environment variable holding the PEM content of the key.
     pub private_key_env: Option<String>,
-    /// REST API version, e.g. `66.0`.
+    /// REST API version, e.g. `66.0`; by default the highest both the org and sfetl support.
     pub api_version: Option<String>,
     /// The `.crt` uploaded to the connected app (optional: `sfetl check` then verifies that it
     /// matches the private key), relative to the pipeline file.
@@ -115,6 +120,16 @@ pub struct SimulatedOrg {
     pub sandbox: bool,
     /// `Organization.Name`; the first company name when absent.
     pub org_name: Option<String>,
+    /// The org has State and Country/Territory Picklists (and so `User.CountryCode`).
+    #[serde(default = "yes")]
+    pub state_country_picklists: bool,
+    /// Fields field-level security hides from the integration user, as `Object.Field`.
+    #[serde(default)]
+    pub hidden_fields: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn one() -> u64 {
@@ -130,7 +145,8 @@ pub struct OrgPlan {
     pub exclude_user_types: Vec<String>,
     pub free_licenses: Vec<String>,
     pub connection: Connection,
-    pub api_version: String,
+    /// Pinned; `None`: agreed with the org at login.
+    pub api_version: Option<String>,
     pub batch_size: u32,
     pub quota: sfetl_extract::QuotaGuard,
     pub retry: sfetl_extract::RetryPolicy,
@@ -144,6 +160,8 @@ pub enum Connection {
     Real {
         url: String,
         login_url: String,
+        /// The `token_url` / `audience` settings, when either is set.
+        pinned_route: Option<sfetl_extract::LoginRoute>,
         client_id: String,
         username: String,
         private_key: sfetl_extract::Secret,
@@ -160,8 +178,6 @@ pub struct Pipeline {
     pub inactive_days: u32,
     pub orgs: Vec<OrgPlan>,
 }
-
-pub const DEFAULT_API_VERSION: &str = "66.0";
 
 /// Reads and validates a pipeline file; every problem found is reported at once.
 pub fn load(path: &Path) -> Result<Pipeline, String> {
@@ -214,12 +230,20 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
             );
         }
     }
-    let api_version = org.api_version.clone().unwrap_or_else(|| DEFAULT_API_VERSION.into());
-    let version_ok = api_version
-        .split_once('.')
-        .is_some_and(|(major, minor)| major.len() == 2 && major.chars().all(|c| c.is_ascii_digit()) && minor == "0");
-    if !version_ok {
-        complain("api_version", format!("is `{api_version}`: expected a version like `{DEFAULT_API_VERSION}`"));
+    let api_version = org.api_version.clone();
+    if let Some(version) = &api_version {
+        let version_ok = version.split_once('.').is_some_and(|(major, minor)| {
+            major.len() == 2 && major.chars().all(|c| c.is_ascii_digit()) && minor == "0"
+        });
+        if !version_ok {
+            complain(
+                "api_version",
+                format!(
+                    "is `{version}`: expected a version like `{}`, or leave it out",
+                    sfetl_extract::NEWEST_API_VERSION
+                ),
+            );
+        }
     }
     let batch_size = org.batch_size.unwrap_or(2000);
     if !(200..=2000).contains(&batch_size) {
@@ -326,8 +350,17 @@ fn real_connection(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&st
     let url = required("url", &org.url, "the org's URL, like https://company.my.salesforce.com");
     let client_id = required("client_id", &org.client_id, "the connected app's Consumer Key");
     let username = required("username", &org.username, "the Salesforce username to impersonate");
-    let login_url = org.login_url.clone().unwrap_or_else(|| "https://login.salesforce.com".into());
-    for (key, value) in [("url", &url), ("login_url", &login_url)] {
+    let (url, sandbox) = my_domain(&url);
+    let login_url = org
+        .login_url
+        .clone()
+        .unwrap_or_else(|| if sandbox { "https://test.salesforce.com" } else { "https://login.salesforce.com" }.into());
+    let pinned_route = (org.token_url.is_some() || org.audience.is_some()).then(|| sfetl_extract::LoginRoute {
+        token_url: org.token_url.clone().unwrap_or_else(|| login_url.clone()),
+        audience: org.audience.clone().unwrap_or_else(|| login_url.clone()),
+    });
+    let route_urls = pinned_route.iter().flat_map(|r| [("token_url", &r.token_url), ("audience", &r.audience)]);
+    for (key, value) in [("url", &url), ("login_url", &login_url)].into_iter().chain(route_urls) {
         if !value.is_empty()
             && !value.starts_with("https://")
             && !value.starts_with("http://127.0.0.1")
@@ -377,5 +410,53 @@ fn real_connection(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&st
         |p| std::fs::read_to_string(p),
         complain,
     );
-    Some(Connection::Real { url, login_url, client_id, username, private_key: private_key?, certificate, ca_file })
+    Some(Connection::Real {
+        url,
+        login_url,
+        pinned_route,
+        client_id,
+        username,
+        private_key: private_key?,
+        certificate,
+        ca_file,
+    })
+}
+
+/// The org's API host from the `url` a user copied, and whether it is a sandbox. The browser's
+/// Lightning host (`acme.lightning.force.com`) and the Setup host (`acme.my.salesforce-setup.com`)
+/// are not API hosts: the API answers at My Domain (`acme.my.salesforce.com`); sandboxes are
+/// `acme--uat.sandbox.my.salesforce.com` (enhanced domains) or `acme--uat.my.salesforce.com`
+/// (salesforce-api.md section 7; Salesforce Help, "My Domain URL Formats").
+pub fn my_domain(url: &str) -> (String, bool) {
+    let trimmed = url.trim().trim_end_matches('/');
+    let Some((scheme, rest)) = trimmed.split_once("://") else { return (trimmed.to_string(), false) };
+    let host = rest.split('/').next().unwrap_or(rest).to_lowercase();
+    let host = [".lightning.force.com", ".my.salesforce-setup.com"]
+        .iter()
+        .find_map(|suffix| host.strip_suffix(suffix))
+        .map_or_else(|| host.clone(), |name| format!("{name}.my.salesforce.com"));
+    let sandbox = host.ends_with(".sandbox.my.salesforce.com")
+        || host.strip_suffix(".my.salesforce.com").is_some_and(|name| name.contains("--"));
+    (format!("{scheme}://{host}"), sandbox)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::my_domain;
+
+    #[test]
+    fn lightning_and_setup_hosts_become_my_domain_and_sandboxes_are_recognised() {
+        let cases = [
+            ("https://acme.my.salesforce.com/", "https://acme.my.salesforce.com", false),
+            ("https://acme.lightning.force.com/lightning/page/home", "https://acme.my.salesforce.com", false),
+            ("https://Acme.my.salesforce-setup.com", "https://acme.my.salesforce.com", false),
+            ("https://acme--uat.sandbox.lightning.force.com", "https://acme--uat.sandbox.my.salesforce.com", true),
+            ("https://acme--uat.sandbox.my.salesforce.com", "https://acme--uat.sandbox.my.salesforce.com", true),
+            ("https://acme--uat.my.salesforce.com", "https://acme--uat.my.salesforce.com", true),
+            ("http://127.0.0.1:8443", "http://127.0.0.1:8443", false),
+        ];
+        for (given, api, sandbox) in cases {
+            assert_eq!(my_domain(given), (api.to_string(), sandbox), "{given}");
+        }
+    }
 }

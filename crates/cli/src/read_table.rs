@@ -10,7 +10,7 @@ use arrow::array::{AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use sfetl_extract::soql::{self, SoqlQuery};
-use sfetl_extract::{BulkQuery, SalesforceClient};
+use sfetl_extract::{BulkQuery, QueryPage, QueryStream, SalesforceClient};
 use sfetl_load::PartitionWriter;
 use sfetl_transform::tables::TableDef;
 use sfetl_transform::{BatchBuilder, CompanyMatcher, parse_datetime};
@@ -41,7 +41,8 @@ pub(crate) async fn read_table(
         Some(_) => sink.existing(table.name, "org", &org.name, &schema)?,
         None => None,
     };
-    let since = since.filter(|_| previous.is_some());
+    // A cursor from before the table had an activity field cannot say which rows it moved in.
+    let since = since.filter(|c| previous.is_some() && (table.activity.is_none() || c.activity.is_some()));
     let mut history = match table.history {
         Some(name) => Some(sink.open_file(name, "org", &org.name, &format!("{name}-{run_id}"), schema.clone())?),
         None => None,
@@ -49,27 +50,42 @@ pub(crate) async fn read_table(
     let mut writer = sink.open(table.name, "org", &org.name, schema)?;
     // Ordered by Id so that a lost cursor resumes after the last row received.
     let mut query = SoqlQuery::new(table.object, table.soql_fields()).order_by("Id");
+    if let Some(condition) = table.condition {
+        query = query.filter(condition);
+    }
     if let Some(cursor) = &since {
         // Rows committed late can carry a SystemModstamp a little behind the newest one seen.
-        let from = cursor.system_modstamp - org.incremental_overlap.as_millis() as i64;
-        query = query.filter(format!("SystemModstamp >= {}", soql::datetime(from)));
+        let overlap = org.incremental_overlap.as_millis() as i64;
+        let changed = format!("SystemModstamp >= {}", soql::datetime(cursor.system_modstamp - overlap));
+        query = query.filter(match (table.activity, cursor.activity) {
+            // A login moves LastLoginDate but not (reliably) SystemModstamp: ask for both.
+            (Some(field), Some(at)) => format!("{changed} OR {field} >= {}", soql::datetime(at - overlap)),
+            _ => changed,
+        });
     } else if let Some(condition) = scope.as_ref().and_then(UserScope::soql_condition) {
         // On a full read Salesforce leaves out most unwanted users. An incremental read asks for
         // every changed user, so that one who left the scope is removed from the table too.
         query = query.filter(condition);
     }
-    let mut stream = client.query(&query);
+    let opened = open_query(client, &org.name, table, query).await?;
+    let (query, mut stream, mut first) = (opened.query, opened.stream, Some(opened.first));
+    // An optional object the org does not let the user read: the table is written empty.
+    let mut done = opened.absent;
     let mut bulk: Option<BulkQuery> = None;
     let bar = progress.table(&org.name, table.name);
     let mut changed: HashSet<String> = HashSet::new();
     let mut newest = since.clone();
-    loop {
+    let mut newest_activity = since.as_ref().and_then(|c| c.activity);
+    while !done {
         let mut records = match bulk.as_mut() {
             Some(job) => match job.next_records().await? {
                 Some(records) => records,
-                None => break,
+                None => {
+                    done = true;
+                    continue;
+                }
             },
-            None => match stream.next_page().await? {
+            None => match next_page(&mut first, &mut stream).await? {
                 Some(page) => {
                     bar.set_total(page.total_size);
                     let more = page.total_size > page.records.len() as u64;
@@ -87,18 +103,23 @@ pub(crate) async fn read_table(
                     }
                     page.records
                 }
-                None => break,
+                None => {
+                    done = true;
+                    continue;
+                }
             },
         };
         for record in &records {
             let id = record.get("Id").and_then(|v| v.as_str()).unwrap_or_default();
             let modstamp = record.get("SystemModstamp").and_then(|v| v.as_str()).and_then(parse_datetime);
             if let Some(modstamp) = modstamp {
-                let seen = Cursor { system_modstamp: modstamp, id: id.to_string() };
-                if newest.as_ref().is_none_or(|n| seen > *n) {
+                let seen = Cursor { system_modstamp: modstamp, id: id.to_string(), activity: None };
+                if newest.as_ref().is_none_or(|n| seen.is_after(n)) {
                     newest = Some(seen);
                 }
             }
+            let activity = table.activity.and_then(|f| record.get(f)).and_then(|v| v.as_str()).and_then(parse_datetime);
+            newest_activity = newest_activity.max(activity);
             if since.is_some() {
                 changed.insert(id.to_string());
             }
@@ -136,9 +157,92 @@ pub(crate) async fn read_table(
         tracing::info!(org = %org.name, table = table.name, resumed = stream.resumes(), split = stream.splits(),
             "the query recovered: resumed after lost cursors, split after timeouts");
     }
-    let api_calls = stream.api_calls() + bulk.as_ref().map_or(0, BulkQuery::api_calls);
+    let api_calls = opened.calls + stream.api_calls() + bulk.as_ref().map_or(0, BulkQuery::api_calls);
     let outcome = TableOutcome { table: table.name, rows, fetched, api_calls, elapsed: started.elapsed() };
+    let newest =
+        newest.map(|cursor| Cursor { activity: newest_activity.filter(|_| table.activity.is_some()), ..cursor });
     Ok((std::iter::once(writer).chain(history).collect(), outcome, newest))
+}
+
+/// The first page, already read when the query was opened, then the stream's next pages.
+async fn next_page(
+    first: &mut Option<Option<QueryPage>>,
+    stream: &mut QueryStream<'_>,
+) -> sfetl_extract::Result<Option<QueryPage>> {
+    match first.take() {
+        Some(page) => Ok(page),
+        None => stream.next_page().await,
+    }
+}
+
+/// A table's query, started: the query as finally asked, its stream, the first page, and the API
+/// calls spent before that stream (a refused first attempt and the describes).
+struct OpenQuery<'c> {
+    query: SoqlQuery,
+    stream: QueryStream<'c>,
+    first: Option<QueryPage>,
+    calls: u64,
+    /// The object is optional and not readable here: nothing to read.
+    absent: bool,
+}
+
+/// Starts the query and reads its first page. An org that lacks one of the fields, or hides it
+/// from the user by field-level security, answers `INVALID_FIELD` for the whole query
+/// (salesforce-api.md section 7): then the objects' describes say which fields are missing, the
+/// optional ones are left out (their columns stay, NULL, with a warning naming each field and
+/// why) and the query is asked again; a missing required field fails the table, naming the fix.
+/// An org that has every field pays nothing for this.
+async fn open_query<'c>(
+    client: &'c SalesforceClient,
+    org: &str,
+    table: &'static TableDef,
+    mut query: SoqlQuery,
+) -> anyhow::Result<OpenQuery<'c>> {
+    let mut stream = client.query(&query);
+    let refusal = match stream.next_page().await {
+        Err(e) if e.is_invalid_field() => e,
+        // What a user without access to the object gets (as for setup objects without "View
+        // Setup and Configuration"): an optional object is then left empty.
+        Err(e) if e.is_invalid_type() && table.optional_object.is_some() => {
+            tracing::warn!(
+                org,
+                table = table.name,
+                "{} is not readable here: {}",
+                table.object,
+                table.optional_object.unwrap_or_default()
+            );
+            return Ok(OpenQuery { first: None, query, stream, calls: 0, absent: true });
+        }
+        other => return Ok(OpenQuery { first: other?, query, stream, calls: 0, absent: false }),
+    };
+    let calls = std::sync::atomic::AtomicU64::new(stream.api_calls());
+    let fields: Vec<&str> = query.fields.iter().map(String::as_str).collect();
+    let missing = client.missing_fields_counted(table.object, &fields, &calls).await?;
+    if missing.is_empty() {
+        // The refusal is about something else (a filter, say): report it as it is.
+        return Err(refusal.into());
+    }
+    if let Some(required) = missing.iter().find(|f| !table.field_is_optional(f)) {
+        anyhow::bail!(
+            "{}.{required} cannot be read in this org, and `{}` needs it: {}",
+            table.object,
+            table.name,
+            sfetl_extract::why_missing(required)
+        );
+    }
+    for field in &missing {
+        tracing::warn!(
+            org,
+            table = table.name,
+            "{}.{field} is missing in this org, so its column stays empty: {}",
+            table.object,
+            sfetl_extract::why_missing(field)
+        );
+    }
+    query.fields.retain(|f| !missing.contains(f));
+    let mut stream = client.query(&query);
+    let first = stream.next_page().await?;
+    Ok(OpenQuery { query, stream, first, calls: calls.into_inner(), absent: false })
 }
 
 /// The batch without the rows whose Id (first column) is in `ids`.

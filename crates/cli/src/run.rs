@@ -210,12 +210,14 @@ pub struct OrgConnection {
 
 pub async fn connect(org: &OrgPlan) -> anyhow::Result<OrgConnection> {
     let (credentials, ca_file, expected_url, simulator) = match &org.connection {
-        Connection::Real { url, login_url, client_id, username, private_key, ca_file, .. } => {
+        Connection::Real { url, login_url, pinned_route, client_id, username, private_key, ca_file, .. } => {
             let credentials = Credentials {
                 login_url: login_url.clone(),
                 client_id: client_id.clone(),
                 username: username.clone(),
                 private_key: private_key.clone(),
+                my_domain_url: Some(url.clone()),
+                pinned: pinned_route.clone(),
             };
             (credentials, ca_file.clone(), Some(url.clone()), None)
         }

@@ -1,14 +1,15 @@
 //! `sfetl sim`: a simulated org on loopback, with a connected app and key to point sfetl or curl at.
 
 use clap::Args;
-use sfetl_sim::{FaultRule, OrgSpec, Sim, SimConfig};
+use sfetl_sim::{AppKind, FaultRule, OrgSpec, Sim, SimConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  sfetl sim --users 5000\n  sfetl sim --tls --fault 503@rate=0.1 --fault expire-sessions@nth=20"
+    after_help = "Examples:\n  sfetl sim --users 5000\n  sfetl sim --tls --fault 503@rate=0.1 --fault expire-sessions@nth=20\n  \
+                  sfetl sim --no-state-country-picklists --hidden-field User.Department --external-client-app"
 )]
 pub struct SimArgs {
     /// Users in the generated org.
@@ -45,9 +46,25 @@ pub struct SimArgs {
     #[arg(long)]
     max_page_size: Option<usize>,
     /// Faults as KIND@TRIGGER: 503, 500, query-timeout, reset, truncate, stall, expire-sessions,
-    /// invalidate-locators; triggers nth=N, every=N, rate=R.
+    /// invalidate-locators, concurrent-limit; triggers nth=N, every=N, rate=R.
     #[arg(long)]
     fault: Vec<FaultRule>,
+    /// An org without State and Country/Territory Picklists: no `User.CountryCode`.
+    #[arg(long)]
+    no_state_country_picklists: bool,
+    /// A field hidden from the integration user by field-level security, as Object.Field
+    /// (repeatable), e.g. User.Department.
+    #[arg(long)]
+    hidden_field: Vec<String>,
+    /// Set up an External Client App (audience: the org's My Domain URL) instead of a connected app.
+    #[arg(long)]
+    external_client_app: bool,
+    /// The org refuses token requests at its login host (GovCloud, or blocked by My Domain settings).
+    #[arg(long)]
+    login_hosts_blocked: bool,
+    /// The newest API version the org serves, e.g. 64.0.
+    #[arg(long)]
+    max_api_version: Option<String>,
 }
 
 pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
@@ -62,17 +79,24 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     config.latency_per_record = args.latency_per_record_us.map(Duration::from_micros);
     config.session_timeout = Duration::from_secs(args.session_timeout_min * 60);
     config.tls_dir = args.tls.then(|| dir.clone());
+    config.state_country_picklists = !args.no_state_country_picklists;
+    config.hidden_fields = args.hidden_field;
+    config.login_hosts_blocked = args.login_hosts_blocked;
+    config.max_api_version = args.max_api_version;
     let sim = Sim::start(config).await?;
     for fault in args.fault {
         sim.add_fault(fault);
     }
-    let app = sim.create_connected_app("System Administrator")?;
+    let kind = if args.external_client_app { AppKind::ExternalClientApp } else { AppKind::ConnectedApp };
+    let app = sim.create_app(kind, "System Administrator")?;
+    // The org's URL is its My Domain; the login host is the simulator's other name.
+    let my_domain = sim.my_domain_url();
     let key_path = dir.join("sim.key");
     write_private(&key_path, &app.key.private_key_pem)?;
     std::fs::write(dir.join("sim.crt"), &app.key.certificate_pem)?;
     let ca_line = sim.ca_file().map(|p| format!("ca_file = \"{}\"\n", p.display())).unwrap_or_default();
     let pipeline = format!(
-        "output = \"data\"\n\n[[orgs]]\nname = \"sim\"\ncompany_names = [\"Acme Corp\"]\nurl = \"{url}\"\nlogin_url = \"{url}\"\n\
+        "output = \"data\"\n\n[[orgs]]\nname = \"sim\"\ncompany_names = [\"Acme Corp\"]\nurl = \"{my_domain}\"\nlogin_url = \"{url}\"\n\
          client_id = \"{key}\"\nusername = \"{user}\"\nprivate_key_file = \"sim.key\"\n{ca_line}",
         url = sim.url(),
         key = app.consumer_key,
@@ -80,7 +104,8 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     );
     std::fs::write(dir.join("pipeline.toml"), pipeline)?;
     println!("simulated org listening on {}", sim.url());
-    println!("  login URL / URL : {}", sim.url());
+    println!("  URL (My Domain) : {my_domain}");
+    println!("  login URL       : {}", sim.url());
     println!("  client_id       : {}", app.consumer_key);
     println!("  username        : {}", sim.integration_username());
     println!("  private key     : {}", key_path.display());

@@ -5,11 +5,21 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The newest row read of one table: its `SystemModstamp` (UTC milliseconds) and Id.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// The newest row read of one table: its `SystemModstamp` (UTC milliseconds) and Id, and for a
+/// table with an activity field (`User.LastLoginDate`), the newest value of that field read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
     pub system_modstamp: i64,
     pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<i64>,
+}
+
+impl Cursor {
+    /// Whether this row comes after `other` in `(SystemModstamp, Id)` order.
+    pub fn is_after(&self, other: &Cursor) -> bool {
+        (self.system_modstamp, &self.id) > (other.system_modstamp, &other.id)
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -212,6 +212,8 @@ mod tests {
             client_id: app.consumer_key.clone(),
             username: sim.integration_username(),
             private_key: crate::Secret::new(app.key.private_key_pem.clone()),
+            my_domain_url: None,
+            pinned: None,
         };
         let client =
             SalesforceClient::new(credentials, crate::ConnectionSettings::default()).unwrap_or_else(|e| panic!("{e}"));

@@ -1,19 +1,29 @@
 //! The HTTP client: one session per org, re-login when it dies, bounded retries of transient
 //! failures, and the API usage Salesforce reports on every response.
 
-use crate::error::{ApiError, Error, Result};
-use crate::login::{self, Credentials, LoginSession};
+use crate::error::{ApiError, Error, LoginError, Result};
+use crate::login::{self, Credentials, LoginRoute, LoginSession};
 use crate::retry::{RetryPolicy, parse_retry_after};
 use serde::de::DeserializeOwned;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The REST API versions sfetl reads with: from the first with the usage-metrics objects (52.0,
+/// Summer '21) to the newest it was tested against.
+pub const OLDEST_API_VERSION: &str = "52.0";
+pub const NEWEST_API_VERSION: &str = "67.0";
+
+/// Labels every call in the org's API usage reports (`Sforce-Call-Options: client=...`, REST API
+/// Developer Guide, "Call Options Header"), so an admin sees what spent the quota.
+pub const CALL_OPTIONS: &str = concat!("client=sfetl/", env!("CARGO_PKG_VERSION"));
+
 /// How to talk to one org.
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
-    /// `66.0`.
-    pub api_version: String,
+    /// `66.0`, pinned; `None`: the highest version both the org and sfetl support, asked of the
+    /// org at login (`GET /services/data/`, which costs no API request).
+    pub api_version: Option<String>,
     /// An extra CA certificate (PEM) to trust, and where it came from (for error messages).
     pub ca_certificate: Option<(String, Vec<u8>)>,
     /// `Sforce-Query-Options: batchSize`, 200..=2000.
@@ -44,7 +54,7 @@ impl Default for QuotaGuard {
 impl Default for ConnectionSettings {
     fn default() -> Self {
         ConnectionSettings {
-            api_version: "66.0".into(),
+            api_version: None,
             ca_certificate: None,
             batch_size: 2000,
             timeout: Duration::from_secs(120),
@@ -73,6 +83,10 @@ pub struct SalesforceClient {
     others_usage: AtomicU64,
     retries: AtomicU64,
     usage: Mutex<Option<ApiUsage>>,
+    /// The version requests use: the pinned one, or the one agreed with the org at first login.
+    version: Mutex<Option<String>>,
+    /// The token host and audience that logged in, used again for every later login.
+    route: Mutex<Option<LoginRoute>>,
 }
 
 impl SalesforceClient {
@@ -81,7 +95,11 @@ impl SalesforceClient {
             .gzip(true)
             .connect_timeout(Duration::from_secs(20))
             .timeout(settings.timeout)
-            .user_agent(concat!("sfetl/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("sfetl/", env!("CARGO_PKG_VERSION")))
+            .default_headers(reqwest::header::HeaderMap::from_iter([(
+                reqwest::header::HeaderName::from_static("sforce-call-options"),
+                reqwest::header::HeaderValue::from_static(CALL_OPTIONS),
+            )]));
         if let Some((path, pem)) = &settings.ca_certificate {
             let cert = reqwest::Certificate::from_pem(pem)
                 .map_err(|e| Error::CaFile { path: path.clone(), message: format!("not a PEM certificate: {e}") })?;
@@ -90,6 +108,7 @@ impl SalesforceClient {
         let http = builder
             .build()
             .map_err(|e| Error::Transport { url: credentials.login_url.clone(), message: describe(&e) })?;
+        let settings_version = settings.api_version.clone();
         Ok(SalesforceClient {
             http,
             credentials,
@@ -99,15 +118,90 @@ impl SalesforceClient {
             others_usage: AtomicU64::new(u64::MAX),
             retries: AtomicU64::new(0),
             usage: Mutex::new(None),
+            version: Mutex::new(settings_version),
+            route: Mutex::new(None),
         })
     }
 
     /// Signs a new JWT and opens a session, replacing any previous one. Transient failures of
-    /// the token request are retried; refusals are not.
+    /// the token request are retried; refusals are not. The first login also agrees on the API
+    /// version, unless one is pinned.
     pub async fn login(&self) -> Result<LoginSession> {
-        let session = self.with_retries(async || login::login(&self.http, &self.credentials).await).await?;
+        let session = self.sign_in().await?;
         *self.session.write().await = Some(session.clone());
+        if self.version.lock().map(|v| v.is_none()).unwrap_or(false) {
+            let agreed = self.agree_on_version(&session.instance_url).await?;
+            if let Ok(mut version) = self.version.lock() {
+                *version = Some(agreed);
+            }
+        }
         Ok(session)
+    }
+
+    /// The route that logged in last (`None` before the first login).
+    pub fn login_route(&self) -> Option<LoginRoute> {
+        self.route.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Logs in through the route that worked before, or finds one: each of the credentials'
+    /// routes in turn while the refusals are ones another route may not give. When every route
+    /// is refused so, the first refusal (of the configured login URL) is the one reported.
+    async fn sign_in(&self) -> Result<LoginSession> {
+        let routes = self.login_route().map_or_else(|| self.credentials.routes(), |route| vec![route]);
+        let mut first_refusal = None;
+        for route in &routes {
+            match self.with_retries(async || login::login(&self.http, &self.credentials, route).await).await {
+                Ok(session) => {
+                    if first_refusal.is_some() {
+                        tracing::info!(token_url = %route.token_url, audience = %route.audience,
+                            "logged in through another token host or audience than the login URL");
+                    }
+                    if let Ok(mut slot) = self.route.lock() {
+                        *slot = Some(route.clone());
+                    }
+                    return Ok(session);
+                }
+                Err(e @ Error::Login { .. }) if e.login_refusal().is_some_and(LoginError::may_be_the_route) => {
+                    tracing::debug!(token_url = %route.token_url, audience = %route.audience, "login refused: {e}");
+                    first_refusal.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(first_refusal.unwrap_or_else(|| Error::Transport {
+            url: self.credentials.login_url.clone(),
+            message: "no login route to try".into(),
+        }))
+    }
+
+    /// The highest API version both the org and sfetl support, from the org's version list.
+    async fn agree_on_version(&self, instance_url: &str) -> Result<String> {
+        #[derive(serde::Deserialize)]
+        struct Version {
+            version: String,
+        }
+        let url = format!("{instance_url}/services/data/");
+        let listed: Vec<Version> = self
+            .with_retries(async || {
+                let response = self
+                    .http
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(|e| Error::Transport { url: url.clone(), message: describe(&e) })?;
+                let status = response.status().as_u16();
+                let body =
+                    response.bytes().await.map_err(|e| Error::Transport { url: url.clone(), message: describe(&e) })?;
+                serde_json::from_slice(&body).map_err(|_| Error::UnexpectedBody {
+                    url: url.clone(),
+                    status,
+                    excerpt: excerpt(&body),
+                    retry_after: None,
+                })
+            })
+            .await?;
+        let offered: Vec<String> = listed.into_iter().map(|v| v.version).collect();
+        choose_version(&offered).ok_or_else(|| Error::NoCommonApiVersion { offered: offered.join(", ") })
     }
 
     async fn current_session(&self) -> Result<LoginSession> {
@@ -126,8 +220,10 @@ impl SalesforceClient {
         self.usage.lock().ok().and_then(|u| *u)
     }
 
-    pub fn api_version(&self) -> &str {
-        &self.settings.api_version
+    /// The API version requests use (before the first login, the pinned one or sfetl's newest).
+    pub fn api_version(&self) -> String {
+        let agreed = self.version.lock().ok().and_then(|v| v.clone());
+        agreed.unwrap_or_else(|| NEWEST_API_VERSION.to_string())
     }
 
     /// Requests retried after transient failures so far.
@@ -206,7 +302,7 @@ impl SalesforceClient {
             return Ok(());
         }
         tracing::info!("session expired or revoked; logging in again");
-        *slot = Some(self.with_retries(async || login::login(&self.http, &self.credentials).await).await?);
+        *slot = Some(self.sign_in().await?);
         Ok(())
     }
 
@@ -264,7 +360,7 @@ impl SalesforceClient {
             #[serde(rename = "DailyApiRequests")]
             daily: Limit,
         }
-        let path = format!("/services/data/v{}/limits", self.settings.api_version);
+        let path = format!("/services/data/v{}/limits", self.api_version());
         let limits: Limits = self.get(&path, &[]).await?;
         let usage = ApiUsage { used: limits.daily.max.saturating_sub(limits.daily.remaining), max: limits.daily.max };
         self.others_usage.store(usage.used.saturating_sub(self.api_calls()), Ordering::SeqCst);
@@ -353,11 +449,39 @@ impl SalesforceClient {
             .and_then(|errors| errors.into_iter().next())
             .map(|e| ApiError { status, code: e.error_code, message: e.message, retry_after });
         match detail {
-            Some(detail) if detail.code == "REQUEST_LIMIT_EXCEEDED" => Err(Error::QuotaExhausted),
+            Some(detail) if detail.code == "REQUEST_LIMIT_EXCEEDED" && self.is_daily_quota(&detail) => {
+                Err(Error::QuotaExhausted)
+            }
             Some(detail) => Err(Error::Api { url, detail }),
             None => Err(Error::UnexpectedBody { url, status, excerpt: excerpt(&body), retry_after }),
         }
     }
+}
+
+impl SalesforceClient {
+    /// `REQUEST_LIMIT_EXCEEDED` has two meanings (salesforce-api.md section 7): `TotalRequests`,
+    /// the 24-hour quota, which retrying does not cure, and `ConcurrentRequests`, too many
+    /// long-running requests in the org right now, which passes. Only the message tells them
+    /// apart, so a message naming neither counts as the daily quota only when the org's usage is
+    /// at its maximum; otherwise it is retried (a bounded number of times) like a 503.
+    fn is_daily_quota(&self, detail: &ApiError) -> bool {
+        if detail.message.contains("ConcurrentRequests") {
+            return false;
+        }
+        detail.message.contains("TotalRequests") || self.api_usage().is_some_and(|u| u.used >= u.max)
+    }
+}
+
+/// The highest version offered that sfetl supports (`OLDEST_API_VERSION..=NEWEST_API_VERSION`).
+fn choose_version(offered: &[String]) -> Option<String> {
+    let number = |v: &str| v.parse::<f64>().ok();
+    let (oldest, newest) = (number(OLDEST_API_VERSION)?, number(NEWEST_API_VERSION)?);
+    offered
+        .iter()
+        .filter_map(|v| number(v).map(|n| (n, v)))
+        .filter(|(n, _)| (oldest..=newest).contains(n))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, v)| v.clone())
 }
 
 /// What to send: the instance-relative path, its query string, and a JSON body.
@@ -427,6 +551,14 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_version_is_the_newest_both_sides_support() {
+        let offered = |list: &[&str]| list.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+        assert_eq!(choose_version(&offered(&["62.0", "63.0", "64.0"])), Some("64.0".into()));
+        assert_eq!(choose_version(&offered(&["66.0", "67.0", "68.0"])), Some(NEWEST_API_VERSION.into()));
+        assert_eq!(choose_version(&offered(&["9.0", "10.0", "51.0"])), None);
+    }
 
     #[test]
     fn reads_the_limit_header() {

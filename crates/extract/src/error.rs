@@ -22,6 +22,10 @@ pub enum LoginError {
     )]
     WrongAudience,
     #[error(
+        "no app with this consumer key answers at this audience (app_not_found): an External Client App takes the org's My Domain URL as audience; set `url` to it (https://company.my.salesforce.com), or pin `audience`"
+    )]
+    AppNotFound,
+    #[error(
         "the user is not pre-authorized for the connected app (user hasn't approved this consumer): in the app's Manage > Edit Policies choose \"Admin approved users are pre-authorized\", then add the user's profile or a permission set under Manage Profiles / Manage Permission Sets (setup step 3)"
     )]
     NotPreAuthorized,
@@ -48,6 +52,22 @@ pub struct ApiError {
     pub retry_after: Option<std::time::Duration>,
 }
 
+impl LoginError {
+    /// A refusal that another token host or audience may not give: the app or the user may be
+    /// fine, seen through the right door. The others concern the key, the clock or the user's
+    /// pre-authorization, which no route changes.
+    pub fn may_be_the_route(&self) -> bool {
+        matches!(
+            self,
+            LoginError::WrongAudience
+                | LoginError::AppNotFound
+                | LoginError::UnknownClientId
+                | LoginError::UserRefused { .. }
+                | LoginError::Other { .. }
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("login to {login_url} failed: {source}")]
@@ -70,6 +90,12 @@ pub enum Error {
         "Bulk API query job {job} failed ({message}); set `bulk_threshold = 0` to read this org through the REST query API only"
     )]
     Bulk { job: String, message: String },
+    #[error(
+        "the org offers API versions {offered}, none of which sfetl reads ({}..={}); pin one with `api_version`",
+        crate::client::OLDEST_API_VERSION,
+        crate::client::NEWEST_API_VERSION
+    )]
+    NoCommonApiVersion { offered: String },
 }
 
 impl Error {
@@ -80,7 +106,8 @@ impl Error {
             // A 2xx whose body does not parse was cut short on the way.
             Error::UnexpectedBody { status, .. } => *status >= 500 || (200..300).contains(status),
             // QUERY_TIMEOUT is not: the same query times out again (the query stream splits it).
-            Error::Api { detail, .. } => detail.status >= 500,
+            // REQUEST_LIMIT_EXCEEDED reaches here only when it is not the daily quota.
+            Error::Api { detail, .. } => detail.status >= 500 || detail.code == "REQUEST_LIMIT_EXCEEDED",
             _ => false,
         }
     }
@@ -109,6 +136,25 @@ impl Error {
         matches!(self, Error::Api { detail, .. } if detail.code == "QUERY_TIMEOUT")
     }
 
+    /// A field of the query does not exist for this user (the org lacks it, or field-level
+    /// security hides it).
+    pub fn is_invalid_field(&self) -> bool {
+        matches!(self, Error::Api { detail, .. } if detail.code == "INVALID_FIELD")
+    }
+
+    /// The object does not exist for this user (the org lacks it, or the user may not read it).
+    pub fn is_invalid_type(&self) -> bool {
+        matches!(self, Error::Api { detail, .. } if detail.code == "INVALID_TYPE")
+    }
+
+    /// Why Salesforce refused the login, when it did.
+    pub fn login_refusal(&self) -> Option<&LoginError> {
+        match self {
+            Error::Login { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
     /// The session died: log in again.
     pub fn is_invalid_session(&self) -> bool {
         matches!(self, Error::Api { detail, .. } if detail.code == "INVALID_SESSION_ID")
@@ -135,6 +181,10 @@ mod tests {
         assert!(!Error::QuotaExhausted.is_transient());
         assert!(api(500, "UNKNOWN_EXCEPTION").is_transient());
         assert!(api(503, "SERVER_UNAVAILABLE").is_transient());
+        assert!(
+            api(403, "REQUEST_LIMIT_EXCEEDED").is_transient(),
+            "ConcurrentRequests: the daily kind is QuotaExhausted"
+        );
         let html = Error::UnexpectedBody { url: "u".into(), status: 503, excerpt: "<html>".into(), retry_after: None };
         assert!(html.is_transient());
         assert!(Error::Transport { url: "u".into(), message: "reset".into() }.is_transient());

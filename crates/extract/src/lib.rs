@@ -7,6 +7,7 @@
 
 mod bulk;
 mod client;
+mod describe;
 mod error;
 mod login;
 mod query;
@@ -15,9 +16,12 @@ mod secret;
 pub mod soql;
 
 pub use bulk::BulkQuery;
-pub use client::{ApiUsage, ConnectionSettings, QuotaGuard, SalesforceClient};
+pub use client::{
+    ApiUsage, CALL_OPTIONS, ConnectionSettings, NEWEST_API_VERSION, OLDEST_API_VERSION, QuotaGuard, SalesforceClient,
+};
+pub use describe::why_missing;
 pub use error::{ApiError, Error, LoginError, Result};
-pub use login::{Credentials, LoginSession, encoding_key};
+pub use login::{Credentials, LoginRoute, LoginSession, encoding_key};
 pub use query::{QueryPage, QueryStream};
 pub use retry::RetryPolicy;
 pub use secret::Secret;

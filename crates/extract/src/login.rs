@@ -1,5 +1,12 @@
 //! The OAuth 2.0 JWT bearer flow: sign an RS256 assertion with the connected app's private key
 //! and trade it for an access token. There is no refresh token: when a session dies, sign again.
+//!
+//! Where the token is asked for and which `aud` the assertion names depends on the org
+//! (salesforce-api.md sections 1 and 7): a connected app takes the login host for both; an
+//! External Client App (new orgs since Winter '26) takes the org's My Domain URL as audience and
+//! answers `app_not_found` to the login host; GovCloud and orgs that block the login hosts take
+//! the token request at My Domain with `aud` still the login host. Unless the pipeline pins a
+//! [`LoginRoute`], the routes are tried in that order, and the one that worked is kept.
 
 use crate::error::{Error, LoginError, Result};
 use crate::secret::Secret;
@@ -17,6 +24,40 @@ pub struct Credentials {
     pub username: String,
     /// PEM content of the `.key` file.
     pub private_key: Secret,
+    /// The org's My Domain URL (the `url` setting), tried when the login host refuses the route.
+    pub my_domain_url: Option<String>,
+    /// A route pinned by the `token_url` / `audience` settings: the only one tried.
+    pub pinned: Option<LoginRoute>,
+}
+
+/// Where the assertion is posted (`{token_url}/services/oauth2/token`) and the `aud` it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRoute {
+    pub token_url: String,
+    pub audience: String,
+}
+
+impl Credentials {
+    /// The routes to try, in order: the pinned one alone, or the login host, then My Domain as
+    /// token host and audience (External Client Apps), then My Domain as token host with the
+    /// login host as audience (login hosts blocked).
+    pub fn routes(&self) -> Vec<LoginRoute> {
+        if let Some(pinned) = &self.pinned {
+            return vec![pinned.clone()];
+        }
+        let login = self.login_url.trim_end_matches('/').to_string();
+        let route =
+            |token_url: &str, audience: &str| LoginRoute { token_url: token_url.into(), audience: audience.into() };
+        let mut routes = vec![route(&login, &login)];
+        if let Some(my_domain) = self.my_domain_url.as_deref().map(|u| u.trim_end_matches('/')) {
+            for candidate in [route(my_domain, my_domain), route(my_domain, &login)] {
+                if !routes.contains(&candidate) {
+                    routes.push(candidate);
+                }
+            }
+        }
+        routes
+    }
 }
 
 /// A live session: the token and the instance that REST calls go to.
@@ -56,14 +97,19 @@ pub fn encoding_key(private_key: &Secret) -> Result<EncodingKey, LoginError> {
     EncodingKey::from_rsa_pem(private_key.expose().as_bytes()).map_err(|e| LoginError::BadPrivateKey(e.to_string()))
 }
 
-pub(crate) async fn login(http: &reqwest::Client, credentials: &Credentials) -> Result<LoginSession> {
-    let login_url = credentials.login_url.trim_end_matches('/');
+/// Logs in through `route`.
+pub(crate) async fn login(
+    http: &reqwest::Client,
+    credentials: &Credentials,
+    route: &LoginRoute,
+) -> Result<LoginSession> {
+    let login_url = route.token_url.trim_end_matches('/');
     let fail = |source| Error::Login { login_url: login_url.to_string(), source };
     let key = encoding_key(&credentials.private_key).map_err(fail)?;
     let claims = Claims {
         iss: &credentials.client_id,
         sub: &credentials.username,
-        aud: login_url,
+        aud: route.audience.trim_end_matches('/'),
         // Salesforce accepts an expiry at most three minutes ahead.
         exp: chrono::Utc::now().timestamp() + 170,
     };
@@ -105,6 +151,7 @@ fn explain(refusal: TokenRefusal, username: &str) -> LoginError {
     let description = refusal.error_description.to_lowercase();
     match refusal.error.as_str() {
         "invalid_client_id" => LoginError::UnknownClientId,
+        "app_not_found" => LoginError::AppNotFound,
         "invalid_grant" if description.contains("approved") => LoginError::NotPreAuthorized,
         "invalid_grant" if description.contains("audience") => LoginError::WrongAudience,
         "invalid_grant" if description.contains("expired") => LoginError::Expired,

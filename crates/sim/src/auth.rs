@@ -11,6 +11,18 @@ pub struct ConnectedApp {
     pub consumer_key: String,
     pub certificate_pem: String,
     pub authorized_profiles: Vec<String>,
+    pub kind: AppKind,
+}
+
+/// The two kinds of app a JWT bearer integration is set up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppKind {
+    /// Setup > App Manager > New Connected App: the audience is the login host.
+    ConnectedApp,
+    /// Setup > External Client App Manager (new orgs since Winter '26): the audience must be the
+    /// org's My Domain URL; the login host as audience answers `app_not_found` (salesforce-api.md
+    /// section 7).
+    ExternalClientApp,
 }
 
 /// The error of a refused token request: HTTP 400 with `{"error", "error_description"}`.
@@ -40,10 +52,13 @@ pub struct Assertion {
 
 /// Checks a JWT bearer assertion in Salesforce's order: the app, the signature, the audience, the
 /// expiry. The user checks (exists, active, pre-authorized) follow in the server, which knows the org.
+/// `audience` is what a connected app accepts (the login host), `my_domain` what an External
+/// Client App accepts.
 pub fn verify_assertion(
     jwt: &str,
     apps: &[ConnectedApp],
     audience: &str,
+    my_domain: &str,
     now_epoch: i64,
 ) -> Result<(Assertion, ConnectedApp), LoginRefusal> {
     let invalid = refuse("invalid_grant", "invalid assertion");
@@ -63,15 +78,23 @@ pub fn verify_assertion(
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     jsonwebtoken::decode::<serde_json::Value>(jwt, &key, &validation).map_err(|_| invalid.clone())?;
-    let audience_ok = match &claims.aud {
-        Some(serde_json::Value::String(aud)) => aud.trim_end_matches('/') == audience.trim_end_matches('/'),
+    let names = |wanted: &str| match &claims.aud {
+        Some(serde_json::Value::String(aud)) => aud.trim_end_matches('/') == wanted.trim_end_matches('/'),
         Some(serde_json::Value::Array(list)) => {
-            list.iter().any(|a| a.as_str().map(|a| a.trim_end_matches('/')) == Some(audience.trim_end_matches('/')))
+            list.iter().any(|a| a.as_str().map(|a| a.trim_end_matches('/')) == Some(wanted.trim_end_matches('/')))
         }
         _ => false,
     };
-    if !audience_ok {
-        return Err(refuse("invalid_grant", "audience is invalid"));
+    match app.kind {
+        AppKind::ConnectedApp if !names(audience) => return Err(refuse("invalid_grant", "audience is invalid")),
+        // Salesforce's answer when an External Client App is addressed through the login host.
+        AppKind::ExternalClientApp if names(audience) && !names(my_domain) => {
+            return Err(refuse("app_not_found", "External client app is not installed in this org"));
+        }
+        AppKind::ExternalClientApp if !names(my_domain) => {
+            return Err(refuse("invalid_grant", "audience is invalid"));
+        }
+        _ => {}
     }
     match claims.exp {
         Some(exp) if exp < now_epoch => return Err(refuse("invalid_grant", "expired authorization code")),

@@ -107,12 +107,12 @@ pub(crate) async fn create(
         let message = format!("{clause} is not supported by Bulk API 2.0 query jobs");
         return api_error(StatusCode::BAD_REQUEST, "INVALIDJOB", &message);
     }
-    let plan = match soql::plan(&request.query, &parsed) {
+    let plan = match soql::plan(&request.query, &parsed, &state.fields) {
         Ok(plan) => plan,
         Err(e) => return api_error(StatusCode::BAD_REQUEST, e.code, &e.message),
     };
     let data = state.snapshot();
-    let rows = plan.run(&data);
+    let rows = state.visible(&plan, plan.run(&data));
     let number = state.next_cursor.fetch_add(1, Ordering::SeqCst);
     let id = crate::ids::record_id("750", &state.org_id[3..6], number);
     let config = &state.config;

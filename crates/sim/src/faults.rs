@@ -21,6 +21,9 @@ pub enum Fault {
     ExpireSessions,
     /// Every query locator is forgotten before the request is handled.
     InvalidateLocators,
+    /// 403 `REQUEST_LIMIT_EXCEEDED` with `ConcurrentRequests Limit exceeded.`: too many
+    /// long-running requests in the org at this moment, not the daily quota.
+    ConcurrentRequests,
 }
 
 /// Which requests a fault hits, counted over the requests whose path contains the rule's filter.
@@ -95,9 +98,10 @@ impl std::str::FromStr for FaultRule {
             "stall" => Fault::StalledBody(Duration::from_secs(30)),
             "expire-sessions" => Fault::ExpireSessions,
             "invalidate-locators" => Fault::InvalidateLocators,
+            "concurrent-limit" => Fault::ConcurrentRequests,
             other => {
                 return Err(format!(
-                    "fault kind `{other}`: expected 503, 500, query-timeout, reset, truncate, stall, expire-sessions or invalidate-locators"
+                    "fault kind `{other}`: expected 503, 500, query-timeout, reset, truncate, stall, expire-sessions, invalidate-locators or concurrent-limit"
                 ));
             }
         };

@@ -196,6 +196,7 @@ pub fn generate(spec: &OrgSpec) -> OrgData {
     g.users(&profiles);
     g.permission_set_licenses();
     g.package_licenses();
+    g.user_logins();
     let now = g.now_millis();
     recount_licenses(&mut g.data, now);
     g.data
@@ -469,6 +470,27 @@ impl<'a> Generator<'a> {
                 self.data.table_mut("PermissionSetLicenseAssign").push(row);
                 assignments += 1;
             }
+        }
+    }
+
+    /// A UserLogin per user; a few active users are frozen (an admin's first step when someone
+    /// leaves) or locked out by failed passwords. Drawn from a generator of their own, so that
+    /// the rest of the org stays as earlier versions generated it.
+    fn user_logins(&mut self) {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.spec.seed ^ 0x5553_4552_4c4f_4749);
+        let users = self.data.table("User");
+        let rows: Vec<Row> = (0..users.rows.len())
+            .map(|i| {
+                let active = users.get(i, "IsActive") == &Value::Bool(true);
+                let frozen = active && rng.random_bool(0.03);
+                let locked = rng.random_bool(0.01);
+                let modified = users.get(i, "CreatedDate").clone();
+                vec![self.id("06v", i), users.get(i, "Id").clone(), Value::Bool(frozen), Value::Bool(locked), modified]
+            })
+            .collect();
+        let logins = self.data.table_mut("UserLogin");
+        for row in rows {
+            logins.push(row);
         }
     }
 

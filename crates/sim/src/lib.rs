@@ -16,6 +16,7 @@
 
 mod auth;
 mod bulk;
+mod describe;
 mod faults;
 mod generate;
 mod ids;
@@ -28,12 +29,13 @@ pub mod soql;
 pub mod store;
 pub mod value;
 
-pub use auth::ConnectedApp;
+pub use auth::{AppKind, ConnectedApp};
 pub use faults::{Fault, FaultRule, Trigger};
 pub use generate::{OrgSpec, generate};
 pub use ids::record_id;
 pub use keys::KeyAndCertificate;
 pub use license_counts::recount_licenses;
+pub use objects::FieldAccess;
 pub use server::API_VERSIONS;
 pub use store::OrgData;
 
@@ -65,8 +67,24 @@ pub struct SimConfig {
     /// Objects the integration user may not read (answered with `INVALID_TYPE`, as Salesforce
     /// does for setup objects without "View Setup and Configuration").
     pub hidden_objects: Vec<String>,
-    /// The JWT `aud` this org accepts; the simulator's own URL when `None`.
+    /// The JWT `aud` this org's connected apps accept; the simulator's own URL when `None`.
     pub login_audience: Option<String>,
+    /// The org refuses token requests at the login hosts (`login.salesforce.com`): GovCloud orgs
+    /// and orgs whose My Domain settings block them (salesforce-api.md section 7). The simulator's
+    /// login host is [`Sim::url`] (`127.0.0.1`), its My Domain [`Sim::my_domain_url`] (`localhost`).
+    pub login_hosts_blocked: bool,
+    /// State and Country/Territory Picklists enabled: `User.CountryCode` and the other code fields
+    /// exist. Off, they are unknown columns (`INVALID_FIELD`), as in orgs that never enabled them.
+    pub state_country_picklists: bool,
+    /// `Object.Field` names hidden from the integration user by field-level security.
+    pub hidden_fields: Vec<String>,
+    /// Every n-th user (by position) is invisible to the integration user, as when the org's
+    /// sharing settings restrict user visibility ("User Sharing" with a private default): queries
+    /// leave them out while `UsedLicenses` still counts them.
+    pub hidden_user_every: Option<usize>,
+    /// The newest API version the org serves (an org not yet on the latest release); every
+    /// version of [`API_VERSIONS`] when `None`.
+    pub max_api_version: Option<String>,
     /// Serve HTTPS with a generated certificate written into this directory (as `sim-ca.crt`).
     pub tls_dir: Option<PathBuf>,
     /// Port to listen on (loopback only); 0 picks a free one.
@@ -92,6 +110,11 @@ impl SimConfig {
             max_page_size: None,
             query_timeout_above: None,
             login_audience: None,
+            login_hosts_blocked: false,
+            state_country_picklists: true,
+            hidden_fields: Vec::new(),
+            max_api_version: None,
+            hidden_user_every: None,
             clock_skew_seconds: 0,
             hidden_objects: Vec::new(),
             tls_dir: None,
@@ -117,6 +140,8 @@ pub struct LoggedRequest {
     pub object: Option<&'static str>,
     /// The fault injected into this request, if any.
     pub fault: Option<Fault>,
+    /// The request's `Sforce-Call-Options` header, which labels calls in the org's API usage.
+    pub call_options: Option<String>,
 }
 
 /// The credentials of a connected app created in the simulated org.
@@ -194,6 +219,12 @@ impl Sim {
         &self.state.base_url
     }
 
+    /// `http(s)://localhost:PORT`: the org's My Domain, the same server reached under another
+    /// host name, which External Client Apps take as the JWT audience.
+    pub fn my_domain_url(&self) -> String {
+        self.state.my_domain_url()
+    }
+
     /// The certificate to trust when the simulator serves HTTPS.
     pub fn ca_file(&self) -> Option<&std::path::Path> {
         self.ca_file.as_deref()
@@ -212,6 +243,11 @@ impl Sim {
 
     /// Creates a connected app with a fresh key pair, pre-authorizing one profile.
     pub fn create_connected_app(&self, authorized_profile: &str) -> Result<AppCredentials, SimError> {
+        self.create_app(AppKind::ConnectedApp, authorized_profile)
+    }
+
+    /// Creates an app of either kind with a fresh key pair, pre-authorizing one profile.
+    pub fn create_app(&self, kind: AppKind, authorized_profile: &str) -> Result<AppCredentials, SimError> {
         let key = keys::rsa_key_and_certificate("sfetl simulated connected app")?;
         let n = self.state.apps.read().map(|a| a.len()).unwrap_or(0);
         let consumer_key = format!("3MVG9sim{}{n}.{}", &self.state.org_id[3..9], "Ks7dQmZ2rT8wYpL1vXnB");
@@ -219,24 +255,32 @@ impl Sim {
             consumer_key: consumer_key.clone(),
             certificate_pem: key.certificate_pem.clone(),
             authorized_profiles: vec![authorized_profile.to_string()],
+            kind,
         });
         Ok(AppCredentials { consumer_key, key })
     }
 
-    /// An active System Administrator: the user to impersonate in the demo and tests.
+    /// An active, unfrozen System Administrator: the user to impersonate in the demo and tests.
     pub fn integration_username(&self) -> String {
         self.username_where(|profile, active| profile == "System Administrator" && active).unwrap_or_default()
     }
 
-    /// The first user whose profile name and activity satisfy `pred`.
+    /// The first user whose profile name and ability to log in (active and not frozen) satisfy
+    /// `pred`.
     pub fn username_where(&self, pred: impl Fn(&str, bool) -> bool) -> Option<String> {
         let data = self.org();
         let users = data.table("User");
         let profiles = data.table("Profile");
+        let logins = data.table("UserLogin");
+        let frozen: std::collections::HashSet<&str> = (0..logins.rows.len())
+            .filter(|&i| logins.get(i, "IsFrozen") == &value::Value::Bool(true))
+            .filter_map(|i| logins.get(i, "UserId").as_str())
+            .collect();
         (0..users.rows.len()).find_map(|i| {
             let profile =
                 users.get(i, "ProfileId").as_str().and_then(|p| profiles.by_id(p)).and_then(|r| r[1].as_str())?;
-            let active = users.get(i, "IsActive") == &value::Value::Bool(true);
+            let id = users.get(i, "Id").as_str().unwrap_or_default();
+            let active = users.get(i, "IsActive") == &value::Value::Bool(true) && !frozen.contains(id);
             pred(profile, active).then(|| users.get(i, "Username").as_str().unwrap_or_default().to_string())
         })
     }
@@ -244,6 +288,20 @@ impl Sim {
     /// The org as it is now (open cursors keep reading the state they started on).
     pub fn org(&self) -> Arc<OrgData> {
         self.state.snapshot()
+    }
+
+    /// Users log in at `at` (UTC milliseconds): `LastLoginDate` moves, nothing else. A login is
+    /// not an edit: `LastModifiedDate` stays, and `SystemModstamp` cannot be relied on to move
+    /// (salesforce-api.md section 7), so the simulator takes the stricter reading and keeps it.
+    pub fn log_in(&self, user_ids: &[String], at: i64) {
+        if let Ok(mut org) = self.state.org.write() {
+            let users = Arc::make_mut(&mut org).table_mut("User");
+            for id in user_ids {
+                if let Some(i) = users.index_of(id) {
+                    users.set(i, "LastLoginDate", value::Value::DateTime(at));
+                }
+            }
+        }
     }
 
     /// Changes the org; license counts are recomputed afterwards.

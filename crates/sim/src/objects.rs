@@ -183,8 +183,23 @@ pub static USER: ObjectDef = ObjectDef {
     ],
 };
 
+/// A user's login state (SOAP API Developer Guide, "UserLogin"): one row per user. A frozen user
+/// is still `IsActive` and holds its licenses, but cannot log in (salesforce-api.md section 7).
+/// Freezing changes this row, not the User's. The key prefix is not documented (unsure).
+pub static USER_LOGIN: ObjectDef = ObjectDef {
+    name: "UserLogin",
+    key_prefix: "06v",
+    fields: &[
+        f("Id", Id),
+        r("UserId", "User", "User"),
+        f("IsFrozen", Boolean),
+        f("IsPasswordLocked", Boolean),
+        f("LastModifiedDate", DateTime),
+    ],
+};
+
 /// Every object of the simulated org, in the order they are generated.
-pub static ALL: [&ObjectDef; 8] = [
+pub static ALL: [&ObjectDef; 9] = [
     &ORGANIZATION,
     &USER_LICENSE,
     &PROFILE,
@@ -193,9 +208,51 @@ pub static ALL: [&ObjectDef; 8] = [
     &USER,
     &PERMISSION_SET_LICENSE_ASSIGN,
     &USER_PACKAGE_LICENSE,
+    &USER_LOGIN,
 ];
 
 /// Object lookup by API name, case-insensitive as in SOQL's FROM clause.
 pub fn by_name(name: &str) -> Option<&'static ObjectDef> {
     ALL.iter().copied().find(|o| o.name.eq_ignore_ascii_case(name))
+}
+
+/// Which fields the integration user can see in this org. Real orgs differ from the full list in
+/// [`ALL`] (salesforce-api.md section 7):
+/// - `*CountryCode` / `*StateCode` exist only with State and Country/Territory Picklists enabled
+///   (Salesforce Help, "Let Users Select State and Country/Territory from Picklists");
+/// - field-level security can hide any field that is not required from a user's profile.
+///
+/// An absent field is what it is on Salesforce: a query naming it answers 400 `INVALID_FIELD`
+/// for the whole query, and the object's describe leaves it out.
+#[derive(Debug, Clone, Default)]
+pub struct FieldAccess {
+    /// `(object, field)`, lower-cased.
+    absent: Vec<(std::string::String, std::string::String)>,
+}
+
+impl FieldAccess {
+    /// `state_country_picklists`: whether the org has the picklists (and so the code fields);
+    /// `hidden`: `Object.Field` names hidden by field-level security.
+    pub fn new(state_country_picklists: bool, hidden: &[std::string::String]) -> FieldAccess {
+        let mut absent: Vec<(std::string::String, std::string::String)> = hidden
+            .iter()
+            .filter_map(|name| name.split_once('.'))
+            .map(|(object, field)| (object.to_lowercase(), field.to_lowercase()))
+            .collect();
+        if !state_country_picklists {
+            for object in ALL {
+                for field in object.fields {
+                    if field.name.ends_with("CountryCode") || field.name.ends_with("StateCode") {
+                        absent.push((object.name.to_lowercase(), field.name.to_lowercase()));
+                    }
+                }
+            }
+        }
+        FieldAccess { absent }
+    }
+
+    /// Whether `object.field` exists for the integration user (case-insensitive, as in SOQL).
+    pub fn visible(&self, object: &str, field: &str) -> bool {
+        !self.absent.iter().any(|(o, f)| o.eq_ignore_ascii_case(object) && f.eq_ignore_ascii_case(field))
+    }
 }

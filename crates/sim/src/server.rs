@@ -3,6 +3,7 @@
 use crate::auth::{self, ConnectedApp, Session};
 use crate::faults::{Fault, FaultRule};
 use crate::ids::record_id;
+use crate::objects::FieldAccess;
 use crate::render::{PageSpec, render_page};
 use crate::soql::{self, Plan};
 use crate::store::OrgData;
@@ -43,6 +44,8 @@ pub(crate) struct SimState {
     pub faults: Mutex<Vec<FaultRule>>,
     pub next_cursor: AtomicU64,
     pub jobs: Mutex<HashMap<String, crate::bulk::BulkJob>>,
+    /// The fields the integration user can see.
+    pub fields: FieldAccess,
 }
 
 /// An open query: the org as it was when the query ran, and the matching rows in order.
@@ -63,7 +66,9 @@ impl SimState {
     pub fn new(config: SimConfig, base_url: String, data: OrgData) -> SimState {
         let org_id = data.table("Organization").rows[0][0].as_str().unwrap_or_default().to_string();
         let api_used = AtomicU64::new(config.api_used_at_start);
+        let fields = FieldAccess::new(config.state_country_picklists, &config.hidden_fields);
         SimState {
+            fields,
             config,
             base_url,
             org: RwLock::new(Arc::new(data)),
@@ -83,6 +88,26 @@ impl SimState {
         self.config.login_audience.as_deref().unwrap_or(&self.base_url)
     }
 
+    /// The same server under the host name `localhost`: the org's My Domain.
+    pub fn my_domain_url(&self) -> String {
+        self.base_url.replacen("127.0.0.1", "localhost", 1)
+    }
+
+    /// The rows of a query the integration user may see: sharing can hide users.
+    pub fn visible(&self, plan: &Plan, mut rows: Vec<u32>) -> Vec<u32> {
+        if let Some(every) = self.config.hidden_user_every.filter(|&n| n > 0 && plan.object.name == "User") {
+            rows.retain(|&row| (row as usize + 1) % every != 0);
+        }
+        rows
+    }
+
+    /// The API versions this org serves, oldest first.
+    pub fn api_versions(&self) -> &'static [(&'static str, &'static str)] {
+        let newest =
+            self.config.max_api_version.as_deref().and_then(|max| API_VERSIONS.iter().position(|(v, _)| *v == max));
+        &API_VERSIONS[..newest.map_or(API_VERSIONS.len(), |i| i + 1)]
+    }
+
     pub fn snapshot(&self) -> Arc<OrgData> {
         self.org.read().map(|o| o.clone()).unwrap_or_else(|e| e.into_inner().clone())
     }
@@ -93,6 +118,8 @@ pub(crate) fn router(state: Arc<SimState>) -> Router {
         .route("/services/oauth2/token", post(token))
         .route("/services/data", get(versions))
         .route("/services/data/", get(versions))
+        .route("/services/data/{version}/sobjects/{object}/describe", get(crate::describe::describe))
+        .route("/services/data/{version}/sobjects/{object}/describe/", get(crate::describe::describe))
         .route("/services/data/{version}/limits", get(limits))
         .route("/services/data/{version}/limits/", get(limits))
         .route("/services/data/{version}/query", get(query))
@@ -119,7 +146,7 @@ pub(crate) fn api_error(status: StatusCode, code: &str, message: &str) -> Respon
     json_response(status, body.to_string().into_bytes())
 }
 
-async fn token(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
+async fn token(State(state): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let refuse = |error: &str, description: &str| {
         let body = serde_json::json!({ "error": error, "error_description": description });
@@ -131,10 +158,18 @@ async fn token(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
     let Some(assertion) = form.get("assertion") else {
         return refuse("invalid_grant", "invalid assertion");
     };
+    let at_my_domain =
+        headers.get(header::HOST).and_then(|h| h.to_str().ok()).is_some_and(|h| h.starts_with("localhost"));
+    if state.config.login_hosts_blocked && !at_my_domain {
+        // What such an org answers at the login host is not documented (unsure): the generic
+        // refusal is the least helpful reading, so the client must not depend on its text.
+        return refuse("invalid_grant", "authentication failure");
+    }
     let apps = state.apps.read().map(|a| a.clone()).unwrap_or_default();
     // The org's clock may run ahead of the client's (`clock_skew_seconds`).
     let now = chrono::Utc::now().timestamp() + state.config.clock_skew_seconds;
-    let (claims, app) = match auth::verify_assertion(assertion, &apps, state.audience(), now) {
+    let my_domain = state.my_domain_url();
+    let (claims, app) = match auth::verify_assertion(assertion, &apps, state.audience(), &my_domain, now) {
         Ok(ok) => ok,
         Err(refusal) => return refuse(refusal.error, refusal.description),
     };
@@ -145,7 +180,13 @@ async fn token(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
     else {
         return refuse("invalid_grant", "user not found");
     };
-    if users.get(user, "IsActive") != &crate::value::Value::Bool(true) {
+    let user_id = users.get(user, "Id").as_str().unwrap_or_default().to_string();
+    let logins = data.table("UserLogin");
+    let frozen = (0..logins.rows.len()).any(|i| {
+        logins.get(i, "UserId").as_str() == Some(user_id.as_str())
+            && logins.get(i, "IsFrozen") == &crate::value::Value::Bool(true)
+    });
+    if users.get(user, "IsActive") != &crate::value::Value::Bool(true) || frozen {
         return refuse("invalid_grant", "authentication failure");
     }
     let profile_name = users
@@ -155,7 +196,6 @@ async fn token(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
     if !profile_name.is_some_and(|p| app.authorized_profiles.iter().any(|a| a.eq_ignore_ascii_case(&p))) {
         return refuse("invalid_grant", "user hasn't approved this consumer");
     }
-    let user_id = users.get(user, "Id").as_str().unwrap_or_default().to_string();
     let token = auth::new_access_token(&state.org_id);
     if let Ok(mut sessions) = state.sessions.lock() {
         sessions.insert(token.clone(), Session { last_used: Instant::now() });
@@ -163,7 +203,9 @@ async fn token(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
     let body = serde_json::json!({
         "access_token": token,
         "scope": "api",
-        "instance_url": state.base_url,
+        // Salesforce answers with the org's My Domain. The simulator's login host doubles as its
+        // instance for clients that log in there, so that one URL serves both in tests.
+        "instance_url": if at_my_domain { my_domain.clone() } else { state.base_url.clone() },
         "id": format!("{}/id/{}/{}", state.audience().trim_end_matches('/'), state.org_id, user_id),
         "token_type": "Bearer",
         "issued_at": (chrono::Utc::now().timestamp_millis()).to_string(),
@@ -172,8 +214,9 @@ async fn token(State(state): State<Arc<SimState>>, body: Bytes) -> Response {
     json_response(StatusCode::OK, body.to_string().into_bytes())
 }
 
-async fn versions() -> Response {
-    let list: Vec<_> = API_VERSIONS
+async fn versions(State(state): State<Arc<SimState>>) -> Response {
+    let list: Vec<_> = state
+        .api_versions()
         .iter()
         .map(|(v, label)| serde_json::json!({ "version": v, "url": format!("/services/data/v{v}"), "label": label }))
         .collect();
@@ -186,7 +229,7 @@ async fn versions() -> Response {
 // nothing on a path taken once per request.
 #[allow(clippy::result_large_err)]
 pub(crate) fn authenticate(state: &SimState, version: &str, headers: &HeaderMap) -> Result<String, Response> {
-    let known = version.strip_prefix('v').is_some_and(|v| API_VERSIONS.iter().any(|(known, _)| *known == v));
+    let known = version.strip_prefix('v').is_some_and(|v| state.api_versions().iter().any(|(known, _)| *known == v));
     if !known {
         return Err(api_error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist"));
     }
@@ -264,7 +307,7 @@ async fn query(
     let Some(soql_text) = q else {
         return api_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "A query string has to be specified");
     };
-    let plan = match soql::parse(&soql_text).and_then(|query| soql::plan(&soql_text, &query)) {
+    let plan = match soql::parse(&soql_text).and_then(|query| soql::plan(&soql_text, &query, &state.fields)) {
         Ok(plan) => plan,
         Err(e) => return api_error(StatusCode::BAD_REQUEST, e.code, &e.message),
     };
@@ -278,7 +321,7 @@ async fn query(
         return api_error(StatusCode::BAD_REQUEST, "INVALID_TYPE", &message);
     }
     let data = state.snapshot();
-    let rows = plan.run(&data);
+    let rows = state.visible(&plan, plan.run(&data));
     if state.config.query_timeout_above.is_some_and(|limit| rows.len() > limit) {
         return api_error(StatusCode::BAD_REQUEST, "QUERY_TIMEOUT", "Your query request was running for too long.");
     }
@@ -354,6 +397,7 @@ async fn next_page(
 async fn around(State(state): State<Arc<SimState>>, request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let path = request.uri().path().to_string();
+    let call_options = request.headers().get("sforce-call-options").and_then(|h| h.to_str().ok()).map(String::from);
     let wants_gzip = request
         .headers()
         .get(header::ACCEPT_ENCODING)
@@ -378,7 +422,8 @@ async fn around(State(state): State<Arc<SimState>>, request: Request, next: Next
         _ => {}
     }
     if let Some(early) = early_fault(fault.as_ref()) {
-        log(&state, LoggedRequest { method, path, status: early.status().as_u16(), records: 0, object: None, fault });
+        let status = early.status().as_u16();
+        log(&state, LoggedRequest { method, path, status, records: 0, object: None, fault, call_options });
         return early;
     }
     if let Some(delay) = state.config.latency_per_request {
@@ -399,7 +444,15 @@ async fn around(State(state): State<Arc<SimState>>, request: Request, next: Next
     }
     log(
         &state,
-        LoggedRequest { method, path: path.clone(), status: status.as_u16(), records, object, fault: fault.clone() },
+        LoggedRequest {
+            method,
+            path: path.clone(),
+            status: status.as_u16(),
+            records,
+            object,
+            fault: fault.clone(),
+            call_options,
+        },
     );
     if wants_gzip || matches!(fault, Some(Fault::TruncatedBody | Fault::StalledBody(_))) {
         let (mut parts, body) = response.into_parts();
@@ -431,6 +484,11 @@ fn early_fault(fault: Option<&Fault>) -> Option<Response> {
             r
         }
         Fault::InternalError => internal(),
+        // Too many long-running requests in the org at once: the same errorCode as the daily
+        // quota, told apart by its message only (salesforce-api.md section 7).
+        Fault::ConcurrentRequests => {
+            api_error(StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", "ConcurrentRequests Limit exceeded.")
+        }
         Fault::QueryTimeout => {
             api_error(StatusCode::BAD_REQUEST, "QUERY_TIMEOUT", "Your query request was running for too long.")
         }

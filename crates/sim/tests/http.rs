@@ -511,3 +511,87 @@ async fn internal_errors_invalidated_locators_and_per_record_latency() {
     let (status, _, body) = get(&sim, &token, &next, Some(200)).await;
     assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_QUERY_LOCATOR")));
 }
+
+/// Orgs differ (salesforce-api.md section 7): a field the org lacks or hides is an
+/// `INVALID_FIELD` for the whole query and absent from the describe; the version list stops at
+/// the org's release.
+#[tokio::test]
+async fn fields_an_org_lacks_are_invalid_and_absent_from_the_describe() {
+    let (sim, app) = sim(50, |c| {
+        c.state_country_picklists = false;
+        c.hidden_fields = vec!["User.Department".into()];
+        c.max_api_version = Some("64.0".into());
+    })
+    .await;
+    let token = login(&sim, &app).await;
+    let (status, _, body) =
+        get(&sim, &token, &query_path("SELECT Id, CountryCode FROM User").replace("v66.0", "v64.0"), None).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_FIELD")), "{body}");
+    let (status, _, body) = get(&sim, &token, "/services/data/v64.0/sobjects/User/describe", None).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = body["fields"].as_array().into_iter().flatten().filter_map(|f| f["name"].as_str()).collect();
+    assert!(names.contains(&"Country") && names.contains(&"ProfileId"));
+    assert!(!names.contains(&"CountryCode") && !names.contains(&"Department"));
+    let profile = body["fields"].as_array().into_iter().flatten().find(|f| f["name"] == "ProfileId");
+    assert_eq!(
+        profile.map(|f| (&f["relationshipName"], &f["referenceTo"][0])),
+        Some((&json!("Profile"), &json!("Profile")))
+    );
+    let (status, _, body) = get(&sim, &token, "/services/data/v64.0/sobjects/Widget/describe", None).await;
+    assert_eq!((status, body[0]["errorCode"].as_str()), (404, Some("NOT_FOUND")));
+    let (status, _, _) = get(&sim, &token, "/services/data/v66.0/limits", None).await;
+    assert_eq!(status, 404, "v66.0 is newer than the org");
+    let versions: Value = reqwest::get(format!("{}/services/data/", sim.url()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    assert_eq!(versions.as_array().and_then(|v| v.last()).map(|v| &v["version"]), Some(&json!("64.0")));
+}
+
+/// External Client Apps take the My Domain URL as audience and answer `app_not_found` to the
+/// login host; an org blocking its login hosts takes tokens at My Domain only.
+#[tokio::test]
+async fn app_kinds_and_blocked_login_hosts_answer_like_salesforce() {
+    let (org, _) = sim(50, |_| {}).await;
+    let app =
+        org.create_app(sfetl_sim::AppKind::ExternalClientApp, "System Administrator").unwrap_or_else(|e| panic!("{e}"));
+    let user = org.integration_username();
+    let at_login_host = jwt(&app.key.private_key_pem, &app.consumer_key, &user, org.url(), 120);
+    let (status, body) = token_request(&org, &at_login_host, GRANT).await;
+    assert_eq!((status, &body["error"]), (400, &json!("app_not_found")), "{body}");
+    assert_eq!(body["error_description"], "External client app is not installed in this org");
+    let my_domain = jwt(&app.key.private_key_pem, &app.consumer_key, &user, &org.my_domain_url(), 120);
+    let (status, body) = token_request(&org, &my_domain, GRANT).await;
+    assert_eq!(status, 200, "{body}");
+
+    let (blocked, app) = sim(50, |c: &mut SimConfig| c.login_hosts_blocked = true).await;
+    let assertion =
+        jwt(&app.key.private_key_pem, &app.consumer_key, &blocked.integration_username(), blocked.url(), 120);
+    let (status, _) = token_request(&blocked, &assertion, GRANT).await;
+    assert_eq!(status, 400, "the login host is refused");
+    let response = reqwest::Client::new()
+        .post(format!("{}/services/oauth2/token", blocked.my_domain_url()))
+        .form(&[("grant_type", GRANT), ("assertion", assertion.as_str())])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(body["instance_url"].as_str(), Some(blocked.my_domain_url().as_str()));
+}
+
+/// `ConcurrentRequests Limit exceeded.` shares its errorCode with the daily quota.
+#[tokio::test]
+async fn the_concurrent_requests_limit_shares_the_daily_quotas_error_code() {
+    let (sim, app) = sim(50, |_| {}).await;
+    sim.add_fault(FaultRule::new(Fault::ConcurrentRequests, Trigger::Nth(1)).on_paths("/query"));
+    let token = login(&sim, &app).await;
+    let (status, _, body) = get(&sim, &token, &query_path("SELECT Id FROM User"), None).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body,
+        json!([{ "message": "ConcurrentRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED" }])
+    );
+}

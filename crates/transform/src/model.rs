@@ -154,21 +154,41 @@ pub fn analytics_views(inactive_days: u32) -> Vec<AnalyticsView> {
     let inactive = format!("(u.last_login_at IS NULL OR {days_since_login} >= {inactive_days})");
     vec![
         AnalyticsView {
-            // Each version of a user once: a run's overlap re-reads a few unchanged users.
+            // Each version of a user once: a run's overlap re-reads a few unchanged users. A login
+            // makes a version of its own: it moves last_login_at, not always system_modstamp.
             name: "user_history",
             inputs: &["user_history"],
             sql: "SELECT * FROM {user_history}
-                  QUALIFY row_number() OVER (PARTITION BY org, user_id, system_modstamp ORDER BY extracted_at) = 1"
+                  QUALIFY row_number() OVER (PARTITION BY org, user_id, system_modstamp, last_login_at
+                                             ORDER BY extracted_at) = 1"
                 .into(),
         },
         AnalyticsView {
+            // The users with their login state: a frozen user is active but cannot log in.
+            name: "users",
+            inputs: &["users", "user_logins"],
+            sql: "SELECT u.*, coalesce(l.is_frozen, false) AS is_frozen,
+                         coalesce(l.is_password_locked, false) AS is_password_locked
+                  FROM {users} u LEFT JOIN user_logins l ON l.org = u.org AND l.user_id = u.user_id"
+                .into(),
+        },
+        AnalyticsView {
+            // Holders split the way a license admin reclaims seats: logged in lately, inactive
+            // (N days or never), frozen, deactivated. Deactivated users keep their package and
+            // permission set license assignments (salesforce-api.md section 7).
             name: "license_utilization",
             inputs: &["subscriptions", "user_subscriptions", "users", "orgs"],
             sql: format!(
                 "WITH holders AS (
                      SELECT us.org, us.subscription_id,
+                            count(*) AS held_by_users,
                             count(*) FILTER (WHERE u.is_active) AS held_by_active_users,
-                            count(*) FILTER (WHERE u.is_active AND {inactive}) AS held_by_inactive_users
+                            count(*) FILTER (WHERE u.is_active AND NOT u.is_frozen AND NOT {inactive})
+                                AS held_by_logged_in_users,
+                            count(*) FILTER (WHERE u.is_active AND NOT u.is_frozen AND {inactive})
+                                AS held_by_inactive_users,
+                            count(*) FILTER (WHERE u.is_active AND u.is_frozen) AS held_by_frozen_users,
+                            count(*) FILTER (WHERE NOT u.is_active) AS held_by_deactivated_users
                      FROM user_subscriptions us
                      JOIN users u ON u.org = us.org AND u.user_id = us.user_id
                      JOIN orgs o ON o.org = us.org
@@ -178,17 +198,36 @@ pub fn analytics_views(inactive_days: u32) -> Vec<AnalyticsView> {
                         coalesce(h.held_by_inactive_users, 0) AS held_by_inactive_users,
                         s.available,
                         round(100.0 * s.used / nullif(s.total, 0), 1) AS utilization_pct,
-                        {inactive_days} AS inactive_days, s.extracted_at
+                        {inactive_days} AS inactive_days, s.extracted_at,
+                        coalesce(h.held_by_users, 0) AS held_by_users,
+                        coalesce(h.held_by_logged_in_users, 0) AS held_by_logged_in_users,
+                        coalesce(h.held_by_frozen_users, 0) AS held_by_frozen_users,
+                        coalesce(h.held_by_deactivated_users, 0) AS held_by_deactivated_users
                  FROM subscriptions s
                  LEFT JOIN holders h ON h.org = s.org AND h.subscription_id = s.subscription_id"
             ),
+        },
+        AnalyticsView {
+            // Seats to take back first: every license of a frozen user, and the package and
+            // permission set licenses deactivated users still hold (a deactivated user's user
+            // license is already released).
+            name: "reclaimable_seats",
+            inputs: &["subscriptions", "user_subscriptions", "users"],
+            sql: "SELECT u.org, u.user_id, u.username, u.name, u.company,
+                         CASE WHEN u.is_active THEN 'frozen' ELSE 'deactivated' END AS reason,
+                         s.subscription_id, s.kind, s.name AS license, s.is_paid, us.assigned_at, u.last_login_at
+                  FROM users u
+                  JOIN user_subscriptions us ON us.org = u.org AND us.user_id = u.user_id
+                  JOIN subscriptions s ON s.org = us.org AND s.subscription_id = us.subscription_id
+                  WHERE (u.is_active AND u.is_frozen) OR (NOT u.is_active AND s.kind <> 'user_license')"
+                .into(),
         },
         AnalyticsView {
             name: "inactive_licensed_users",
             inputs: &["subscriptions", "user_subscriptions", "users", "orgs"],
             sql: format!(
                 "SELECT u.org, u.user_id, u.username, u.name, u.email, u.company, u.profile_name, u.user_license_name,
-                        u.last_login_at,
+                        u.last_login_at, u.is_frozen,
                         {days_since_login} AS days_since_login,
                         count(*) AS paid_licenses,
                         string_agg(s.name, ', ' ORDER BY s.kind DESC, s.name) AS licenses,

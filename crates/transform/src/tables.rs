@@ -47,6 +47,18 @@ pub struct Column {
     pub name: &'static str,
     pub kind: ColumnType,
     pub source: Source,
+    /// Whether the table makes sense without the column's field. Real orgs lack some fields
+    /// (`CountryCode` without State and Country/Territory Picklists) or hide them by field-level
+    /// security: an optional field that is missing leaves its column NULL, with a warning; a
+    /// required one (Ids, the license links, activity, the incremental cursor) fails the table.
+    pub required: bool,
+}
+
+impl Column {
+    /// The same column, not required.
+    const fn optional(self) -> Column {
+        Column { required: false, ..self }
+    }
 }
 
 /// A table: the sObject it is read from and its columns. The pipeline's org slug is not a column
@@ -62,6 +74,15 @@ pub struct TableDef {
     /// Every row read is also kept in this table, a file per run, so that earlier versions of a
     /// row stay queryable after the table itself has moved on.
     pub history: Option<&'static str>,
+    /// A datetime field that changes without moving `SystemModstamp`: a login updates
+    /// `User.LastLoginDate` but is not an edit (salesforce-api.md section 7). An incremental read
+    /// also asks for the rows where it moved since the last run.
+    pub activity: Option<&'static str>,
+    /// A SOQL condition the rows read must meet, so that only the rows that matter cross the wire.
+    pub condition: Option<&'static str>,
+    /// The object may not be readable (why, and what grants it): then the table is written empty
+    /// for the org, with a warning, instead of failing it.
+    pub optional_object: Option<&'static str>,
 }
 
 impl TableDef {
@@ -72,6 +93,11 @@ impl TableDef {
             .map(|c| Field::new(c.name, c.kind.arrow(), !matches!(c.source, Source::ExtractedAt | Source::Field("Id"))))
             .collect();
         Arc::new(Schema::new(fields))
+    }
+
+    /// Whether the table can do without this Salesforce field (see [`Column::required`]).
+    pub fn field_is_optional(&self, path: &str) -> bool {
+        self.columns.iter().any(|c| matches!(c.source, Source::Field(field) if field == path) && !c.required)
     }
 
     /// The SOQL field list, in column order.
@@ -91,35 +117,39 @@ impl TableDef {
 }
 
 const fn text(name: &'static str, source: &'static str) -> Column {
-    Column { name, kind: ColumnType::Text, source: Source::Field(source) }
+    Column { name, kind: ColumnType::Text, source: Source::Field(source), required: true }
 }
 const fn boolean(name: &'static str, source: &'static str) -> Column {
-    Column { name, kind: ColumnType::Boolean, source: Source::Field(source) }
+    Column { name, kind: ColumnType::Boolean, source: Source::Field(source), required: true }
 }
 const fn integer(name: &'static str, source: &'static str) -> Column {
-    Column { name, kind: ColumnType::Integer, source: Source::Field(source) }
+    Column { name, kind: ColumnType::Integer, source: Source::Field(source), required: true }
 }
 const fn timestamp(name: &'static str, source: &'static str) -> Column {
-    Column { name, kind: ColumnType::Timestamp, source: Source::Field(source) }
+    Column { name, kind: ColumnType::Timestamp, source: Source::Field(source), required: true }
 }
 const fn date(name: &'static str, source: &'static str) -> Column {
-    Column { name, kind: ColumnType::Date, source: Source::Field(source) }
+    Column { name, kind: ColumnType::Date, source: Source::Field(source), required: true }
 }
-const EXTRACTED_AT: Column = Column { name: "extracted_at", kind: ColumnType::Timestamp, source: Source::ExtractedAt };
-const COMPANY: Column = Column { name: "company", kind: ColumnType::Text, source: Source::Company };
+const EXTRACTED_AT: Column =
+    Column { name: "extracted_at", kind: ColumnType::Timestamp, source: Source::ExtractedAt, required: true };
+const COMPANY: Column = Column { name: "company", kind: ColumnType::Text, source: Source::Company, required: false };
 const COMPANY_NAMES: Column =
-    Column { name: "company_names", kind: ColumnType::TextList, source: Source::CompanyNames };
+    Column { name: "company_names", kind: ColumnType::TextList, source: Source::CompanyNames, required: true };
 
 pub static ORGS: TableDef = TableDef {
     name: "orgs",
     object: "Organization",
     incremental: false,
     history: None,
+    activity: None,
+    condition: None,
+    optional_object: None,
     columns: &[
         text("org_id", "Id"),
         text("name", "Name"),
         text("edition", "OrganizationType"),
-        text("instance", "InstanceName"),
+        text("instance", "InstanceName").optional(),
         boolean("is_sandbox", "IsSandbox"),
         COMPANY_NAMES,
         EXTRACTED_AT,
@@ -131,6 +161,9 @@ pub static USER_LICENSES: TableDef = TableDef {
     object: "UserLicense",
     incremental: false,
     history: None,
+    activity: None,
+    condition: None,
+    optional_object: None,
     columns: &[
         text("user_license_id", "Id"),
         text("name", "Name"),
@@ -139,7 +172,7 @@ pub static USER_LICENSES: TableDef = TableDef {
         text("status", "Status"),
         integer("total", "TotalLicenses"),
         integer("used", "UsedLicenses"),
-        timestamp("used_updated_at", "UsedLicensesLastUpdated"),
+        timestamp("used_updated_at", "UsedLicensesLastUpdated").optional(),
         timestamp("created_at", "CreatedDate"),
         timestamp("modified_at", "SystemModstamp"),
         EXTRACTED_AT,
@@ -151,6 +184,9 @@ pub static PROFILES: TableDef = TableDef {
     object: "Profile",
     incremental: false,
     history: None,
+    activity: None,
+    condition: None,
+    optional_object: None,
     columns: &[
         text("profile_id", "Id"),
         text("name", "Name"),
@@ -167,31 +203,34 @@ pub static USERS: TableDef = TableDef {
     object: "User",
     incremental: true,
     history: Some("user_history"),
+    activity: Some("LastLoginDate"),
+    condition: None,
+    optional_object: None,
     columns: &[
         text("user_id", "Id"),
         text("username", "Username"),
-        text("email", "Email"),
+        text("email", "Email").optional(),
         text("name", "Name"),
-        text("first_name", "FirstName"),
-        text("last_name", "LastName"),
-        text("alias", "Alias"),
+        text("first_name", "FirstName").optional(),
+        text("last_name", "LastName").optional(),
+        text("alias", "Alias").optional(),
         boolean("is_active", "IsActive"),
         text("user_type", "UserType"),
         text("profile_id", "ProfileId"),
         text("profile_name", "Profile.Name"),
         text("user_license_id", "Profile.UserLicense.Id"),
         text("user_license_name", "Profile.UserLicense.Name"),
-        text("company_name", "CompanyName"),
+        text("company_name", "CompanyName").optional(),
         COMPANY,
-        text("department", "Department"),
-        text("title", "Title"),
-        text("division", "Division"),
-        text("city", "City"),
-        text("country", "Country"),
-        text("country_code", "CountryCode"),
-        text("federation_id", "FederationIdentifier"),
-        text("manager_id", "ManagerId"),
-        text("time_zone", "TimeZoneSidKey"),
+        text("department", "Department").optional(),
+        text("title", "Title").optional(),
+        text("division", "Division").optional(),
+        text("city", "City").optional(),
+        text("country", "Country").optional(),
+        text("country_code", "CountryCode").optional(),
+        text("federation_id", "FederationIdentifier").optional(),
+        text("manager_id", "ManagerId").optional(),
+        text("time_zone", "TimeZoneSidKey").optional(),
         timestamp("last_login_at", "LastLoginDate"),
         timestamp("created_at", "CreatedDate"),
         timestamp("modified_at", "LastModifiedDate"),
@@ -205,6 +244,9 @@ pub static PERMISSION_SET_LICENSES: TableDef = TableDef {
     object: "PermissionSetLicense",
     incremental: false,
     history: None,
+    activity: None,
+    condition: None,
+    optional_object: None,
     columns: &[
         text("permission_set_license_id", "Id"),
         text("developer_name", "DeveloperName"),
@@ -213,7 +255,7 @@ pub static PERMISSION_SET_LICENSES: TableDef = TableDef {
         text("status", "Status"),
         integer("total", "TotalLicenses"),
         integer("used", "UsedLicenses"),
-        date("expires_on", "ExpirationDate"),
+        date("expires_on", "ExpirationDate").optional(),
         timestamp("created_at", "CreatedDate"),
         timestamp("modified_at", "SystemModstamp"),
         EXTRACTED_AT,
@@ -225,6 +267,9 @@ pub static PERMISSION_SET_LICENSE_ASSIGNMENTS: TableDef = TableDef {
     object: "PermissionSetLicenseAssign",
     incremental: false,
     history: None,
+    activity: None,
+    condition: None,
+    optional_object: None,
     columns: &[
         text("assignment_id", "Id"),
         text("user_id", "AssigneeId"),
@@ -240,14 +285,17 @@ pub static PACKAGE_LICENSES: TableDef = TableDef {
     object: "PackageLicense",
     incremental: false,
     history: None,
+    activity: None,
+    condition: None,
+    optional_object: None,
     columns: &[
         text("package_license_id", "Id"),
         text("namespace", "NamespacePrefix"),
         text("status", "Status"),
         integer("allowed", "AllowedLicenses"),
         integer("used", "UsedLicenses"),
-        timestamp("expires_at", "ExpirationDate"),
-        boolean("is_provisioned", "IsProvisioned"),
+        timestamp("expires_at", "ExpirationDate").optional(),
+        boolean("is_provisioned", "IsProvisioned").optional(),
         timestamp("created_at", "CreatedDate"),
         timestamp("modified_at", "SystemModstamp"),
         EXTRACTED_AT,
@@ -259,6 +307,9 @@ pub static USER_PACKAGE_LICENSES: TableDef = TableDef {
     object: "UserPackageLicense",
     incremental: false,
     history: None,
+    activity: None,
+    condition: None,
+    optional_object: None,
     columns: &[
         text("assignment_id", "Id"),
         text("user_id", "UserId"),
@@ -269,8 +320,32 @@ pub static USER_PACKAGE_LICENSES: TableDef = TableDef {
     ],
 };
 
+/// Frozen and password-locked users (SOAP API Developer Guide, "UserLogin"): a frozen user is
+/// active and holds its licenses but cannot log in. Freezing does not touch the User record, so
+/// the table is re-read every run; only the few frozen or locked logins are asked for. Reading
+/// UserLogin takes the "Manage Users" permission (unsure: documented for the object's edits).
+pub static USER_LOGINS: TableDef = TableDef {
+    name: "user_logins",
+    object: "UserLogin",
+    incremental: false,
+    history: None,
+    activity: None,
+    condition: Some("IsFrozen = true OR IsPasswordLocked = true"),
+    optional_object: Some(
+        "frozen users are not collected (is_frozen stays false): UserLogin is not readable by the integration user; give it \"Manage Users\"",
+    ),
+    columns: &[
+        text("user_login_id", "Id"),
+        text("user_id", "UserId"),
+        boolean("is_frozen", "IsFrozen"),
+        boolean("is_password_locked", "IsPasswordLocked"),
+        timestamp("modified_at", "LastModifiedDate").optional(),
+        EXTRACTED_AT,
+    ],
+};
+
 /// Every table, in extraction order. Each table's first column is the record Id.
-pub static ALL: [&TableDef; 8] = [
+pub static ALL: [&TableDef; 9] = [
     &ORGS,
     &USER_LICENSES,
     &PROFILES,
@@ -279,6 +354,7 @@ pub static ALL: [&TableDef; 8] = [
     &PERMISSION_SET_LICENSE_ASSIGNMENTS,
     &PACKAGE_LICENSES,
     &USER_PACKAGE_LICENSES,
+    &USER_LOGINS,
 ];
 
 #[cfg(test)]
@@ -292,7 +368,14 @@ mod tests {
             assert!(!table.schema().field(0).is_nullable());
             if table.incremental {
                 assert!(table.soql_fields().contains(&"SystemModstamp"), "{}", table.name);
+                assert!(!table.field_is_optional("SystemModstamp"), "{}: the cursor needs it", table.name);
             }
+            assert!(!table.field_is_optional("Id"), "{}", table.name);
         }
+        // What the license model joins and filters on cannot be missing.
+        for field in ["IsActive", "UserType", "ProfileId", "Profile.UserLicense.Id", "LastLoginDate"] {
+            assert!(USERS.soql_fields().contains(&field) && !USERS.field_is_optional(field), "{field}");
+        }
+        assert!(USERS.field_is_optional("CountryCode") && USERS.field_is_optional("Department"));
     }
 }

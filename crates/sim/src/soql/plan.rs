@@ -3,7 +3,7 @@
 use super::SoqlError;
 use super::lexer::{LIKE_PERCENT, LIKE_UNDERSCORE};
 use super::parser::{Expr, FieldRef, Literal, Query, Select};
-use crate::objects::{self, ObjectDef};
+use crate::objects::{self, FieldAccess, ObjectDef};
 use crate::store::OrgData;
 use crate::value::{FieldKind, Value};
 use std::cmp::Ordering;
@@ -74,7 +74,8 @@ pub struct Plan {
     pub has_order_by: bool,
 }
 
-pub fn plan(soql: &str, query: &Query) -> Result<Plan, SoqlError> {
+/// Checks `query` against the objects and the fields `access` lets the user see.
+pub fn plan(soql: &str, query: &Query, access: &FieldAccess) -> Result<Plan, SoqlError> {
     let object = objects::by_name(&query.object).ok_or_else(|| SoqlError {
         code: "INVALID_TYPE",
         message: super::diagram(
@@ -94,7 +95,7 @@ pub fn plan(soql: &str, query: &Query) -> Result<Plan, SoqlError> {
         Select::Fields(fields) => {
             let mut nodes = Vec::new();
             for field in fields {
-                let path = resolve(soql, object, field)?;
+                let path = resolve(soql, object, field, access)?;
                 columns.push((path.display_name(), path.clone()));
                 if !insert(&mut nodes, &path.0) {
                     return Err(SoqlError {
@@ -106,11 +107,11 @@ pub fn plan(soql: &str, query: &Query) -> Result<Plan, SoqlError> {
             Some(nodes)
         }
     };
-    let filter = query.filter.as_ref().map(|e| filter(soql, object, e)).transpose()?;
+    let filter = query.filter.as_ref().map(|e| filter(soql, object, e, access)).transpose()?;
     let order = query
         .order_by
         .iter()
-        .map(|k| Ok((resolve(soql, object, &k.field)?, k.descending, k.nulls_last)))
+        .map(|k| Ok((resolve(soql, object, &k.field, access)?, k.descending, k.nulls_last)))
         .collect::<Result<_, SoqlError>>()?;
     Ok(Plan {
         object,
@@ -124,12 +125,14 @@ pub fn plan(soql: &str, query: &Query) -> Result<Plan, SoqlError> {
     })
 }
 
-fn resolve(soql: &str, base: &'static ObjectDef, field: &FieldRef) -> Result<Path, SoqlError> {
+fn resolve(soql: &str, base: &'static ObjectDef, field: &FieldRef, access: &FieldAccess) -> Result<Path, SoqlError> {
     let mut object = base;
     let mut steps = Vec::new();
     let (last, parents) = field.path.split_last().unwrap_or((&field.path[0], &[]));
     for rel in parents {
-        let (lookup, target) = object.relationship(rel).ok_or_else(|| {
+        // A lookup field the user cannot see hides its relationship too.
+        let visible = |&(lookup, _): &(usize, &str)| access.visible(object.name, object.fields[lookup].name);
+        let (lookup, target) = object.relationship(rel).filter(visible).ok_or_else(|| {
             SoqlError::invalid_field(
                 soql,
                 field.pos,
@@ -143,18 +146,19 @@ fn resolve(soql: &str, base: &'static ObjectDef, field: &FieldRef) -> Result<Pat
         steps.push(Step { object, field: lookup });
         object = objects::by_name(target).unwrap_or(object);
     }
-    let index = object.field_index(last).ok_or_else(|| {
-        SoqlError::invalid_field(
-            soql,
-            field.pos,
-            format!(
-                "No such column '{last}' on entity '{}'. If you are attempting to use a custom field, be sure to \
+    let index =
+        object.field_index(last).filter(|&i| access.visible(object.name, object.fields[i].name)).ok_or_else(|| {
+            SoqlError::invalid_field(
+                soql,
+                field.pos,
+                format!(
+                    "No such column '{last}' on entity '{}'. If you are attempting to use a custom field, be sure to \
                  append the '__c' after the custom field name. Please reference your WSDL or the describe call \
                  for the appropriate names.",
-                object.name
-            ),
-        )
-    })?;
+                    object.name
+                ),
+            )
+        })?;
     steps.push(Step { object, field: index });
     Ok(Path(steps))
 }
@@ -186,23 +190,23 @@ fn insert(nodes: &mut Vec<SelNode>, steps: &[Step]) -> bool {
     }
 }
 
-fn filter(soql: &str, object: &'static ObjectDef, expr: &Expr) -> Result<Filter, SoqlError> {
-    let all = |terms: &[Expr]| terms.iter().map(|t| filter(soql, object, t)).collect::<Result<Vec<_>, _>>();
+fn filter(soql: &str, object: &'static ObjectDef, expr: &Expr, access: &FieldAccess) -> Result<Filter, SoqlError> {
+    let all = |terms: &[Expr]| terms.iter().map(|t| filter(soql, object, t, access)).collect::<Result<Vec<_>, _>>();
     Ok(match expr {
         Expr::And(terms) => Filter::And(all(terms)?),
         Expr::Or(terms) => Filter::Or(all(terms)?),
-        Expr::Not(inner) => Filter::Not(Box::new(filter(soql, object, inner)?)),
+        Expr::Not(inner) => Filter::Not(Box::new(filter(soql, object, inner, access)?)),
         Expr::Compare { field, op, value } => {
-            let path = resolve(soql, object, field)?;
+            let path = resolve(soql, object, field, access)?;
             let value = typed(soql, field, &path, value)?;
             Filter::Compare(path, op, value)
         }
         Expr::In { field, values, negated } => {
-            let path = resolve(soql, object, field)?;
+            let path = resolve(soql, object, field, access)?;
             let values = values.iter().map(|v| typed(soql, field, &path, v)).collect::<Result<_, _>>()?;
             Filter::In(path, values, *negated)
         }
-        Expr::Like { field, pattern } => Filter::Like(resolve(soql, object, field)?, pattern.to_lowercase()),
+        Expr::Like { field, pattern } => Filter::Like(resolve(soql, object, field, access)?, pattern.to_lowercase()),
     })
 }
 
@@ -398,8 +402,38 @@ mod tests {
     use crate::soql::parse;
 
     fn run(data: &OrgData, soql: &str) -> Result<Vec<u32>, SoqlError> {
+        run_with(data, soql, &FieldAccess::default())
+    }
+
+    fn run_with(data: &OrgData, soql: &str, access: &FieldAccess) -> Result<Vec<u32>, SoqlError> {
         let q = parse(soql)?;
-        Ok(plan(soql, &q)?.run(data))
+        Ok(plan(soql, &q, access)?.run(data))
+    }
+
+    #[test]
+    fn fields_the_org_lacks_or_hides_are_invalid_fields() {
+        let data = generate(&OrgSpec::new(3, 50));
+        let access = FieldAccess::new(false, &["User.Department".into(), "User.ManagerId".into()]);
+        for soql in [
+            "SELECT Id, CountryCode FROM User",
+            "SELECT Id FROM User WHERE department = 'IT'",
+            "SELECT Id, Manager.Name FROM User",
+        ] {
+            let error = run_with(&data, soql, &access).unwrap_err();
+            assert_eq!(error.code, "INVALID_FIELD", "{soql}");
+            assert!(run(&data, soql).is_ok(), "{soql} is fine where the field is visible");
+        }
+        let error = run_with(&data, "SELECT Id, CountryCode FROM User", &access).unwrap_err();
+        assert!(
+            error.message.ends_with(
+                "No such column 'CountryCode' on entity 'User'. If you are attempting to use a custom field, be sure \
+             to append the '__c' after the custom field name. Please reference your WSDL or the describe call \
+             for the appropriate names."
+            ),
+            "{}",
+            error.message
+        );
+        assert!(run_with(&data, "SELECT Id, Country FROM User", &access).is_ok());
     }
 
     #[test]
