@@ -8,6 +8,7 @@ mod crash;
 mod extract;
 mod incremental;
 mod init;
+mod licenses;
 mod model;
 mod pipeline_errors;
 mod real_orgs;

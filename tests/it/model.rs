@@ -28,6 +28,8 @@ struct Facts {
     users: BTreeMap<String, (bool, Option<i64>, String)>,
     /// Users whose UserLogin is frozen.
     frozen: BTreeSet<String>,
+    /// User licenses whose profiles are all of portal user types: their holders are not collected.
+    portal_only: BTreeSet<String>,
 }
 
 impl Facts {
@@ -71,7 +73,14 @@ impl Facts {
             .filter(|&i| logins.get(i, "IsFrozen") == &Value::Bool(true))
             .map(|i| text(logins.get(i, "UserId")).to_string())
             .collect();
-        Facts { paid, holdings, users: kept, frozen }
+        let mut profile_types: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+        for i in 0..profiles.rows.len() {
+            let license = text(profiles.get(i, "UserLicenseId")).to_string();
+            profile_types.entry(license).or_default().push(is_portal(text(profiles.get(i, "UserType"))));
+        }
+        let portal_only =
+            profile_types.into_iter().filter(|(_, portal)| portal.iter().all(|p| *p)).map(|(id, _)| id).collect();
+        Facts { paid, holdings, users: kept, frozen, portal_only }
     }
 
     fn inactive(&self, user: &str, as_of: i64, days: i64) -> bool {
@@ -103,15 +112,19 @@ impl Facts {
     }
 
     /// Subscription Id -> holders: active, active and inactive for `days` (not frozen), frozen,
-    /// deactivated.
+    /// deactivated; `usize::MAX` (NULL) for a license whose holders are not collected.
     fn holders(&self, as_of: i64, days: i64) -> BTreeMap<String, [usize; 4]> {
-        let mut out: BTreeMap<String, [usize; 4]> = self.paid.keys().map(|s| (s.clone(), [0; 4])).collect();
+        let mut out: BTreeMap<String, [usize; 4]> = self
+            .paid
+            .keys()
+            .map(|s| (s.clone(), if self.portal_only.contains(s) { [usize::MAX; 4] } else { [0; 4] }))
+            .collect();
         for (user, held) in &self.holdings {
             let active = self.users[user].0;
             let frozen = active && self.frozen.contains(user);
             let inactive = active && !frozen && self.inactive(user, as_of, days);
             for subscription in held {
-                if let Some(entry) = out.get_mut(subscription) {
+                if let Some(entry) = out.get_mut(subscription).filter(|e| e[0] != usize::MAX) {
                     entry[0] += usize::from(active);
                     entry[1] += usize::from(inactive);
                     entry[2] += usize::from(frozen);
@@ -211,6 +224,7 @@ async fn views_agree_with_the_orgs_own_records() {
     assert!(expected.values().any(|[active, inactive, _, _]| *inactive > 0 && inactive < active));
     assert!(expected.values().any(|[_, _, frozen, _]| *frozen > 0), "the org must have frozen holders");
     assert!(expected.values().any(|[_, _, _, deactivated]| *deactivated > 0));
+    assert!(expected.values().any(|held| held[0] == usize::MAX), "portal licenses: not collected");
     // The split adds up: logged in + inactive + frozen + deactivated = every holder.
     let unbalanced = rows(
         &out,

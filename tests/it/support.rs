@@ -146,25 +146,32 @@ pub fn is_portal(user_type: &str) -> bool {
         .contains(&user_type.to_lowercase().as_str())
 }
 
-/// Every license of the org (user, permission set, package) by Id: whether it counts as paid,
-/// by the rule the README states, worked out here from the org's own records. `free_here` is the
-/// pipeline's `free_licenses`.
+/// Every license of the org (user, permission set, package) by Id: whether it counts as paid
+/// (`is_paid` true; false for free and unknown ones), by the rule the README states, worked out
+/// here from the org's records and the rulebook's table. `free_here` is the pipeline's
+/// `free_licenses`.
 pub fn paid_licenses(data: &OrgData, free_here: &[&str]) -> HashMap<String, bool> {
-    const FREE_USER_LICENSE_KEYS: [&str; 4] =
-        ["PID_Chatter", "PID_Chatter_External", "PID_Guest_User", "PID_Communities_Guest"];
+    use sfetl_transform::rulebook::{LicenseKind, RULES};
     let text = |v: &sfetl_sim::value::Value| v.as_str().unwrap_or_default().to_string();
     let mut paid = HashMap::new();
-    for (object, name) in
-        [("UserLicense", "Name"), ("PermissionSetLicense", "DeveloperName"), ("PackageLicense", "NamespacePrefix")]
-    {
+    for (object, kind, name, key) in [
+        ("UserLicense", "user_license", "Name", "LicenseDefinitionKey"),
+        ("PermissionSetLicense", "permission_set_license", "DeveloperName", "DeveloperName"),
+        ("PackageLicense", "package_license", "NamespacePrefix", "NamespacePrefix"),
+    ] {
         let table = data.table(object);
         for i in 0..table.rows.len() {
-            let free = match object {
-                "UserLicense" => FREE_USER_LICENSE_KEYS.contains(&text(table.get(i, "LicenseDefinitionKey")).as_str()),
-                "PackageLicense" => text(table.get(i, "Status")) == "Free",
-                _ => false,
-            } || free_here.contains(&text(table.get(i, name)).as_str());
-            paid.insert(text(table.get(i, "Id")), !free);
+            let (name, key) = (text(table.get(i, name)), text(table.get(i, key)));
+            let rule = RULES.iter().find(|r| r.kind == kind && r.key == key).map(|r| r.billing);
+            let is_paid = if free_here.contains(&name.as_str()) || text(table.get(i, "Status")) == "Free" {
+                false
+            } else {
+                match rule {
+                    Some(billing) => matches!(billing, LicenseKind::PaidSeat | LicenseKind::LoginBased),
+                    None => kind == "user_license" && (name.ends_with("Login") || key.ends_with("Login")),
+                }
+            };
+            paid.insert(text(table.get(i, "Id")), is_paid);
         }
     }
     paid

@@ -17,8 +17,11 @@ pub fn derive_org(
     run_id: &str,
     written: &[&'static str],
 ) -> anyhow::Result<Vec<(&'static str, u64)>> {
-    let free: Vec<String> = plan.free_licenses.iter().map(|name| sql_literal(name)).collect();
-    let free_licenses = format!("CAST([{}] AS VARCHAR[])", free.join(", "));
+    let free_licenses = text_list(&plan.free_licenses);
+    let paid_licenses = text_list(&plan.paid_licenses);
+    let excluded: Vec<String> = plan.exclude_user_types.iter().map(|t| t.to_lowercase()).collect();
+    let excluded_user_types = text_list(&excluded);
+    let rulebook = sfetl_transform::rulebook::values_sql();
     let org = plan.name.as_str();
     let engine = LocalSql::open()?;
     let mut fresh = written.to_vec();
@@ -30,6 +33,9 @@ pub fn derive_org(
         let sql = expand(table.sql, |name| match name {
             "run_id" => Some(sql_literal(run_id)),
             "free_licenses" => Some(free_licenses.clone()),
+            "paid_licenses" => Some(paid_licenses.clone()),
+            "excluded_user_types" => Some(excluded_user_types.clone()),
+            "rulebook" => Some(rulebook.clone()),
             input => Some(parquet_source(&sink.final_path(input, "org", org))),
         })
         .map_err(|name| anyhow::anyhow!("{}: unknown placeholder {{{name}}}", table.name))?;
@@ -45,20 +51,31 @@ pub fn derive_org(
         derived.push((table.name, rows));
         fresh.push(table.name);
     }
-    if !plan.free_licenses.is_empty() && fresh.contains(&"subscriptions") {
-        warn_unknown_free_licenses(&engine, &sink.final_path("subscriptions", "org", org), &free_licenses, org)?;
+    if fresh.contains(&"subscriptions") {
+        let subscriptions = sink.final_path("subscriptions", "org", org);
+        for (setting, names) in [("free_licenses", &free_licenses), ("paid_licenses", &paid_licenses)] {
+            warn_unknown_names(&engine, &subscriptions, setting, names, org)?;
+        }
     }
     Ok(derived)
 }
 
-/// A name in `free_licenses` that matches no license is a typo or a license the org lost: say so.
-fn warn_unknown_free_licenses(
+/// A list of names as a DuckDB `VARCHAR[]` literal.
+fn text_list(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| sql_literal(name)).collect();
+    format!("CAST([{}] AS VARCHAR[])", quoted.join(", "))
+}
+
+/// A name in `free_licenses` or `paid_licenses` (`setting`) that matches no license is a typo or a
+/// license the org lost: say so.
+fn warn_unknown_names(
     engine: &LocalSql,
     subscriptions: &std::path::Path,
-    free_licenses: &str,
+    setting: &str,
+    names: &str,
     org: &str,
 ) -> anyhow::Result<()> {
-    let sql = format!("SELECT unnest({free_licenses}) EXCEPT SELECT name FROM {}", parquet_source(subscriptions));
+    let sql = format!("SELECT unnest({names}) EXCEPT SELECT name FROM {}", parquet_source(subscriptions));
     let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
     let mut unknown = Vec::new();
     engine.select_each(&sql, &schema, |batch| {
@@ -69,7 +86,7 @@ fn warn_unknown_free_licenses(
         unknown.sort();
         tracing::warn!(
             org,
-            "`free_licenses` names no license of this org: {}; use a user license's Name, a permission set \
+            "`{setting}` names no license of this org: {}; use a user license's Name, a permission set \
              license's DeveloperName or a package's namespace, as in the `subscriptions` table",
             unknown.join(", ")
         );

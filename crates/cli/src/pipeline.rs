@@ -77,10 +77,13 @@ pub struct OrgSettings {
     /// CustomerSuccess, PowerCustomerSuccess); `[]` keeps every user.
     pub exclude_user_types: Option<Vec<String>>,
     /// Licenses that cost nothing in this org's contract (user license `Name`, permission set
-    /// license `DeveloperName`, package `NamespacePrefix`), besides Chatter and guest licenses
-    /// and `Free` packages.
+    /// license `DeveloperName`, package `NamespacePrefix`), whatever the license rulebook says.
     #[serde(default)]
     pub free_licenses: Vec<String>,
+    /// Licenses this org pays for that the rulebook calls free or does not know (same names as
+    /// `free_licenses`).
+    #[serde(default)]
+    pub paid_licenses: Vec<String>,
     /// Stop before the org's daily API usage passes this share of its maximum (default 0.8).
     pub quota_daily_share: Option<f64>,
     /// Stop before this run alone uses this share of the daily maximum (default 0.25).
@@ -144,6 +147,7 @@ pub struct OrgPlan {
     pub company_filter: CompanyFilter,
     pub exclude_user_types: Vec<String>,
     pub free_licenses: Vec<String>,
+    pub paid_licenses: Vec<String>,
     pub connection: Connection,
     /// Pinned; `None`: agreed with the org at login.
     pub api_version: Option<String>,
@@ -296,6 +300,9 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
     } else {
         real_connection(org, base, complain)?
     };
+    for name in org.paid_licenses.iter().filter(|name| org.free_licenses.contains(name)) {
+        complain("paid_licenses", format!("and `free_licenses` both name `{name}`: keep it in one"));
+    }
     if org.company_filter == CompanyFilter::Only && org.company_names.is_empty() {
         complain("company_filter", "is \"only\" but `company_names` is empty: list the companies to keep".into());
     }
@@ -308,6 +315,7 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
             .clone()
             .unwrap_or_else(|| PORTAL_USER_TYPES.iter().map(|t| t.to_string()).collect()),
         free_licenses: org.free_licenses.clone(),
+        paid_licenses: org.paid_licenses.clone(),
         connection,
         api_version,
         batch_size,

@@ -276,6 +276,8 @@ impl<'a> Generator<'a> {
                 Value::DateTime(created),
                 Value::DateTime(created),
                 Value::DateTime(created),
+                Value::Null, // MonthlyLoginsEntitlement and MonthlyLoginsUsed: set by recount_licenses
+                Value::Null,
             ];
             self.data.table_mut("UserLicense").push(row);
             out.push((id.as_str().unwrap_or_default().to_string(), license));

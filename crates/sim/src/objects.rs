@@ -71,6 +71,10 @@ pub static USER_LICENSE: ObjectDef = ObjectDef {
         f("CreatedDate", DateTime),
         f("LastModifiedDate", DateTime),
         f("SystemModstamp", DateTime),
+        // Login-based licenses ("... Login") are billed by monthly unique logins (salesforce-api.md
+        // section 7); other licenses leave these null.
+        f("MonthlyLoginsEntitlement", Int),
+        f("MonthlyLoginsUsed", Int),
     ],
 };
 

@@ -8,6 +8,7 @@ mod batch;
 mod companies;
 mod error;
 pub mod model;
+pub mod rulebook;
 pub mod runs;
 pub mod tables;
 mod values;

@@ -45,35 +45,67 @@ const SUBSCRIPTION_COLUMNS: &[(&str, ColumnType)] = &[
     ("expires_at", Timestamp),
     ("namespace", Text),
     ("extracted_at", Timestamp),
+    ("license_kind", Text),
+    ("product", Text),
+    ("monthly_logins_entitled", Integer),
+    ("monthly_logins_used", Integer),
+    ("holders_collected", Boolean),
 ];
 
 /// One row per license of any kind. `total` (and `available`) is NULL for an unlimited (site)
-/// package license, `used` where Salesforce reports no count (-1). `is_paid` is false for the
-/// user licenses whose holders cost nothing (Chatter and guest users), for package licenses in
-/// `Free` status, and for the licenses the org's `free_licenses` names (`{free_licenses}`, a
-/// `VARCHAR[]`); every other license counts as paid.
+/// package license, `used` where Salesforce reports no count (-1). `license_kind` comes from the
+/// rulebook ([`crate::rulebook`], `{rulebook}`), overridden per org by `free_licenses` and
+/// `paid_licenses` (`{free_licenses}`, `{paid_licenses}`, `VARCHAR[]`); a package in `Free` status
+/// is free; an unknown key is `unknown`, and its `is_paid` NULL. `holders_collected` is false for
+/// a user license whose every profile has a user type left out of `users`
+/// (`{excluded_user_types}`, lower case): its holders are not counted, rather than counted as 0.
 pub static SUBSCRIPTIONS: DerivedTable = DerivedTable {
     name: "subscriptions",
     columns: SUBSCRIPTION_COLUMNS,
-    inputs: &["user_licenses", "permission_set_licenses", "package_licenses"],
+    inputs: &["user_licenses", "permission_set_licenses", "package_licenses", "profiles"],
     per_run: false,
-    sql: "SELECT user_license_id, 'user_license', name, label, status,
-                 definition_key NOT IN ('PID_Chatter', 'PID_Chatter_External', 'PID_Guest_User',
-                                        'PID_Communities_Guest')
-                 AND NOT list_contains({free_licenses}, name),
-                 total, used, total - used, NULL, NULL, extracted_at
-          FROM {user_licenses}
-          UNION ALL
-          SELECT permission_set_license_id, 'permission_set_license', developer_name, label, status,
-                 NOT list_contains({free_licenses}, developer_name),
-                 total, used, total - used, CAST(expires_on AS TIMESTAMP), NULL, extracted_at
-          FROM {permission_set_licenses}
-          UNION ALL
-          SELECT package_license_id, 'package_license', namespace, namespace, status,
-                 status <> 'Free' AND NOT list_contains({free_licenses}, namespace),
-                 nullif(allowed, -1), CASE WHEN used >= 0 THEN used END,
-                 CASE WHEN allowed >= 0 AND used >= 0 THEN allowed - used END, expires_at, namespace, extracted_at
-          FROM {package_licenses}",
+    sql: "WITH rules AS {rulebook},
+          licenses AS (
+              SELECT user_license_id AS subscription_id, 'user_license' AS kind, name, label, status,
+                     definition_key AS rule_key, total, used, total - used AS available,
+                     CAST(NULL AS TIMESTAMP) AS expires_at, CAST(NULL AS VARCHAR) AS namespace, extracted_at,
+                     monthly_logins_entitled, monthly_logins_used,
+                     -- Not collected: the license's profiles are all of user types left out of users.
+                     NOT EXISTS (SELECT 1 FROM {profiles} p WHERE p.user_license_id = l.user_license_id
+                                 AND list_contains({excluded_user_types}, lower(p.user_type)))
+                     OR EXISTS (SELECT 1 FROM {profiles} p WHERE p.user_license_id = l.user_license_id
+                                AND NOT list_contains({excluded_user_types}, lower(p.user_type))) AS holders_collected,
+                     name LIKE '%Login' OR definition_key LIKE '%Login' AS named_login, false AS free_status
+              FROM {user_licenses} l
+              UNION ALL BY NAME
+              SELECT permission_set_license_id AS subscription_id, 'permission_set_license' AS kind,
+                     developer_name AS name, label, status, developer_name AS rule_key, total, used,
+                     total - used AS available, CAST(expires_on AS TIMESTAMP) AS expires_at, extracted_at,
+                     true AS holders_collected, false AS named_login, false AS free_status
+              FROM {permission_set_licenses}
+              UNION ALL BY NAME
+              SELECT package_license_id AS subscription_id, 'package_license' AS kind, namespace AS name,
+                     namespace AS label, status, namespace AS rule_key, nullif(allowed, -1) AS total,
+                     CASE WHEN used >= 0 THEN used END AS used,
+                     CASE WHEN allowed >= 0 AND used >= 0 THEN allowed - used END AS available, expires_at,
+                     namespace, extracted_at, true AS holders_collected, false AS named_login,
+                     status = 'Free' AS free_status
+              FROM {package_licenses}),
+          classified AS (
+              SELECT l.*, r.product,
+                     CASE WHEN list_contains({free_licenses}, l.name) THEN 'free'
+                          WHEN list_contains({paid_licenses}, l.name) THEN 'paid_seat'
+                          WHEN l.free_status THEN 'free'
+                          WHEN r.license_kind IS NOT NULL THEN r.license_kind
+                          WHEN l.named_login THEN 'login_based'
+                          ELSE 'unknown' END AS license_kind
+              FROM licenses l LEFT JOIN rules r ON r.kind = l.kind AND r.key = l.rule_key)
+          SELECT subscription_id, kind, name, label, status,
+                 CASE WHEN license_kind IN ('paid_seat', 'login_based') THEN true
+                      WHEN license_kind IN ('free', 'free_with_edition') THEN false END AS is_paid,
+                 total, used, available, expires_at, namespace, extracted_at, license_kind,
+                 coalesce(product, label) AS product, monthly_logins_entitled, monthly_logins_used, holders_collected
+          FROM classified",
 };
 
 /// `subscriptions` as each run saw it: seat counts over time.
@@ -127,9 +159,10 @@ pub static COMPANY_SUBSCRIPTION_HISTORY: DerivedTable = DerivedTable {
           GROUP BY ALL",
 };
 
-/// The placeholders that are values of the run, not tables: `{run_id}` (per-run tables) and
-/// `{free_licenses}` (the org's setting, a `VARCHAR[]`).
-pub const PARAMETERS: [&str; 2] = ["run_id", "free_licenses"];
+/// The placeholders that are values of the run, not tables: `{run_id}` (per-run tables), the org's
+/// settings `{free_licenses}`, `{paid_licenses}` and `{excluded_user_types}` (`VARCHAR[]`), and
+/// `{rulebook}` ([`crate::rulebook::values_sql`]).
+pub const PARAMETERS: [&str; 5] = ["run_id", "free_licenses", "paid_licenses", "excluded_user_types", "rulebook"];
 
 /// Every derived table, in the order they are written (a table after its inputs).
 pub static DERIVED: [&DerivedTable; 4] =
@@ -151,6 +184,16 @@ pub fn analytics_views(inactive_days: u32) -> Vec<AnalyticsView> {
     // Milliseconds since the epoch: timestamp arithmetic that reads the same with and without
     // DuckDB's time zone extension (a BI tool's DuckDB may have it, sfetl's has not).
     let days_since_login = "(epoch_ms(o.extracted_at) - epoch_ms(u.last_login_at)) // 86400000";
+    // Holders of a license whose users are not collected (portal types left out) are unknown, not 0.
+    let held = |columns: &[&str]| -> String {
+        let each = columns
+            .iter()
+            .map(|c| format!("CASE WHEN s.holders_collected IS NOT false THEN coalesce(h.{c}, 0) END AS {c}"));
+        each.collect::<Vec<_>>().join(", ")
+    };
+    let held_active = held(&["held_by_active_users", "held_by_inactive_users"]);
+    let held_split =
+        held(&["held_by_users", "held_by_logged_in_users", "held_by_frozen_users", "held_by_deactivated_users"]);
     let inactive = format!("(u.last_login_at IS NULL OR {days_since_login} >= {inactive_days})");
     vec![
         AnalyticsView {
@@ -194,15 +237,15 @@ pub fn analytics_views(inactive_days: u32) -> Vec<AnalyticsView> {
                      JOIN orgs o ON o.org = us.org
                      GROUP BY ALL)
                  SELECT s.org, s.subscription_id, s.kind, s.name, s.label, s.status, s.is_paid, s.total, s.used,
-                        coalesce(h.held_by_active_users, 0) AS held_by_active_users,
-                        coalesce(h.held_by_inactive_users, 0) AS held_by_inactive_users,
+                        {held_active},
                         s.available,
-                        round(100.0 * s.used / nullif(s.total, 0), 1) AS utilization_pct,
+                        CASE WHEN s.license_kind = 'login_based'
+                             THEN round(100.0 * s.monthly_logins_used / nullif(s.monthly_logins_entitled, 0), 1)
+                             ELSE round(100.0 * s.used / nullif(s.total, 0), 1) END AS utilization_pct,
                         {inactive_days} AS inactive_days, s.extracted_at,
-                        coalesce(h.held_by_users, 0) AS held_by_users,
-                        coalesce(h.held_by_logged_in_users, 0) AS held_by_logged_in_users,
-                        coalesce(h.held_by_frozen_users, 0) AS held_by_frozen_users,
-                        coalesce(h.held_by_deactivated_users, 0) AS held_by_deactivated_users
+                        {held_split},
+                        s.license_kind, s.product, s.monthly_logins_entitled, s.monthly_logins_used,
+                        s.holders_collected
                  FROM subscriptions s
                  LEFT JOIN holders h ON h.org = s.org AND h.subscription_id = s.subscription_id"
             ),

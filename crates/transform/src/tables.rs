@@ -173,6 +173,9 @@ pub static USER_LICENSES: TableDef = TableDef {
         integer("total", "TotalLicenses"),
         integer("used", "UsedLicenses"),
         timestamp("used_updated_at", "UsedLicensesLastUpdated").optional(),
+        // Login-based licenses are billed by monthly unique logins, not seats.
+        integer("monthly_logins_entitled", "MonthlyLoginsEntitlement").optional(),
+        integer("monthly_logins_used", "MonthlyLoginsUsed").optional(),
         timestamp("created_at", "CreatedDate"),
         timestamp("modified_at", "SystemModstamp"),
         EXTRACTED_AT,
