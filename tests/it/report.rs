@@ -103,6 +103,15 @@ async fn the_report_names_each_orgs_licenses_and_fetches_nothing() {
     let inactive = rows(&out, "SELECT username FROM inactive_licensed_users WHERE org = 'first'");
     assert!(inactive.len() > 10 && inactive.len() < 200, "{}", inactive.len());
     assert!(inactive.iter().all(|u| html.contains(&u[0])));
+    // Seats held by frozen users, and package or permission set seats deactivated users still hold.
+    let reclaim = rows(
+        &out,
+        "SELECT sum(held_by_frozen_users + held_by_deactivated_users)::BIGINT FROM license_utilization
+         WHERE org = 'first' AND is_paid AND (coalesce(total, 0) > 0 OR held_by_active_users > 0 OR total IS NULL)",
+    );
+    assert_ne!(reclaim[0][0], "0");
+    assert!(first_org.contains(&format!("Seats to reclaim<b>{}</b>", reclaim[0][0])), "{}", reclaim[0][0]);
+    assert!(first_org.contains(" frozen") && first_org.contains(" deactivated"));
     assert!(html.contains("Seats over 2 snapshots"));
     assert!(html.contains("held by "), "each company's holders over the snapshots");
     // Offline: no address outside the file, no script, no external style or font.

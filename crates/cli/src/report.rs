@@ -28,6 +28,10 @@ pub struct Seats {
     pub used: i64,
     /// Of those, held by users inactive for the org's `inactive_days`, or who never logged in.
     pub inactive: i64,
+    /// Held by frozen users (active, cannot log in) and by deactivated users (package and
+    /// permission set licenses they still hold): the seats to reclaim first.
+    pub frozen: i64,
+    pub deactivated: i64,
 }
 
 /// One license over the snapshots, oldest first: (snapshot, seats bought, seats used) for an
@@ -167,7 +171,8 @@ fn gather(warehouse: &Warehouse) -> anyhow::Result<Vec<OrgReport>> {
         );
     }
     let sql = format!(
-        "SELECT org, name, kind, total, used, held_by_inactive_users, inactive_days FROM license_utilization
+        "SELECT org, name, kind, total, used, held_by_inactive_users, inactive_days, held_by_frozen_users,
+                held_by_deactivated_users FROM license_utilization
          WHERE is_paid AND (coalesce(total, 0) > 0 OR held_by_active_users > 0 OR total IS NULL)
          ORDER BY org, {KIND_ORDER}, total DESC NULLS FIRST, name"
     );
@@ -180,6 +185,8 @@ fn gather(warehouse: &Warehouse) -> anyhow::Result<Vec<OrgReport>> {
                 total: number(&r[3]),
                 used: number(&r[4]).unwrap_or_default(),
                 inactive: number(&r[5]).unwrap_or_default(),
+                frozen: number(&r[7]).unwrap_or_default(),
+                deactivated: number(&r[8]).unwrap_or_default(),
             });
         }
     }
@@ -201,6 +208,8 @@ fn gather(warehouse: &Warehouse) -> anyhow::Result<Vec<OrgReport>> {
                 total: None,
                 used: number(&r[4]).unwrap_or_default(),
                 inactive: number(&r[5]).unwrap_or_default(),
+                frozen: 0,
+                deactivated: 0,
             });
         }
     }

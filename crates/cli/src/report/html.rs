@@ -105,12 +105,14 @@ fn org_section(html: &mut String, org: &OrgReport) {
     let seats: i64 = limited.iter().filter_map(|l| l.total).sum();
     let used: i64 = limited.iter().map(|l| l.used).sum();
     let idle: i64 = limited.iter().map(|l| l.inactive.min(l.used)).sum();
+    let reclaim: i64 = org.licenses.iter().map(|l| l.frozen + l.deactivated).sum();
     let _ = write!(
         html,
         "<div class=\"kpis\"><div class=\"kpi\">Paid seats<b>{seats}</b></div>\
          <div class=\"kpi\">Used<b>{used}</b>{pct}</div>\
          <div class=\"kpi\">Seats held by inactive users<b>{idle}</b>not logged in for {days} days, or never</div>\
-         <div class=\"kpi\">Inactive licensed users<b>{count}</b></div></div>",
+         <div class=\"kpi\">Inactive licensed users<b>{count}</b></div>\
+         <div class=\"kpi\">Seats to reclaim<b>{reclaim}</b>held by frozen or deactivated users</div></div>",
         pct = percent(used, seats).map(|p| format!("{p:.0} % of the seats")).unwrap_or_default(),
         days = esc(&org.inactive_days),
         count = org.inactive_count,
@@ -185,7 +187,7 @@ fn bar_chart(rows: &[Seats], of_total: bool) -> String {
             "package_license" => " (package)",
             _ => "",
         };
-        let numbers = match (of_total, row.total) {
+        let mut numbers = match (of_total, row.total) {
             (true, Some(total)) => {
                 let pct = percent(row.used, total).map(|p| format!(" · {p:.0} %")).unwrap_or_default();
                 format!("{} / {total}{pct} · {idle} inactive", row.used)
@@ -193,6 +195,11 @@ fn bar_chart(rows: &[Seats], of_total: bool) -> String {
             (true, None) => format!("{} used · unlimited · {idle} inactive", row.used),
             (false, _) => format!("{} users · {idle} inactive", row.used),
         };
+        for (held, what) in [(row.frozen, "frozen"), (row.deactivated, "deactivated")] {
+            if held > 0 {
+                let _ = write!(numbers, " · {held} {what}");
+            }
+        }
         let _ = write!(
             svg,
             "<g><title>{title}</title>\
@@ -350,7 +357,7 @@ mod tests {
     use super::*;
 
     fn seats(name: &str, total: Option<i64>, used: i64, inactive: i64) -> Seats {
-        Seats { name: name.into(), kind: "user_license".into(), total, used, inactive }
+        Seats { name: name.into(), kind: "user_license".into(), total, used, inactive, frozen: 0, deactivated: 0 }
     }
 
     #[test]
@@ -376,6 +383,8 @@ mod tests {
             bar_chart(&rows, true).contains("12 / 10 · 120 % · 12 inactive"),
             "inactive holders never exceed the used seats"
         );
+        let held = Seats { frozen: 2, deactivated: 3, ..seats("pi", Some(10), 4, 1) };
+        assert!(bar_chart(&[held], true).contains("4 / 10 · 40 % · 1 inactive · 2 frozen · 3 deactivated"));
     }
 
     #[test]
