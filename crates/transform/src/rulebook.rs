@@ -155,4 +155,12 @@ mod tests {
         }
         assert!(values_sql().starts_with("(SELECT * FROM (VALUES ('user_license', 'SFDC'"));
     }
+
+    #[test]
+    fn the_readme_lists_every_rule() {
+        let readme = include_str!("../../../README.md");
+        for rule in RULES {
+            assert!(readme.contains(&format!("| `{}` | {} |", rule.key, rule.product)), "README lacks {}", rule.key);
+        }
+    }
 }
