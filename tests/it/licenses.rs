@@ -73,3 +73,59 @@ async fn licenses_are_classified_by_the_rulebook_and_the_orgs_overrides() {
     );
     assert_eq!(portal, [["false", "NULL", "true"]]);
 }
+
+/// Salesforce's own usage metrics (API 52.0+) as tables and beside sfetl's own counts in
+/// `license_utilization`; an org that does not offer them (or hides them) still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salesforces_usage_metrics_are_read_where_the_org_has_them() {
+    let org = SimOrg::start(1200, 62).await;
+    // A month-old collection: only the last week's rows are read.
+    org.sim.update_org(|data| {
+        let metrics = data.table_mut("ActivePermSetLicenseMetric");
+        let mut old = metrics.rows[0].clone();
+        old[0] = Value::str(sfetl_sim::record_id("0mP", "zzz", 999));
+        old[4] = Value::Int(999_999);
+        if let Value::Date(day) = old[7] {
+            old[7] = Value::Date(day - 30);
+        }
+        metrics.push(old);
+    });
+    org.extract(&org.pipeline("metrics", ""));
+    let out = org.out();
+    let data = org.sim.org();
+    let metrics = data.table("ActivePermSetLicenseMetric");
+    let mut expected: Vec<Vec<String>> = (0..metrics.rows.len() - 1)
+        .map(|i| {
+            let int = |field| match metrics.get(i, field) {
+                Value::Int(n) => n.to_string(),
+                _ => "NULL".into(),
+            };
+            let id = metrics.get(i, "PermissionSetLicenseId").as_str().unwrap_or_default().to_string();
+            vec![id, int("AssignedUserCount"), int("ActiveUserCount")]
+        })
+        .collect();
+    expected.sort();
+    assert!(expected.len() >= 6 && expected.iter().any(|r| r[2] != "0"));
+    let got = rows(
+        &out,
+        "SELECT subscription_id, salesforce_assigned_users, salesforce_active_users_30d FROM license_utilization
+         WHERE kind = 'permission_set_license' ORDER BY 1",
+    );
+    assert_eq!(got, expected);
+    let read = rows(&out, "SELECT count(*), max(assigned_users) < 999999 FROM perm_set_license_metrics");
+    assert_eq!(read, [[expected.len().to_string(), "true".to_string()]], "the old collection is not read");
+    let profiles = rows(&out, "SELECT count(*) FROM profile_metrics");
+    assert_eq!(profiles[0][0], data.table("ActiveProfileMetric").rows.len().to_string());
+    let features = rows(&out, "SELECT feature_type FROM feature_license_metrics ORDER BY 1");
+    assert_eq!(features, [["MarketingUser"], ["SupportUser"]]);
+
+    let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(63, 200));
+    config.hidden_objects =
+        ["ActivePermSetLicenseMetric", "ActiveProfileMetric", "ActiveFeatureLicenseMetric"].map(String::from).to_vec();
+    let without = SimOrg::start_with(config).await;
+    let run = without.extract(&without.pipeline("old", ""));
+    assert!(crate::support::text(&run).contains("usage metrics are not collected"));
+    let empty = rows(&without.out(), "SELECT count(*), count(salesforce_active_users_30d) FROM license_utilization");
+    assert_ne!(empty[0][0], "0");
+    assert_eq!(empty[0][1], "0");
+}

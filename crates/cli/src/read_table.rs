@@ -53,6 +53,11 @@ pub(crate) async fn read_table(
     if let Some(condition) = table.condition {
         query = query.filter(condition);
     }
+    if let Some((field, days)) = table.recent {
+        let from = chrono::DateTime::from_timestamp_millis(extracted_at - i64::from(days) * 86_400_000);
+        let day = from.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "1970-01-01".into());
+        query = query.filter(format!("{field} >= {day}"));
+    }
     if let Some(cursor) = &since {
         // Rows committed late can carry a SystemModstamp a little behind the newest one seen.
         let overlap = org.incremental_overlap.as_millis() as i64;

@@ -199,6 +199,7 @@ pub fn generate(spec: &OrgSpec) -> OrgData {
     g.user_logins();
     let now = g.now_millis();
     recount_licenses(&mut g.data, now);
+    crate::metrics::collect_metrics(&mut g.data, &g.pod, now);
     g.data
 }
 

@@ -22,6 +22,7 @@ mod generate;
 mod ids;
 pub mod keys;
 mod license_counts;
+mod metrics;
 pub mod objects;
 mod render;
 mod server;

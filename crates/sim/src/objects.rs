@@ -202,8 +202,56 @@ pub static USER_LOGIN: ObjectDef = ObjectDef {
     ],
 };
 
+/// Salesforce's own usage metrics (API 52.0+, Object Reference "ActivePermSetLicenseMetric",
+/// "ActiveProfileMetric", "ActiveFeatureLicenseMetric"): one row per license per day it was
+/// collected, `ActiveUserCount` being the assigned users who logged in within 30 days. The key
+/// prefixes are not documented (unsure).
+pub static ACTIVE_PERM_SET_LICENSE_METRIC: ObjectDef = ObjectDef {
+    name: "ActivePermSetLicenseMetric",
+    key_prefix: "0mP",
+    fields: &[
+        f("Id", Id),
+        r("PermissionSetLicenseId", "PermissionSetLicense", "PermissionSetLicense"),
+        f("DeveloperName", String),
+        f("MasterLabel", String),
+        f("AssignedUserCount", Int),
+        f("ActiveUserCount", Int),
+        f("TotalLicenses", Int),
+        f("MetricsDate", Date),
+        f("SystemModstamp", DateTime),
+    ],
+};
+
+pub static ACTIVE_PROFILE_METRIC: ObjectDef = ObjectDef {
+    name: "ActiveProfileMetric",
+    key_prefix: "0mR",
+    fields: &[
+        f("Id", Id),
+        r("ProfileId", "Profile", "Profile"),
+        r("UserLicenseId", "UserLicense", "UserLicense"),
+        f("AssignedUserCount", Int),
+        f("ActiveUserCount", Int),
+        f("MetricsDate", Date),
+        f("SystemModstamp", DateTime),
+    ],
+};
+
+pub static ACTIVE_FEATURE_LICENSE_METRIC: ObjectDef = ObjectDef {
+    name: "ActiveFeatureLicenseMetric",
+    key_prefix: "0mF",
+    fields: &[
+        f("Id", Id),
+        f("FeatureType", String),
+        f("AssignedUserCount", Int),
+        f("ActiveUserCount", Int),
+        f("TotalLicenseCount", Int),
+        f("MetricsDate", Date),
+        f("SystemModstamp", DateTime),
+    ],
+};
+
 /// Every object of the simulated org, in the order they are generated.
-pub static ALL: [&ObjectDef; 9] = [
+pub static ALL: [&ObjectDef; 12] = [
     &ORGANIZATION,
     &USER_LICENSE,
     &PROFILE,
@@ -213,6 +261,9 @@ pub static ALL: [&ObjectDef; 9] = [
     &PERMISSION_SET_LICENSE_ASSIGN,
     &USER_PACKAGE_LICENSE,
     &USER_LOGIN,
+    &ACTIVE_PERM_SET_LICENSE_METRIC,
+    &ACTIVE_PROFILE_METRIC,
+    &ACTIVE_FEATURE_LICENSE_METRIC,
 ];
 
 /// Object lookup by API name, case-insensitive as in SOQL's FROM clause.

@@ -220,9 +220,27 @@ pub fn analytics_views(inactive_days: u32) -> Vec<AnalyticsView> {
             // (N days or never), frozen, deactivated. Deactivated users keep their package and
             // permission set license assignments (salesforce-api.md section 7).
             name: "license_utilization",
-            inputs: &["subscriptions", "user_subscriptions", "users", "orgs"],
+            inputs: &[
+                "subscriptions",
+                "user_subscriptions",
+                "users",
+                "orgs",
+                "perm_set_license_metrics",
+                "profile_metrics",
+            ],
             sql: format!(
-                "WITH holders AS (
+                "WITH metrics AS (
+                     -- Salesforce's own counts on the latest metrics date: per permission set license,
+                     -- and per user license as the sum over its profiles.
+                     SELECT org, permission_set_license_id AS subscription_id, assigned_users, active_users
+                     FROM perm_set_license_metrics
+                     QUALIFY metrics_date = max(metrics_date) OVER (PARTITION BY org, permission_set_license_id)
+                     UNION ALL
+                     SELECT org, user_license_id, sum(assigned_users)::BIGINT, sum(active_users)::BIGINT
+                     FROM (SELECT * FROM profile_metrics
+                           QUALIFY metrics_date = max(metrics_date) OVER (PARTITION BY org, profile_id))
+                     GROUP BY ALL),
+                 holders AS (
                      SELECT us.org, us.subscription_id,
                             count(*) AS held_by_users,
                             count(*) FILTER (WHERE u.is_active) AS held_by_active_users,
@@ -245,8 +263,10 @@ pub fn analytics_views(inactive_days: u32) -> Vec<AnalyticsView> {
                         {inactive_days} AS inactive_days, s.extracted_at,
                         {held_split},
                         s.license_kind, s.product, s.monthly_logins_entitled, s.monthly_logins_used,
-                        s.holders_collected
+                        s.holders_collected, m.assigned_users AS salesforce_assigned_users,
+                        m.active_users AS salesforce_active_users_30d
                  FROM subscriptions s
+                 LEFT JOIN metrics m ON m.org = s.org AND m.subscription_id = s.subscription_id
                  LEFT JOIN holders h ON h.org = s.org AND h.subscription_id = s.subscription_id"
             ),
         },

@@ -83,6 +83,9 @@ pub struct TableDef {
     /// The object may not be readable (why, and what grants it): then the table is written empty
     /// for the org, with a warning, instead of failing it.
     pub optional_object: Option<&'static str>,
+    /// Only rows whose date field lies within this many days before the run: objects that grow
+    /// by a row per license per day.
+    pub recent: Option<(&'static str, u32)>,
 }
 
 impl TableDef {
@@ -145,6 +148,7 @@ pub static ORGS: TableDef = TableDef {
     activity: None,
     condition: None,
     optional_object: None,
+    recent: None,
     columns: &[
         text("org_id", "Id"),
         text("name", "Name"),
@@ -164,6 +168,7 @@ pub static USER_LICENSES: TableDef = TableDef {
     activity: None,
     condition: None,
     optional_object: None,
+    recent: None,
     columns: &[
         text("user_license_id", "Id"),
         text("name", "Name"),
@@ -190,6 +195,7 @@ pub static PROFILES: TableDef = TableDef {
     activity: None,
     condition: None,
     optional_object: None,
+    recent: None,
     columns: &[
         text("profile_id", "Id"),
         text("name", "Name"),
@@ -209,6 +215,7 @@ pub static USERS: TableDef = TableDef {
     activity: Some("LastLoginDate"),
     condition: None,
     optional_object: None,
+    recent: None,
     columns: &[
         text("user_id", "Id"),
         text("username", "Username"),
@@ -250,6 +257,7 @@ pub static PERMISSION_SET_LICENSES: TableDef = TableDef {
     activity: None,
     condition: None,
     optional_object: None,
+    recent: None,
     columns: &[
         text("permission_set_license_id", "Id"),
         text("developer_name", "DeveloperName"),
@@ -273,6 +281,7 @@ pub static PERMISSION_SET_LICENSE_ASSIGNMENTS: TableDef = TableDef {
     activity: None,
     condition: None,
     optional_object: None,
+    recent: None,
     columns: &[
         text("assignment_id", "Id"),
         text("user_id", "AssigneeId"),
@@ -291,6 +300,7 @@ pub static PACKAGE_LICENSES: TableDef = TableDef {
     activity: None,
     condition: None,
     optional_object: None,
+    recent: None,
     columns: &[
         text("package_license_id", "Id"),
         text("namespace", "NamespacePrefix"),
@@ -313,6 +323,7 @@ pub static USER_PACKAGE_LICENSES: TableDef = TableDef {
     activity: None,
     condition: None,
     optional_object: None,
+    recent: None,
     columns: &[
         text("assignment_id", "Id"),
         text("user_id", "UserId"),
@@ -337,6 +348,7 @@ pub static USER_LOGINS: TableDef = TableDef {
     optional_object: Some(
         "frozen users are not collected (is_frozen stays false): UserLogin is not readable by the integration user; give it \"Manage Users\"",
     ),
+    recent: None,
     columns: &[
         text("user_login_id", "Id"),
         text("user_id", "UserId"),
@@ -347,8 +359,77 @@ pub static USER_LOGINS: TableDef = TableDef {
     ],
 };
 
+/// Why a usage metrics object may be missing.
+const NO_METRICS: &str = "Salesforce's usage metrics are not collected: the org does not offer them (API 52.0+) or the user may not read them";
+
+/// Salesforce's own usage metrics, per permission set license: assigned users, and those of them
+/// who logged in within 30 days, as the org counted them on `metrics_date`. A row per license
+/// per day: the last week's are read.
+pub static PERM_SET_LICENSE_METRICS: TableDef = TableDef {
+    name: "perm_set_license_metrics",
+    object: "ActivePermSetLicenseMetric",
+    incremental: false,
+    history: None,
+    activity: None,
+    condition: None,
+    optional_object: Some(NO_METRICS),
+    recent: Some(("MetricsDate", 7)),
+    columns: &[
+        text("metric_id", "Id"),
+        text("permission_set_license_id", "PermissionSetLicenseId"),
+        text("developer_name", "DeveloperName").optional(),
+        integer("assigned_users", "AssignedUserCount"),
+        integer("active_users", "ActiveUserCount"),
+        integer("total", "TotalLicenses").optional(),
+        date("metrics_date", "MetricsDate"),
+        EXTRACTED_AT,
+    ],
+};
+
+/// The same per profile (and so per user license).
+pub static PROFILE_METRICS: TableDef = TableDef {
+    name: "profile_metrics",
+    object: "ActiveProfileMetric",
+    incremental: false,
+    history: None,
+    activity: None,
+    condition: None,
+    optional_object: Some(NO_METRICS),
+    recent: Some(("MetricsDate", 7)),
+    columns: &[
+        text("metric_id", "Id"),
+        text("profile_id", "ProfileId"),
+        text("user_license_id", "UserLicenseId"),
+        integer("assigned_users", "AssignedUserCount"),
+        integer("active_users", "ActiveUserCount"),
+        date("metrics_date", "MetricsDate"),
+        EXTRACTED_AT,
+    ],
+};
+
+/// The same per feature license (Marketing User, Service Cloud User, Knowledge User, ...).
+pub static FEATURE_LICENSE_METRICS: TableDef = TableDef {
+    name: "feature_license_metrics",
+    object: "ActiveFeatureLicenseMetric",
+    incremental: false,
+    history: None,
+    activity: None,
+    condition: None,
+    optional_object: Some(NO_METRICS),
+    recent: Some(("MetricsDate", 7)),
+    columns: &[
+        text("metric_id", "Id"),
+        text("feature_type", "FeatureType"),
+        integer("assigned_users", "AssignedUserCount"),
+        integer("active_users", "ActiveUserCount"),
+        integer("total", "TotalLicenseCount").optional(),
+        date("metrics_date", "MetricsDate"),
+        EXTRACTED_AT,
+    ],
+};
+
 /// Every table, in extraction order. Each table's first column is the record Id.
-pub static ALL: [&TableDef; 9] = [
+pub static ALL: [&TableDef; 12] = [
     &ORGS,
     &USER_LICENSES,
     &PROFILES,
@@ -358,6 +439,9 @@ pub static ALL: [&TableDef; 9] = [
     &PACKAGE_LICENSES,
     &USER_PACKAGE_LICENSES,
     &USER_LOGINS,
+    &PERM_SET_LICENSE_METRICS,
+    &PROFILE_METRICS,
+    &FEATURE_LICENSE_METRICS,
 ];
 
 #[cfg(test)]
