@@ -237,3 +237,70 @@ async fn check_warns_when_the_user_cannot_see_every_user() {
     let report = text(&sfetl(&["check", &open.pipeline("open", "").to_string_lossy()], open.dir.path()));
     assert!(report.contains("the user sees every active user Salesforce counts per license"), "{report}");
 }
+
+/// `sfetl check --capture` writes what the simulator needs to imitate an org, without personal
+/// data; a simulator started from it has the same fields, objects, versions and licenses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_shape_makes_a_simulator_of_the_same_org() {
+    let mut config = SimConfig::new(OrgSpec::new(50, 600));
+    config.state_country_picklists = false;
+    config.hidden_fields = vec!["User.Department".into()];
+    config.hidden_objects = vec!["ActiveFeatureLicenseMetric".into()];
+    config.max_api_version = Some("65.0".into());
+    config.daily_api_max = 50_000;
+    let original = SimOrg::start_with(config).await;
+    let shape_file = original.dir.path().join("org-shape.json");
+    let check = sfetl(
+        &["check", &original.pipeline("real", "").to_string_lossy(), "--capture", &shape_file.to_string_lossy()],
+        original.dir.path(),
+    );
+    assert!(check.status.success(), "{}", text(&check));
+    let json = std::fs::read_to_string(&shape_file).unwrap_or_else(|e| panic!("{e}"));
+    // Nothing personal: no username, email or name of any user.
+    let data = original.sim.org();
+    let users = data.table("User");
+    for i in 0..users.rows.len() {
+        for field in ["Username", "Name", "LastName"] {
+            let value = users.get(i, field).as_str().unwrap_or_default();
+            assert!(value.len() < 4 || !json.contains(value), "{field} {value} leaked into the shape");
+        }
+    }
+    let shape: sfetl_extract::shape::OrgShape = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((shape.users, shape.daily_api_requests), (600, 50_000));
+
+    let copy = SimOrg::start_with(SimConfig::from_shape(&shape, 9)).await;
+    let run = copy.extract(&copy.pipeline("copy", "exclude_user_types = []"));
+    let log = text(&run);
+    assert!(log.contains("User.CountryCode is missing") && log.contains("User.Department is missing"), "{log}");
+    assert!(log.contains("usage metrics are not collected"), "{log}");
+    let api: Vec<_> = copy.sim.request_log().into_iter().filter(|r| r.path.starts_with("/services/data/v")).collect();
+    assert!(api.iter().all(|r| r.path.starts_with("/services/data/v65.0/")));
+    // The same licenses, by name and key, with about as many holders.
+    let licenses = |org: &SimOrg| {
+        let data = org.sim.org();
+        let table = data.table("UserLicense");
+        let mut out: Vec<(String, String, i64)> = (0..table.rows.len())
+            .map(|i| {
+                let text = |f| table.get(i, f).as_str().unwrap_or_default().to_string();
+                let used = match table.get(i, "UsedLicenses") {
+                    Value::Int(n) => *n,
+                    _ => 0,
+                };
+                (text("Name"), text("LicenseDefinitionKey"), used)
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let (a, b) = (licenses(&original), licenses(&copy));
+    assert_eq!(a.iter().map(|l| (&l.0, &l.1)).collect::<Vec<_>>(), b.iter().map(|l| (&l.0, &l.1)).collect::<Vec<_>>());
+    let salesforce = |l: &[(String, String, i64)]| l.iter().find(|l| l.1 == "SFDC").map_or(0, |l| l.2);
+    let (x, y) = (salesforce(&a), salesforce(&b));
+    assert!((x - y).abs() * 4 <= x.max(1), "Salesforce seats used: {x} in the org, {y} in its copy");
+
+    let bad = original.dir.path().join("bad.json");
+    std::fs::write(&bad, "{}").unwrap_or_else(|e| panic!("{e}"));
+    let refused = sfetl(&["sim", "--shape", &bad.to_string_lossy()], original.dir.path());
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("not an org shape written by `sfetl check --capture`"), "{}", text(&refused));
+}

@@ -5,6 +5,7 @@ use crate::pipeline::{Connection, OrgPlan};
 use sfetl_extract::soql::{self, SoqlQuery};
 use sfetl_extract::{Error, SalesforceClient, why_missing};
 use sfetl_transform::tables::{self, TableDef};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// One checked step.
@@ -46,7 +47,8 @@ impl Steps {
 }
 
 /// Every step for every org; the steps after a failed login are skipped (they need a session).
-pub async fn check_org(org: &OrgPlan) -> Vec<Step> {
+/// With `capture`, the org's shape is written there too.
+pub async fn check_org(org: &OrgPlan, capture: Option<&Path>) -> Vec<Step> {
     let mut steps = Steps { org: org.name.clone(), steps: Vec::new() };
     steps.pass("settings", "every setting is present and well-formed");
     if let Connection::Real { private_key, certificate: Some((path, pem)), .. } = &org.connection {
@@ -134,7 +136,47 @@ pub async fn check_org(org: &OrgPlan) -> Vec<Step> {
         }
         Err(e) => steps.fail("API quota", e.to_string(), "see the error"),
     }
+    if let Some(path) = capture {
+        capture_shape(&client, path, &mut steps).await;
+    }
     steps.steps
+}
+
+/// Where one org's shape goes: `path` itself, or with several orgs `<stem>-<org>.<ext>`.
+pub fn capture_path(path: &Path, org: &str, several: bool) -> PathBuf {
+    if !several {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let extension = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    path.with_file_name(format!("{stem}-{org}{extension}"))
+}
+
+/// Writes the org's shape for `sfetl sim --shape` (replacing an earlier capture atomically).
+async fn capture_shape(client: &SalesforceClient, path: &Path, steps: &mut Steps) {
+    const STEP: &str = "capture";
+    let objects: Vec<&str> = tables::ALL.iter().map(|t| t.object).collect();
+    let shape = match client.capture_shape(&objects).await {
+        Ok(shape) => shape,
+        Err(e) => return steps.fail(STEP, e.to_string(), "see the error"),
+    };
+    let written = serde_json::to_vec_pretty(&shape).map_err(std::io::Error::other).and_then(|json| {
+        let temp = path.with_extension("json.tmp");
+        std::fs::write(&temp, json)?;
+        std::fs::rename(&temp, path)
+    });
+    match written {
+        Ok(()) => steps.pass(
+            STEP,
+            format!(
+                "wrote {} ({} objects, {} licenses, no personal data): sfetl sim --shape {0}",
+                path.display(),
+                shape.objects.len(),
+                shape.user_licenses.len() + shape.permission_set_licenses.len() + shape.package_licenses.len()
+            ),
+        ),
+        Err(e) => steps.fail(STEP, format!("{}: {e}", path.display()), "choose a writable `--capture` path"),
+    }
 }
 
 /// Whether the user can read the table's object and fields. A missing optional field passes with

@@ -91,7 +91,8 @@ enum Command {
     },
     /// Check each org's connection step by step, naming what to fix.
     #[command(
-        after_help = "Examples:\n  sfetl check pipelines/prod.toml\n  sfetl check pipelines/prod.toml --format json"
+        after_help = "Examples:\n  sfetl check pipelines/prod.toml\n  sfetl check pipelines/prod.toml --format json\n  \
+                      sfetl check pipelines/prod.toml --capture org-shape.json   # then: sfetl sim --shape org-shape.json"
     )]
     Check {
         /// The pipeline file.
@@ -99,6 +100,11 @@ enum Command {
         pipeline: PathBuf,
         #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
         format: CheckFormat,
+        /// Also write each org's shape (fields, API versions, limits, license keys and counts; no
+        /// personal data) to this JSON file, for `sfetl sim --shape`; with several orgs, the org's
+        /// name is added to the file name.
+        #[arg(long)]
+        capture: Option<PathBuf>,
     },
     /// Serve a simulated Salesforce org on loopback until interrupted.
     Sim(sim_cmd::SimArgs),
@@ -200,7 +206,7 @@ async fn dispatch(command: Command, progress: progress::Progress) -> anyhow::Res
                 Ok(ExitCode::from(2))
             }
         },
-        Command::Check { pipeline, format } => {
+        Command::Check { pipeline, format, capture } => {
             let json = matches!(format, CheckFormat::Json);
             let pipeline = match pipeline::load(&pipeline) {
                 Ok(p) => p,
@@ -217,8 +223,10 @@ async fn dispatch(command: Command, progress: progress::Progress) -> anyhow::Res
                 }
             };
             let mut steps = Vec::new();
+            let several = pipeline.orgs.len() > 1;
             for org in &pipeline.orgs {
-                steps.extend(check::check_org(org).await);
+                let capture = capture.as_deref().map(|path| check::capture_path(path, &org.name, several));
+                steps.extend(check::check_org(org, capture.as_deref()).await);
             }
             Ok(check::report(&steps, json))
         }

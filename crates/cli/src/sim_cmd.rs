@@ -27,7 +27,7 @@ pub struct SimArgs {
     /// Where the connected app's key, certificate and a pipeline file are written.
     #[arg(long, default_value = "sim")]
     dir: PathBuf,
-    /// Daily API request quota.
+    /// Daily API request quota (with --shape, the shape's).
     #[arg(long, default_value_t = 100_000)]
     daily_api_max: u64,
     /// API requests already spent today (to start with the quota nearly used up).
@@ -65,14 +65,30 @@ pub struct SimArgs {
     /// The newest API version the org serves, e.g. 64.0.
     #[arg(long)]
     max_api_version: Option<String>,
+    /// Serve an org shaped like the one `sfetl check --capture` described (its fields, objects,
+    /// versions, limit and licenses; --users and the field options then come from the shape).
+    #[arg(long)]
+    shape: Option<PathBuf>,
 }
 
 pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.dir)?;
     let dir = args.dir.canonicalize()?;
-    let mut config = SimConfig::new(OrgSpec::new(args.seed, args.users));
+    let mut config = match &args.shape {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--shape {}: cannot read it: {e}", path.display()))?;
+            let shape: sfetl_extract::shape::OrgShape = serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("--shape {}: not an org shape written by `sfetl check --capture`: {e}", path.display())
+            })?;
+            SimConfig::from_shape(&shape, args.seed)
+        }
+        None => SimConfig::new(OrgSpec::new(args.seed, args.users)),
+    };
     config.port = args.port;
-    config.daily_api_max = args.daily_api_max;
+    if args.shape.is_none() {
+        config.daily_api_max = args.daily_api_max;
+    }
     config.max_page_size = args.max_page_size;
     config.api_used_at_start = args.api_used;
     config.latency_per_request = args.latency_ms.map(Duration::from_millis);
@@ -80,9 +96,11 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     config.session_timeout = Duration::from_secs(args.session_timeout_min * 60);
     config.tls_dir = args.tls.then(|| dir.clone());
     config.state_country_picklists = !args.no_state_country_picklists;
-    config.hidden_fields = args.hidden_field;
+    config.hidden_fields.extend(args.hidden_field);
     config.login_hosts_blocked = args.login_hosts_blocked;
-    config.max_api_version = args.max_api_version;
+    if args.max_api_version.is_some() {
+        config.max_api_version = args.max_api_version;
+    }
     let sim = Sim::start(config).await?;
     for fault in args.fault {
         sim.add_fault(fault);

@@ -176,6 +176,17 @@ impl SalesforceClient {
 
     /// The highest API version both the org and sfetl support, from the org's version list.
     async fn agree_on_version(&self, instance_url: &str) -> Result<String> {
+        let offered = self.versions_at(instance_url).await?;
+        choose_version(&offered).ok_or_else(|| Error::NoCommonApiVersion { offered: offered.join(", ") })
+    }
+
+    /// The API versions the org serves (`GET /services/data/`: no session, no quota).
+    pub async fn org_versions(&self) -> Result<Vec<String>> {
+        let instance_url = self.current_session().await?.instance_url;
+        self.versions_at(&instance_url).await
+    }
+
+    async fn versions_at(&self, instance_url: &str) -> Result<Vec<String>> {
         #[derive(serde::Deserialize)]
         struct Version {
             version: String,
@@ -183,15 +194,7 @@ impl SalesforceClient {
         let url = format!("{instance_url}/services/data/");
         let listed: Vec<Version> = self
             .with_retries(async || {
-                let response = self
-                    .http
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_err(|e| Error::Transport { url: url.clone(), message: describe(&e) })?;
-                let status = response.status().as_u16();
-                let body =
-                    response.bytes().await.map_err(|e| Error::Transport { url: url.clone(), message: describe(&e) })?;
+                let (status, body) = self.get_without_session(&url).await?;
                 serde_json::from_slice(&body).map_err(|_| Error::UnexpectedBody {
                     url: url.clone(),
                     status,
@@ -200,8 +203,7 @@ impl SalesforceClient {
                 })
             })
             .await?;
-        let offered: Vec<String> = listed.into_iter().map(|v| v.version).collect();
-        choose_version(&offered).ok_or_else(|| Error::NoCommonApiVersion { offered: offered.join(", ") })
+        Ok(listed.into_iter().map(|v| v.version).collect())
     }
 
     async fn current_session(&self) -> Result<LoginSession> {
@@ -332,17 +334,19 @@ impl SalesforceClient {
     /// Whether the login URL answers at all (`GET /services/data/`, no session, no quota).
     pub async fn probe_login_url(&self) -> Result<()> {
         let url = format!("{}/services/data/", self.credentials.login_url.trim_end_matches('/'));
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| Error::Transport { url: url.clone(), message: describe(&e) })?;
-        let status = response.status().as_u16();
+        let (status, _) = self.get_without_session(&url).await?;
         if status >= 500 {
             return Err(Error::UnexpectedBody { url, status, excerpt: "server error".into(), retry_after: None });
         }
         Ok(())
+    }
+
+    /// One GET of a resource that needs no session (and costs no API request): status and body.
+    async fn get_without_session(&self, url: &str) -> Result<(u16, bytes::Bytes)> {
+        let transport = |e: reqwest::Error| Error::Transport { url: url.to_string(), message: describe(&e) };
+        let response = self.http.get(url).send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        Ok((status, response.bytes().await.map_err(transport)?))
     }
 
     /// Reads `/limits` (the daily API quota) so the guard knows where the org stands before the

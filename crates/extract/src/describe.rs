@@ -19,6 +19,8 @@ struct Describe {
 #[derive(Debug, Clone, Deserialize)]
 struct DescribedField {
     name: String,
+    #[serde(rename = "type", default)]
+    kind: String,
     #[serde(rename = "relationshipName")]
     relationship_name: Option<String>,
     #[serde(rename = "referenceTo", default)]
@@ -69,6 +71,17 @@ impl SalesforceClient {
             }
         }
         Ok(missing)
+    }
+
+    /// The fields of `object` the user sees, with their describe types.
+    pub(crate) async fn described_fields(&self, object: &str) -> Result<Vec<crate::shape::FieldShape>> {
+        let mut describes = HashMap::new();
+        let describe = self.describe_cached(&mut describes, object, &AtomicU64::new(0)).await?;
+        Ok(describe
+            .fields
+            .iter()
+            .map(|f| crate::shape::FieldShape { name: f.name.clone(), kind: f.kind.clone() })
+            .collect())
     }
 
     async fn describe_cached<'a>(

@@ -147,6 +147,11 @@ impl Error {
         matches!(self, Error::Api { detail, .. } if detail.code == "INVALID_TYPE")
     }
 
+    /// The resource does not exist for this user (a describe of an object it may not see).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Api { detail, .. } if detail.status == 404 || detail.code == "NOT_FOUND")
+    }
+
     /// Why Salesforce refused the login, when it did.
     pub fn login_refusal(&self) -> Option<&LoginError> {
         match self {

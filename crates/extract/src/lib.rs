@@ -13,6 +13,7 @@ mod login;
 mod query;
 mod retry;
 mod secret;
+pub mod shape;
 pub mod soql;
 
 pub use bulk::BulkQuery;

@@ -21,6 +21,30 @@ pub struct OrgSpec {
     pub companies: Vec<String>,
     /// "Now" for the generated history: logins and modstamps lie before it.
     pub as_of: DateTime<Utc>,
+    /// The licenses of a real org's shape, instead of a random choice from the catalogue.
+    pub licenses: Option<LicenseCatalogue>,
+}
+
+/// An org's licenses, from its captured shape: each with its name, key, status, seats and how
+/// many users hold it (the generator assigns about that many).
+#[derive(Debug, Clone, Default)]
+pub struct LicenseCatalogue {
+    pub user: Vec<CatalogueLicense>,
+    pub permission_set: Vec<CatalogueLicense>,
+    pub packages: Vec<CatalogueLicense>,
+}
+
+/// One license: `name` is a user license's Name, a permission set license's DeveloperName or a
+/// package's namespace; `key` its LicenseDefinitionKey or MasterLabel; `user_type` the type of
+/// its holders (user licenses); `total` -1 for a site license.
+#[derive(Debug, Clone)]
+pub struct CatalogueLicense {
+    pub name: String,
+    pub key: String,
+    pub user_type: String,
+    pub status: String,
+    pub total: i64,
+    pub holders: u32,
 }
 
 impl OrgSpec {
@@ -32,6 +56,7 @@ impl OrgSpec {
             sandbox: false,
             companies: vec!["Acme Corp".into(), "Acme Europe GmbH".into(), "O'Brien & Søn".into()],
             as_of: Utc::now(),
+            licenses: None,
         }
     }
 }
@@ -211,7 +236,7 @@ struct Generator<'a> {
 }
 
 /// A user license chosen for this org: (Id, its catalogue entry).
-type ChosenLicense = (String, (&'static str, &'static str, &'static str, u32));
+type ChosenLicense = (String, CatalogueLicense);
 
 impl<'a> Generator<'a> {
     fn new(spec: &'a OrgSpec) -> Generator<'a> {
@@ -251,27 +276,47 @@ impl<'a> Generator<'a> {
         self.data.table_mut("Organization").push(row);
     }
 
+    /// The org's user licenses: a shape's, or the held ones of the catalogue and a random
+    /// choice of the others (some disabled).
     fn user_licenses(&mut self) -> Vec<ChosenLicense> {
-        let held = USER_LICENSES.iter().filter(|l| l.3 > 0).count();
-        let count = self.rng.random_range(15..=USER_LICENSES.len()).max(held);
-        let mut chosen: Vec<_> = USER_LICENSES.iter().copied().take(held).collect();
-        let mut others: Vec<_> = USER_LICENSES.iter().copied().skip(held).collect();
-        while chosen.len() < count && !others.is_empty() {
-            let i = self.rng.random_range(0..others.len());
-            chosen.push(others.swap_remove(i));
-        }
+        let chosen: Vec<CatalogueLicense> = match self.spec.licenses.as_ref() {
+            Some(catalogue) => catalogue.user.clone(),
+            None => {
+                let held = USER_LICENSES.iter().filter(|l| l.3 > 0).count();
+                let count = self.rng.random_range(15..=USER_LICENSES.len()).max(held);
+                let mut chosen: Vec<_> = USER_LICENSES.iter().copied().take(held).collect();
+                let mut others: Vec<_> = USER_LICENSES.iter().copied().skip(held).collect();
+                while chosen.len() < count && !others.is_empty() {
+                    let i = self.rng.random_range(0..others.len());
+                    chosen.push(others.swap_remove(i));
+                }
+                chosen
+                    .into_iter()
+                    .map(|(name, key, user_type, holders)| {
+                        let status = if holders == 0 && self.rng.random_bool(0.15) { "Disabled" } else { "Active" };
+                        CatalogueLicense {
+                            name: name.into(),
+                            key: key.into(),
+                            user_type: user_type.into(),
+                            status: status.into(),
+                            total: 0,
+                            holders,
+                        }
+                    })
+                    .collect()
+            }
+        };
         let mut out = Vec::new();
         for (n, license) in chosen.into_iter().enumerate() {
             let id = self.id("100", n);
             let created = self.days_ago(1500, 4000);
-            let status = if license.3 == 0 && self.rng.random_bool(0.15) { "Disabled" } else { "Active" };
             let row = vec![
                 id.clone(),
-                Value::str(license.0),
-                Value::str(license.0),
-                Value::str(license.1),
-                Value::str(status),
-                Value::Int(0), // TotalLicenses and UsedLicenses: set by recount_licenses
+                Value::str(&license.name),
+                Value::str(&license.name),
+                Value::str(&license.key),
+                Value::str(&license.status),
+                Value::Int(license.total), // raised by recount_licenses to cover the holders
                 Value::Int(0),
                 Value::DateTime(self.now_millis()),
                 Value::DateTime(created),
@@ -287,17 +332,18 @@ impl<'a> Generator<'a> {
     }
 
     /// Profiles per license: (profile Id, license weight, user type).
-    fn profiles(&mut self, licenses: &[ChosenLicense]) -> Vec<(Value, u32, &'static str)> {
+    fn profiles(&mut self, licenses: &[ChosenLicense]) -> Vec<(Value, u32, String)> {
         let mut out = Vec::new();
-        for (license_id, (name, _, user_type, weight)) in licenses {
-            let names: Vec<String> = match *name {
+        for (license_id, license) in licenses {
+            let names: Vec<String> = match license.name.as_str() {
                 "Salesforce" => {
                     ["System Administrator", "Standard User", "Marketing User", "Read Only"].map(String::from).to_vec()
                 }
                 "Salesforce Platform" => vec!["Standard Platform User".into(), "Custom: Platform Ops".into()],
                 other => vec![format!("{other} User")],
             };
-            let per_profile = (weight / names.len() as u32).max(u32::from(*weight > 0));
+            let weight = license.holders;
+            let per_profile = (weight / names.len() as u32).max(u32::from(weight > 0));
             for profile_name in names {
                 let id = self.id("00e", out.len());
                 let created = self.days_ago(1000, 3000);
@@ -305,14 +351,14 @@ impl<'a> Generator<'a> {
                     id.clone(),
                     Value::str(&profile_name),
                     Value::Null,
-                    Value::str(user_type),
+                    Value::str(&license.user_type),
                     Value::str(license_id),
                     Value::DateTime(created),
                     Value::DateTime(created),
                     Value::DateTime(created),
                 ];
                 self.data.table_mut("Profile").push(row);
-                out.push((id, per_profile, *user_type));
+                out.push((id, per_profile, license.user_type.clone()));
             }
         }
         out
@@ -339,7 +385,7 @@ impl<'a> Generator<'a> {
         })
     }
 
-    fn users(&mut self, profiles: &[(Value, u32, &'static str)]) {
+    fn users(&mut self, profiles: &[(Value, u32, String)]) {
         let total_weight: u32 = profiles.iter().map(|p| p.1).sum();
         let domain = format!("{}.example.com", self.pod.to_lowercase());
         for n in 0..self.spec.users {
@@ -352,7 +398,7 @@ impl<'a> Generator<'a> {
                     false
                 }
             });
-            let (profile_id, _, user_type) = profile.cloned().unwrap_or((Value::Null, 0, "Standard"));
+            let (profile_id, _, user_type) = profile.cloned().unwrap_or((Value::Null, 0, "Standard".into()));
             let (first, last) = if self.rng.random_bool(0.08) {
                 let (f, l) = *CJK_NAMES.choose(&mut self.rng).unwrap_or(&("", ""));
                 (Some(f), l)
@@ -427,6 +473,15 @@ impl<'a> Generator<'a> {
             .collect()
     }
 
+    /// The share of the candidate holders who hold `license`: from a shape, its holder count;
+    /// else the share drawn.
+    fn share(&self, license: &CatalogueLicense, candidates: usize, drawn: f64) -> f64 {
+        match self.spec.licenses {
+            Some(_) => (f64::from(license.holders) / candidates.max(1) as f64).clamp(0.0, 1.0),
+            None => drawn,
+        }
+    }
+
     /// A share of `candidates`, each with the moment the license was assigned.
     fn pick_holders(&mut self, candidates: &[Value], share: f64) -> Vec<(Value, i64)> {
         let mut picked = Vec::new();
@@ -439,10 +494,27 @@ impl<'a> Generator<'a> {
     }
 
     fn permission_set_licenses(&mut self) {
-        let count = self.rng.random_range(6..=PERMISSION_SET_LICENSES.len());
         let holders = self.standard_user_ids();
+        let chosen: Vec<CatalogueLicense> = match self.spec.licenses.as_ref() {
+            Some(catalogue) => catalogue.permission_set.clone(),
+            None => {
+                let count = self.rng.random_range(6..=PERMISSION_SET_LICENSES.len());
+                PERMISSION_SET_LICENSES
+                    .iter()
+                    .take(count)
+                    .map(|(name, label)| CatalogueLicense {
+                        name: name.to_string(),
+                        key: label.to_string(),
+                        user_type: String::new(),
+                        status: String::new(),
+                        total: 0,
+                        holders: 0,
+                    })
+                    .collect()
+            }
+        };
         let mut assignments = 0;
-        for (n, (key, label)) in PERMISSION_SET_LICENSES.iter().take(count).enumerate() {
+        for (n, license) in chosen.iter().enumerate() {
             let id = self.id("0PL", n);
             let created = self.days_ago(300, 2000);
             let expires = if self.rng.random_bool(0.5) {
@@ -451,14 +523,15 @@ impl<'a> Generator<'a> {
                 let day = self.spec.as_of.date_naive() + Duration::days(self.rng.random_range(-60..400));
                 Value::Date(days_from_date(day))
             };
-            let status = if self.rng.random_bool(0.1) { "Disabled" } else { "Active" };
+            let drawn = if self.rng.random_bool(0.1) { "Disabled" } else { "Active" };
+            let status = if license.status.is_empty() { drawn } else { license.status.as_str() };
             let row = vec![
                 id.clone(),
-                Value::str(key),
-                Value::str(label),
-                Value::str(key.to_uppercase()),
+                Value::str(&license.name),
+                Value::str(&license.key),
+                Value::str(license.name.to_uppercase()),
                 Value::str(status),
-                Value::Int(0),
+                Value::Int(license.total),
                 Value::Int(0),
                 expires,
                 Value::DateTime(created),
@@ -466,7 +539,8 @@ impl<'a> Generator<'a> {
                 Value::DateTime(created),
             ];
             self.data.table_mut("PermissionSetLicense").push(row);
-            let share = self.rng.random_range(0.02..0.35);
+            let drawn = self.rng.random_range(0.02..0.35);
+            let share = self.share(license, holders.len(), drawn);
             for (user, at) in self.pick_holders(&holders, share) {
                 let at = Value::DateTime(at);
                 let row = vec![self.id("2LA", assignments), user, id.clone(), at.clone(), at.clone(), at];
@@ -498,23 +572,29 @@ impl<'a> Generator<'a> {
     }
 
     fn package_licenses(&mut self) {
-        let count = self.rng.random_range(4..=8);
         let holders = self.standard_user_ids();
+        let chosen: Vec<Option<CatalogueLicense>> = match self.spec.licenses.as_ref() {
+            Some(catalogue) => catalogue.packages.iter().cloned().map(Some).collect(),
+            None => vec![None; self.rng.random_range(4..=8)],
+        };
         let mut seats = 0;
-        for (n, namespace) in PACKAGES.iter().take(count).enumerate() {
+        for (n, license) in chosen.iter().enumerate() {
             let id = self.id("050", n);
             let created = self.days_ago(300, 2000);
             // -1 marks a site license: everyone may use it, and no seat is assigned.
-            let site_license = n % 3 == 1;
-            let status =
+            let site_license = license.as_ref().map_or(n % 3 == 1, |l| l.total == -1);
+            let drawn =
                 *["Active", "Active", "Active", "Trial", "Free", "Expired"].choose(&mut self.rng).unwrap_or(&"Active");
+            let status = license.as_ref().map_or(drawn, |l| l.status.as_str());
+            let namespace = license.as_ref().map_or(PACKAGES[n % PACKAGES.len()], |l| l.name.as_str());
             let expires =
                 if self.rng.random_bool(0.5) { Value::Null } else { Value::DateTime(self.days_ago(-400, 30)) };
+            let allowed = if site_license { -1 } else { license.as_ref().map_or(0, |l| l.total) };
             let row = vec![
                 id.clone(),
                 Value::str(namespace),
                 Value::str(status),
-                Value::Int(if site_license { -1 } else { 0 }),
+                Value::Int(allowed),
                 Value::Int(if site_license { -1 } else { 0 }),
                 expires,
                 Value::Bool(self.rng.random_bool(0.95)),
@@ -526,7 +606,8 @@ impl<'a> Generator<'a> {
             if site_license {
                 continue;
             }
-            let share = self.rng.random_range(0.05..0.4);
+            let drawn = self.rng.random_range(0.05..0.4);
+            let share = license.as_ref().map_or(drawn, |l| self.share(l, holders.len(), drawn));
             for (user, at) in self.pick_holders(&holders, share) {
                 let at = Value::DateTime(at);
                 let row = vec![self.id("051", seats), id.clone(), user, at.clone(), at.clone(), at];

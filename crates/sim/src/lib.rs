@@ -26,13 +26,14 @@ mod metrics;
 pub mod objects;
 mod render;
 mod server;
+mod shape;
 pub mod soql;
 pub mod store;
 pub mod value;
 
 pub use auth::{AppKind, ConnectedApp};
 pub use faults::{Fault, FaultRule, Trigger};
-pub use generate::{OrgSpec, generate};
+pub use generate::{CatalogueLicense, LicenseCatalogue, OrgSpec, generate};
 pub use ids::record_id;
 pub use keys::KeyAndCertificate;
 pub use license_counts::recount_licenses;

@@ -89,6 +89,32 @@ pub struct TableDef {
 }
 
 impl TableDef {
+    /// A table read in full on every run, every row of the object.
+    const fn full(name: &'static str, object: &'static str, columns: &'static [Column]) -> TableDef {
+        TableDef {
+            name,
+            object,
+            columns,
+            incremental: false,
+            history: None,
+            activity: None,
+            condition: None,
+            optional_object: None,
+            recent: None,
+        }
+    }
+
+    /// The same, for an object the org may not offer or the user may not read (why, for the
+    /// warning).
+    const fn optional_object(self, why: &'static str) -> TableDef {
+        TableDef { optional_object: Some(why), ..self }
+    }
+
+    /// The same, reading only the rows whose date `field` lies within `days` before the run.
+    const fn recent(self, field: &'static str, days: u32) -> TableDef {
+        TableDef { recent: Some((field, days)), ..self }
+    }
+
     pub fn schema(&self) -> SchemaRef {
         let fields: Vec<Field> = self
             .columns
@@ -140,16 +166,10 @@ const COMPANY: Column = Column { name: "company", kind: ColumnType::Text, source
 const COMPANY_NAMES: Column =
     Column { name: "company_names", kind: ColumnType::TextList, source: Source::CompanyNames, required: true };
 
-pub static ORGS: TableDef = TableDef {
-    name: "orgs",
-    object: "Organization",
-    incremental: false,
-    history: None,
-    activity: None,
-    condition: None,
-    optional_object: None,
-    recent: None,
-    columns: &[
+pub static ORGS: TableDef = TableDef::full(
+    "orgs",
+    "Organization",
+    &[
         text("org_id", "Id"),
         text("name", "Name"),
         text("edition", "OrganizationType"),
@@ -158,18 +178,12 @@ pub static ORGS: TableDef = TableDef {
         COMPANY_NAMES,
         EXTRACTED_AT,
     ],
-};
+);
 
-pub static USER_LICENSES: TableDef = TableDef {
-    name: "user_licenses",
-    object: "UserLicense",
-    incremental: false,
-    history: None,
-    activity: None,
-    condition: None,
-    optional_object: None,
-    recent: None,
-    columns: &[
+pub static USER_LICENSES: TableDef = TableDef::full(
+    "user_licenses",
+    "UserLicense",
+    &[
         text("user_license_id", "Id"),
         text("name", "Name"),
         text("label", "MasterLabel"),
@@ -185,18 +199,12 @@ pub static USER_LICENSES: TableDef = TableDef {
         timestamp("modified_at", "SystemModstamp"),
         EXTRACTED_AT,
     ],
-};
+);
 
-pub static PROFILES: TableDef = TableDef {
-    name: "profiles",
-    object: "Profile",
-    incremental: false,
-    history: None,
-    activity: None,
-    condition: None,
-    optional_object: None,
-    recent: None,
-    columns: &[
+pub static PROFILES: TableDef = TableDef::full(
+    "profiles",
+    "Profile",
+    &[
         text("profile_id", "Id"),
         text("name", "Name"),
         text("user_type", "UserType"),
@@ -205,7 +213,7 @@ pub static PROFILES: TableDef = TableDef {
         timestamp("modified_at", "SystemModstamp"),
         EXTRACTED_AT,
     ],
-};
+);
 
 pub static USERS: TableDef = TableDef {
     name: "users",
@@ -249,16 +257,10 @@ pub static USERS: TableDef = TableDef {
     ],
 };
 
-pub static PERMISSION_SET_LICENSES: TableDef = TableDef {
-    name: "permission_set_licenses",
-    object: "PermissionSetLicense",
-    incremental: false,
-    history: None,
-    activity: None,
-    condition: None,
-    optional_object: None,
-    recent: None,
-    columns: &[
+pub static PERMISSION_SET_LICENSES: TableDef = TableDef::full(
+    "permission_set_licenses",
+    "PermissionSetLicense",
+    &[
         text("permission_set_license_id", "Id"),
         text("developer_name", "DeveloperName"),
         text("label", "MasterLabel"),
@@ -271,18 +273,12 @@ pub static PERMISSION_SET_LICENSES: TableDef = TableDef {
         timestamp("modified_at", "SystemModstamp"),
         EXTRACTED_AT,
     ],
-};
+);
 
-pub static PERMISSION_SET_LICENSE_ASSIGNMENTS: TableDef = TableDef {
-    name: "permission_set_license_assignments",
-    object: "PermissionSetLicenseAssign",
-    incremental: false,
-    history: None,
-    activity: None,
-    condition: None,
-    optional_object: None,
-    recent: None,
-    columns: &[
+pub static PERMISSION_SET_LICENSE_ASSIGNMENTS: TableDef = TableDef::full(
+    "permission_set_license_assignments",
+    "PermissionSetLicenseAssign",
+    &[
         text("assignment_id", "Id"),
         text("user_id", "AssigneeId"),
         text("permission_set_license_id", "PermissionSetLicenseId"),
@@ -290,18 +286,12 @@ pub static PERMISSION_SET_LICENSE_ASSIGNMENTS: TableDef = TableDef {
         timestamp("modified_at", "SystemModstamp"),
         EXTRACTED_AT,
     ],
-};
+);
 
-pub static PACKAGE_LICENSES: TableDef = TableDef {
-    name: "package_licenses",
-    object: "PackageLicense",
-    incremental: false,
-    history: None,
-    activity: None,
-    condition: None,
-    optional_object: None,
-    recent: None,
-    columns: &[
+pub static PACKAGE_LICENSES: TableDef = TableDef::full(
+    "package_licenses",
+    "PackageLicense",
+    &[
         text("package_license_id", "Id"),
         text("namespace", "NamespacePrefix"),
         text("status", "Status"),
@@ -313,18 +303,12 @@ pub static PACKAGE_LICENSES: TableDef = TableDef {
         timestamp("modified_at", "SystemModstamp"),
         EXTRACTED_AT,
     ],
-};
+);
 
-pub static USER_PACKAGE_LICENSES: TableDef = TableDef {
-    name: "user_package_licenses",
-    object: "UserPackageLicense",
-    incremental: false,
-    history: None,
-    activity: None,
-    condition: None,
-    optional_object: None,
-    recent: None,
-    columns: &[
+pub static USER_PACKAGE_LICENSES: TableDef = TableDef::full(
+    "user_package_licenses",
+    "UserPackageLicense",
+    &[
         text("assignment_id", "Id"),
         text("user_id", "UserId"),
         text("package_license_id", "PackageLicenseId"),
@@ -332,7 +316,7 @@ pub static USER_PACKAGE_LICENSES: TableDef = TableDef {
         timestamp("modified_at", "SystemModstamp"),
         EXTRACTED_AT,
     ],
-};
+);
 
 /// Frozen and password-locked users (SOAP API Developer Guide, "UserLogin"): a frozen user is
 /// active and holds its licenses but cannot log in. Freezing does not touch the User record, so
@@ -365,16 +349,10 @@ const NO_METRICS: &str = "Salesforce's usage metrics are not collected: the org 
 /// Salesforce's own usage metrics, per permission set license: assigned users, and those of them
 /// who logged in within 30 days, as the org counted them on `metrics_date`. A row per license
 /// per day: the last week's are read.
-pub static PERM_SET_LICENSE_METRICS: TableDef = TableDef {
-    name: "perm_set_license_metrics",
-    object: "ActivePermSetLicenseMetric",
-    incremental: false,
-    history: None,
-    activity: None,
-    condition: None,
-    optional_object: Some(NO_METRICS),
-    recent: Some(("MetricsDate", 7)),
-    columns: &[
+pub static PERM_SET_LICENSE_METRICS: TableDef = TableDef::full(
+    "perm_set_license_metrics",
+    "ActivePermSetLicenseMetric",
+    &[
         text("metric_id", "Id"),
         text("permission_set_license_id", "PermissionSetLicenseId"),
         text("developer_name", "DeveloperName").optional(),
@@ -384,19 +362,15 @@ pub static PERM_SET_LICENSE_METRICS: TableDef = TableDef {
         date("metrics_date", "MetricsDate"),
         EXTRACTED_AT,
     ],
-};
+)
+.optional_object(NO_METRICS)
+.recent("MetricsDate", 7);
 
 /// The same per profile (and so per user license).
-pub static PROFILE_METRICS: TableDef = TableDef {
-    name: "profile_metrics",
-    object: "ActiveProfileMetric",
-    incremental: false,
-    history: None,
-    activity: None,
-    condition: None,
-    optional_object: Some(NO_METRICS),
-    recent: Some(("MetricsDate", 7)),
-    columns: &[
+pub static PROFILE_METRICS: TableDef = TableDef::full(
+    "profile_metrics",
+    "ActiveProfileMetric",
+    &[
         text("metric_id", "Id"),
         text("profile_id", "ProfileId"),
         text("user_license_id", "UserLicenseId"),
@@ -405,19 +379,15 @@ pub static PROFILE_METRICS: TableDef = TableDef {
         date("metrics_date", "MetricsDate"),
         EXTRACTED_AT,
     ],
-};
+)
+.optional_object(NO_METRICS)
+.recent("MetricsDate", 7);
 
 /// The same per feature license (Marketing User, Service Cloud User, Knowledge User, ...).
-pub static FEATURE_LICENSE_METRICS: TableDef = TableDef {
-    name: "feature_license_metrics",
-    object: "ActiveFeatureLicenseMetric",
-    incremental: false,
-    history: None,
-    activity: None,
-    condition: None,
-    optional_object: Some(NO_METRICS),
-    recent: Some(("MetricsDate", 7)),
-    columns: &[
+pub static FEATURE_LICENSE_METRICS: TableDef = TableDef::full(
+    "feature_license_metrics",
+    "ActiveFeatureLicenseMetric",
+    &[
         text("metric_id", "Id"),
         text("feature_type", "FeatureType"),
         integer("assigned_users", "AssignedUserCount"),
@@ -426,7 +396,9 @@ pub static FEATURE_LICENSE_METRICS: TableDef = TableDef {
         date("metrics_date", "MetricsDate"),
         EXTRACTED_AT,
     ],
-};
+)
+.optional_object(NO_METRICS)
+.recent("MetricsDate", 7);
 
 /// Every table, in extraction order. Each table's first column is the record Id.
 pub static ALL: [&TableDef; 12] = [
