@@ -18,11 +18,12 @@ TABLES = [
     "orgs", "user_licenses", "profiles", "users", "permission_set_licenses",
     "permission_set_license_assignments", "package_licenses", "user_package_licenses",
     "subscriptions", "subscription_history", "user_subscriptions", "company_subscription_history",
-    "user_history", "runs",
+    "user_history", "runs", "user_logins", "perm_set_license_metrics", "profile_metrics",
+    "feature_license_metrics",
 ]
 VIEWS = [
     "license_utilization", "inactive_licensed_users", "license_trend", "company_license_trend",
-    "company_license_holders",
+    "company_license_holders", "reclaimable_seats",
 ]
 
 

@@ -450,7 +450,49 @@ pub fn my_domain(url: &str) -> (String, bool) {
 
 #[cfg(test)]
 mod tests {
-    use super::my_domain;
+    use super::{Connection, load, my_domain};
+
+    /// A sandbox's Lightning address is normalised to its My Domain and makes the sandbox login
+    /// host the default; a production org keeps login.salesforce.com; pinned routes are kept.
+    #[test]
+    fn a_sandbox_url_defaults_the_login_url_and_routes_can_be_pinned() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let key = sfetl_sim::keys::rsa_key_and_certificate("t").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("k.key"), key.private_key_pem).unwrap_or_else(|e| panic!("{e}"));
+        let org = |name: &str, url: &str, extra: &str| {
+            format!(
+                "[[orgs]]\nname = \"{name}\"\nurl = \"{url}\"\nclient_id = \"c\"\nusername = \"u\"\n\
+                 private_key_file = \"k.key\"\n{extra}\n"
+            )
+        };
+        let text = [
+            org("uat", "https://acme--uat.sandbox.lightning.force.com/lightning/page/home", ""),
+            org("prod", "https://acme.lightning.force.com", "audience = \"https://acme.my.salesforce.com\""),
+        ]
+        .concat();
+        std::fs::write(dir.path().join("p.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+        let pipeline = load(&dir.path().join("p.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let connections: Vec<_> = pipeline
+            .orgs
+            .iter()
+            .map(|o| match &o.connection {
+                Connection::Real { url, login_url, pinned_route, .. } => {
+                    (url.clone(), login_url.clone(), pinned_route.clone())
+                }
+                Connection::Simulated(_) => panic!("real orgs"),
+            })
+            .collect();
+        assert_eq!(connections[0].0, "https://acme--uat.sandbox.my.salesforce.com");
+        assert_eq!(connections[0].1, "https://test.salesforce.com");
+        assert_eq!(connections[0].2, None);
+        assert_eq!(connections[1].0, "https://acme.my.salesforce.com");
+        assert_eq!(connections[1].1, "https://login.salesforce.com");
+        let pinned = connections[1].2.clone().unwrap_or_else(|| panic!("pinned"));
+        assert_eq!(
+            (pinned.token_url.as_str(), pinned.audience.as_str()),
+            ("https://login.salesforce.com", "https://acme.my.salesforce.com")
+        );
+    }
 
     #[test]
     fn lightning_and_setup_hosts_become_my_domain_and_sandboxes_are_recognised() {

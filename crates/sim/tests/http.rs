@@ -595,3 +595,26 @@ async fn the_concurrent_requests_limit_shares_the_daily_quotas_error_code() {
         json!([{ "message": "ConcurrentRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED" }])
     );
 }
+
+/// A frozen user is active but cannot log in (salesforce-api.md section 7): the token request
+/// gets the same refusal as an inactive user's.
+#[tokio::test]
+async fn a_frozen_user_cannot_log_in() {
+    let (sim, app) = sim(300, |_| {}).await;
+    let data = sim.org();
+    let logins = data.table("UserLogin");
+    let users = data.table("User");
+    let frozen = (0..logins.rows.len())
+        .filter(|&i| logins.get(i, "IsFrozen") == &sfetl_sim::value::Value::Bool(true))
+        .filter_map(|i| logins.get(i, "UserId").as_str())
+        .filter_map(|id| users.index_of(id))
+        .find(|&u| users.get(u, "IsActive") == &sfetl_sim::value::Value::Bool(true));
+    let Some(frozen) = frozen else { panic!("the org has no frozen active user") };
+    let username = users.get(frozen, "Username").as_str().unwrap_or_default();
+    let assertion = jwt(&app.key.private_key_pem, &app.consumer_key, username, sim.url(), 120);
+    let (status, body) = token_request(&sim, &assertion, GRANT).await;
+    assert_eq!(
+        (status, &body["error"], &body["error_description"]),
+        (400, &json!("invalid_grant"), &json!("authentication failure"))
+    );
+}
