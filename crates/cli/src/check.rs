@@ -194,7 +194,8 @@ async fn check_table(client: &SalesforceClient, table: &TableDef, steps: &mut St
     };
     match &refusal {
         Error::Api { .. } if refusal.is_invalid_type() && table.optional_object.is_some() => {
-            steps.pass(&step, format!("not readable, so {}", table.optional_object.unwrap_or_default()));
+            let why = table.optional_object.unwrap_or_default();
+            steps.warn(&step, format!("not readable, so {why}"), "see above, or accept the table empty");
         }
         Error::Api { detail, .. } if detail.code == "INVALID_TYPE" => steps.fail(
             &step,
@@ -215,7 +216,7 @@ async fn check_table(client: &SalesforceClient, table: &TableDef, steps: &mut St
                     steps.fail(&step, refusal.to_string(), "see the error");
                 } else {
                     let detail = format!("readable; these columns will stay empty: {}", explain(&optional));
-                    steps.pass(&step, detail);
+                    steps.warn(&step, detail, "grant the fields, or accept the empty columns");
                 }
             }
             Err(e) => steps.fail(&step, e.to_string(), "see the error"),
