@@ -96,7 +96,7 @@ impl SimState {
     /// The rows of a query the integration user may see: sharing can hide users.
     pub fn visible(&self, plan: &Plan, mut rows: Vec<u32>) -> Vec<u32> {
         if let Some(every) = self.config.hidden_user_every.filter(|&n| n > 0 && plan.object.name == "User") {
-            rows.retain(|&row| (row as usize + 1) % every != 0);
+            rows.retain(|&row| !(row as usize + 1).is_multiple_of(every));
         }
         rows
     }
