@@ -56,6 +56,12 @@ async fn send_json(request: reqwest::RequestBuilder, token: &str, body: Value) -
     response.json().await.unwrap_or(Value::Null)
 }
 
+/// `GET /services/data/`: the versions list, which needs no session.
+async fn versions(sim: &Sim) -> Value {
+    let response = reqwest::get(format!("{}/services/data/", sim.url())).await.unwrap_or_else(|e| panic!("{e}"));
+    response.json().await.unwrap_or(Value::Null)
+}
+
 fn query_path(soql: &str) -> String {
     let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
     format!("/services/data/v66.0/query?q={encoded}")
@@ -210,12 +216,7 @@ async fn sessions_expire_and_headers_are_checked() {
     assert_eq!(response.status().as_u16(), 401);
     let body: Value = response.json().await.unwrap_or(Value::Null);
     assert_eq!(body[0]["errorCode"], "INVALID_AUTH_HEADER");
-    let versions: Value = reqwest::get(format!("{}/services/data/", sim.url()))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or(Value::Null);
+    let versions = versions(&sim).await;
     assert!(
         versions
             .as_array()
@@ -541,12 +542,7 @@ async fn fields_an_org_lacks_are_invalid_and_absent_from_the_describe() {
     assert_eq!((status, body[0]["errorCode"].as_str()), (404, Some("NOT_FOUND")));
     let (status, _, _) = get(&sim, &token, "/services/data/v66.0/limits", None).await;
     assert_eq!(status, 404, "v66.0 is newer than the org");
-    let versions: Value = reqwest::get(format!("{}/services/data/", sim.url()))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or(Value::Null);
+    let versions = versions(&sim).await;
     assert_eq!(versions.as_array().and_then(|v| v.last()).map(|v| &v["version"]), Some(&json!("64.0")));
 }
 
