@@ -233,6 +233,17 @@ async fn views_agree_with_the_orgs_own_records() {
              OR held_by_active_users <> held_by_users - held_by_deactivated_users",
     );
     assert_eq!(unbalanced[0][0], "0");
+    // Per company, the same split: summed over the companies, the org's.
+    let per_company_differs = rows(
+        &out,
+        "SELECT count(*) FROM (
+             SELECT org, subscription_id, sum(held_by_inactive_users) AS i, sum(held_by_frozen_users) AS f,
+                    sum(held_by_deactivated_users) AS d
+             FROM company_license_holders GROUP BY ALL) c
+         JOIN license_utilization l USING (org, subscription_id)
+         WHERE c.i <> l.held_by_inactive_users OR c.f <> l.held_by_frozen_users OR c.d <> l.held_by_deactivated_users",
+    );
+    assert_eq!(per_company_differs[0][0], "0");
     // Reclaimable: every license of a frozen user, and the non-user licenses of deactivated users.
     let reclaimable: usize = facts
         .holdings

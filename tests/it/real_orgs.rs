@@ -304,3 +304,21 @@ async fn a_captured_shape_makes_a_simulator_of_the_same_org() {
     assert!(!refused.status.success());
     assert!(text(&refused).contains("not an org shape written by `sfetl check --capture`"), "{}", text(&refused));
 }
+
+/// A warehouse whose orgs never wrote `user_logins` (a first run stopped before it) still has
+/// `users` with `is_frozen`, and every view built on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_views_stand_without_user_logins() {
+    let org = SimOrg::start(300, 51).await;
+    org.extract(&org.pipeline("first", ""));
+    let out = org.out();
+    std::fs::remove_dir_all(out.join("user_logins")).unwrap_or_else(|e| panic!("{e}"));
+    // A run whose only org fails at login publishes the warehouse again over the files there are.
+    let broken = org.pipeline_as("broken", "nobody@example.com", "");
+    let run = sfetl(&["extract", &broken.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    assert_eq!(count(&out, "SELECT count(*) FROM users WHERE is_frozen"), 0);
+    assert!(count(&out, "SELECT count(*) FROM license_utilization WHERE held_by_users > 0") > 0);
+    assert!(count(&out, "SELECT count(*) FROM inactive_licensed_users") > 0);
+    assert!(!text(&run).contains("left out of the warehouse"), "{}", text(&run));
+}

@@ -207,7 +207,15 @@ pub fn analytics_views(inactive_days: u32) -> Vec<AnalyticsView> {
                 .into(),
         },
         AnalyticsView {
+            // Where no org has written `user_logins` yet (a first run stopped before it), the
+            // login state is unknown and taken as not frozen, so that the views below stand.
+            name: "users",
+            inputs: &["users"],
+            sql: "SELECT *, false AS is_frozen, false AS is_password_locked FROM {users}".into(),
+        },
+        AnalyticsView {
             // The users with their login state: a frozen user is active but cannot log in.
+            // Replaces the view above when `user_logins` has files.
             name: "users",
             inputs: &["users", "user_logins"],
             sql: "SELECT u.*, coalesce(l.is_frozen, false) AS is_frozen,
@@ -325,7 +333,9 @@ pub fn analytics_views(inactive_days: u32) -> Vec<AnalyticsView> {
             sql: format!(
                 "SELECT us.org, u.company, us.subscription_id, s.kind, s.name, s.is_paid,
                         count(*) FILTER (WHERE u.is_active) AS held_by_active_users,
-                        count(*) FILTER (WHERE u.is_active AND {inactive}) AS held_by_inactive_users
+                        count(*) FILTER (WHERE u.is_active AND NOT u.is_frozen AND {inactive}) AS held_by_inactive_users,
+                        count(*) FILTER (WHERE u.is_active AND u.is_frozen) AS held_by_frozen_users,
+                        count(*) FILTER (WHERE NOT u.is_active) AS held_by_deactivated_users
                  FROM user_subscriptions us
                  JOIN users u ON u.org = us.org AND u.user_id = us.user_id
                  JOIN orgs o ON o.org = us.org
