@@ -112,6 +112,18 @@ async fn the_report_names_each_orgs_licenses_and_fetches_nothing() {
     assert_ne!(reclaim[0][0], "0");
     assert!(first_org.contains(&format!("Seats to reclaim<b>{}</b>", reclaim[0][0])), "{}", reclaim[0][0]);
     assert!(first_org.contains(" frozen") && first_org.contains(" deactivated"));
+    // A login-based license is shown in this month's logins, as the org counts them.
+    let data = first.sim.org();
+    let licenses = data.table("UserLicense");
+    let login_based =
+        (0..licenses.rows.len()).find(|&i| licenses.get(i, "Name").as_str() == Some("Partner Community Login"));
+    let Some(i) = login_based else { panic!("no login-based license") };
+    let (Value::Int(entitled), Value::Int(used)) =
+        (licenses.get(i, "MonthlyLoginsEntitlement"), licenses.get(i, "MonthlyLoginsUsed"))
+    else {
+        panic!("no monthly logins")
+    };
+    assert!(first_org.contains(&format!("{used} / {entitled} logins this month")), "monthly logins are missing");
     assert!(html.contains("Seats over 2 snapshots"));
     assert!(html.contains("held by "), "each company's holders over the snapshots");
     // Offline: no address outside the file, no script, no external style or font.

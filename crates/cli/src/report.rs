@@ -32,6 +32,15 @@ pub struct Seats {
     /// permission set licenses they still hold): the seats to reclaim first.
     pub frozen: i64,
     pub deactivated: i64,
+    /// A login-based license: `total` and `used` are this month's entitled and used logins.
+    pub logins: bool,
+}
+
+impl Seats {
+    /// Seats bought, for the seat totals: `None` when unlimited or counted in logins.
+    pub fn seats(&self) -> Option<i64> {
+        self.total.filter(|_| !self.logins)
+    }
 }
 
 /// One license over the snapshots, oldest first: (snapshot, seats bought, seats used) for an
@@ -172,21 +181,26 @@ fn gather(warehouse: &Warehouse) -> anyhow::Result<Vec<OrgReport>> {
     }
     let sql = format!(
         "SELECT org, name, kind, total, used, held_by_inactive_users, inactive_days, held_by_frozen_users,
-                held_by_deactivated_users FROM license_utilization
+                held_by_deactivated_users, license_kind = 'login_based' AND monthly_logins_entitled IS NOT NULL,
+                monthly_logins_entitled, monthly_logins_used FROM license_utilization
          WHERE is_paid AND (coalesce(total, 0) > 0 OR held_by_active_users > 0 OR total IS NULL)
          ORDER BY org, {KIND_ORDER}, total DESC NULLS FIRST, name"
     );
     for r in rows(warehouse, &sql)? {
         if let Some(org) = orgs.get_mut(&text(&r[0])) {
             org.inactive_days = text(&r[6]);
+            // A login-based license is measured in this month's logins, not seats.
+            let logins = r[9].as_deref() == Some("true");
+            let (total, used) = if logins { (10, 11) } else { (3, 4) };
             org.licenses.push(Seats {
                 name: text(&r[1]),
                 kind: text(&r[2]),
-                total: number(&r[3]),
-                used: number(&r[4]).unwrap_or_default(),
+                total: number(&r[total]),
+                used: number(&r[used]).unwrap_or_default(),
                 inactive: number(&r[5]).unwrap_or_default(),
                 frozen: number(&r[7]).unwrap_or_default(),
                 deactivated: number(&r[8]).unwrap_or_default(),
+                logins,
             });
         }
     }
@@ -210,6 +224,7 @@ fn gather(warehouse: &Warehouse) -> anyhow::Result<Vec<OrgReport>> {
                 inactive: number(&r[5]).unwrap_or_default(),
                 frozen: 0,
                 deactivated: 0,
+                logins: false,
             });
         }
     }

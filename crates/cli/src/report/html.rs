@@ -66,8 +66,8 @@ pub fn page(orgs: &[OrgReport], generated: &str) -> String {
     html.push_str("<table><tr><th>Org</th><th>Edition</th><th class=\"n\">Paid seats</th>");
     html.push_str("<th class=\"n\">Used</th><th class=\"n\">Inactive licensed users</th><th>Read at</th></tr>");
     for org in orgs {
-        let seats: i64 = org.licenses.iter().filter_map(|l| l.total).sum();
-        let used: i64 = org.licenses.iter().filter(|l| l.total.is_some()).map(|l| l.used).sum();
+        let seats: i64 = org.licenses.iter().filter_map(Seats::seats).sum();
+        let used: i64 = org.licenses.iter().filter(|l| l.seats().is_some()).map(|l| l.used).sum();
         let _ = write!(
             html,
             "<tr><td><a href=\"#org-{}\">{}</a> <span class=\"muted\">{}</span></td><td>{}</td>\
@@ -101,8 +101,8 @@ fn org_section(html: &mut String, org: &OrgReport) {
         at = esc(&org.extracted_at),
         companies = esc(&if org.companies.is_empty() { "none configured".into() } else { org.companies.join(", ") }),
     );
-    let limited: Vec<&Seats> = org.licenses.iter().filter(|l| l.total.is_some()).collect();
-    let seats: i64 = limited.iter().filter_map(|l| l.total).sum();
+    let limited: Vec<&Seats> = org.licenses.iter().filter(|l| l.seats().is_some()).collect();
+    let seats: i64 = limited.iter().filter_map(|l| l.seats()).sum();
     let used: i64 = limited.iter().map(|l| l.used).sum();
     let idle: i64 = limited.iter().map(|l| l.inactive.min(l.used)).sum();
     let reclaim: i64 = org.licenses.iter().map(|l| l.frozen + l.deactivated).sum();
@@ -180,7 +180,8 @@ fn bar_chart(rows: &[Seats], of_total: bool) -> String {
             _ => scale,
         };
         let width = |n: i64| bar_w * n as f64 / whole;
-        let idle = row.inactive.clamp(0, row.used);
+        // Inactive holders are people; a login-based bar counts logins.
+        let idle = if row.logins { 0 } else { row.inactive.clamp(0, row.used) };
         let capacity = if of_total && row.total.is_some() { bar_w } else { width(row.used) };
         let kind = match row.kind.as_str() {
             "permission_set_license" => " (permission set)",
@@ -188,6 +189,10 @@ fn bar_chart(rows: &[Seats], of_total: bool) -> String {
             _ => "",
         };
         let mut numbers = match (of_total, row.total) {
+            (true, Some(total)) if row.logins => {
+                let pct = percent(row.used, total).map(|p| format!(" · {p:.0} %")).unwrap_or_default();
+                format!("{} / {total} logins this month{pct}", row.used)
+            }
             (true, Some(total)) => {
                 let pct = percent(row.used, total).map(|p| format!(" · {p:.0} %")).unwrap_or_default();
                 format!("{} / {total}{pct} · {idle} inactive", row.used)
@@ -357,7 +362,16 @@ mod tests {
     use super::*;
 
     fn seats(name: &str, total: Option<i64>, used: i64, inactive: i64) -> Seats {
-        Seats { name: name.into(), kind: "user_license".into(), total, used, inactive, frozen: 0, deactivated: 0 }
+        Seats {
+            name: name.into(),
+            kind: "user_license".into(),
+            total,
+            used,
+            inactive,
+            frozen: 0,
+            deactivated: 0,
+            logins: false,
+        }
     }
 
     #[test]
@@ -385,6 +399,9 @@ mod tests {
         );
         let held = Seats { frozen: 2, deactivated: 3, ..seats("pi", Some(10), 4, 1) };
         assert!(bar_chart(&[held], true).contains("4 / 10 · 40 % · 1 inactive · 2 frozen · 3 deactivated"));
+        let logins = Seats { logins: true, ..seats("Partner Community Login", Some(200), 50, 7) };
+        assert!(bar_chart(std::slice::from_ref(&logins), true).contains("50 / 200 logins this month · 25 %"));
+        assert_eq!(logins.seats(), None, "logins are not seats");
     }
 
     #[test]
