@@ -106,10 +106,13 @@ async fn the_report_names_each_orgs_licenses_and_fetches_nothing() {
     // Seats held by frozen users, and package or permission set seats deactivated users still hold.
     let reclaim = rows(
         &out,
-        "SELECT sum(held_by_frozen_users + held_by_deactivated_users)::BIGINT FROM license_utilization
+        "SELECT sum(held_by_frozen_users + CASE WHEN kind = 'user_license' THEN 0 ELSE held_by_deactivated_users END)::BIGINT
+         FROM license_utilization
          WHERE org = 'first' AND is_paid AND (coalesce(total, 0) > 0 OR held_by_active_users > 0 OR total IS NULL)",
     );
     assert_ne!(reclaim[0][0], "0");
+    let listed = rows(&out, "SELECT count(*) FROM reclaimable_seats WHERE org = 'first' AND is_paid");
+    assert_eq!(listed, reclaim, "the figure counts the seats reclaimable_seats lists");
     assert!(first_org.contains(&format!("Seats to reclaim<b>{}</b>", reclaim[0][0])), "{}", reclaim[0][0]);
     assert!(first_org.contains(" frozen") && first_org.contains(" deactivated"));
     // A login-based license is shown in this month's logins, as the org counts them.

@@ -41,6 +41,13 @@ impl Seats {
     pub fn seats(&self) -> Option<i64> {
         self.total.filter(|_| !self.logins)
     }
+
+    /// Seats to take back: every one a frozen user holds, and those deactivated users still hold
+    /// (Salesforce releases a deactivated user's user license, not its package or permission set
+    /// license seats), as in the `reclaimable_seats` view.
+    pub fn to_reclaim(&self) -> i64 {
+        self.frozen + if self.kind == "user_license" { 0 } else { self.deactivated }
+    }
 }
 
 /// One license over the snapshots, oldest first: (snapshot, seats bought, seats used) for an

@@ -105,7 +105,7 @@ fn org_section(html: &mut String, org: &OrgReport) {
     let seats: i64 = limited.iter().filter_map(|l| l.seats()).sum();
     let used: i64 = limited.iter().map(|l| l.used).sum();
     let idle: i64 = limited.iter().map(|l| l.inactive.min(l.used)).sum();
-    let reclaim: i64 = org.licenses.iter().map(|l| l.frozen + l.deactivated).sum();
+    let reclaim: i64 = org.licenses.iter().map(Seats::to_reclaim).sum();
     let _ = write!(
         html,
         "<div class=\"kpis\"><div class=\"kpi\">Paid seats<b>{seats}</b></div>\
@@ -168,8 +168,8 @@ fn shorten(text: &str, max: usize) -> String {
 /// bars share one scale (a company's holders).
 fn bar_chart(rows: &[Seats], of_total: bool) -> String {
     const ROW: i64 = 24;
-    // Label, bar, numbers: 0-290, 300-700, 710-1000 of the view box.
-    let (bar_x, bar_w) = (300.0, 400.0);
+    // Label, bar, numbers: 0-290, 300-600, 610-1000 of the view box.
+    let (bar_x, bar_w) = (300.0, 300.0);
     let height = ROW * rows.len() as i64 + 4;
     let scale = rows.iter().map(|r| r.used).max().unwrap_or(1).max(1) as f64;
     let mut svg = format!("<svg viewBox=\"0 0 1000 {height}\" role=\"img\">");
@@ -200,10 +200,15 @@ fn bar_chart(rows: &[Seats], of_total: bool) -> String {
             (true, None) => format!("{} used · unlimited · {idle} inactive", row.used),
             (false, _) => format!("{} users · {idle} inactive", row.used),
         };
+        // The bar's line stays short; its tooltip splits the seats to reclaim.
+        let mut split = String::new();
         for (held, what) in [(row.frozen, "frozen"), (row.deactivated, "deactivated")] {
             if held > 0 {
-                let _ = write!(numbers, " · {held} {what}");
+                let _ = write!(split, " · {held} {what}");
             }
+        }
+        if row.to_reclaim() > 0 {
+            let _ = write!(numbers, " · {} to reclaim", row.to_reclaim());
         }
         let _ = write!(
             svg,
@@ -213,7 +218,7 @@ fn bar_chart(rows: &[Seats], of_total: bool) -> String {
              <rect class=\"used\" x=\"{bar_x}\" y=\"{ry}\" width=\"{used:.1}\" height=\"16\"/>\
              <rect class=\"idle\" x=\"{ix:.1}\" y=\"{ry}\" width=\"{iw:.1}\" height=\"16\"/>\
              <text class=\"num\" x=\"{nx}\" y=\"{ty}\">{numbers}</text></g>",
-            title = esc(&format!("{}{kind}: {numbers}", row.name)),
+            title = esc(&format!("{}{kind}: {numbers}{split}", row.name)),
             ty = y + 16.0,
             ry = y + 3.0,
             label = esc(&shorten(&format!("{}{kind}", row.name), 40)),
@@ -397,8 +402,12 @@ mod tests {
             bar_chart(&rows, true).contains("12 / 10 · 120 % · 12 inactive"),
             "inactive holders never exceed the used seats"
         );
-        let held = Seats { frozen: 2, deactivated: 3, ..seats("pi", Some(10), 4, 1) };
-        assert!(bar_chart(&[held], true).contains("4 / 10 · 40 % · 1 inactive · 2 frozen · 3 deactivated"));
+        let held = Seats { frozen: 2, deactivated: 3, kind: "package_license".into(), ..seats("pi", Some(10), 4, 1) };
+        let svg = bar_chart(&[held], true);
+        assert!(svg.contains(">4 / 10 · 40 % · 1 inactive · 5 to reclaim<"), "{svg}");
+        let user_license = Seats { frozen: 2, deactivated: 3, ..seats("Salesforce", Some(10), 4, 1) };
+        assert_eq!(user_license.to_reclaim(), 2, "a deactivated user's user license is already released");
+        assert!(svg.contains("5 to reclaim · 2 frozen · 3 deactivated</title>"), "{svg}");
         let logins = Seats { logins: true, ..seats("Partner Community Login", Some(200), 50, 7) };
         assert!(bar_chart(std::slice::from_ref(&logins), true).contains("50 / 200 logins this month · 25 %"));
         assert_eq!(logins.seats(), None, "logins are not seats");
