@@ -321,7 +321,8 @@ pub static USER_PACKAGE_LICENSES: TableDef = TableDef::full(
 /// Frozen and password-locked users (SOAP API Developer Guide, "UserLogin"): a frozen user is
 /// active and holds its licenses but cannot log in. Freezing does not touch the User record, so
 /// the table is re-read every run; only the few frozen or locked logins are asked for. Reading
-/// UserLogin takes the "Manage Users" permission (unsure: documented for the object's edits).
+/// UserLogin takes the "Manage Users" permission (Object Reference, "UserLogin": "To access this
+/// object, you need the UserPermissions.ManageUsers permission"); it has no SystemModstamp.
 pub static USER_LOGINS: TableDef = TableDef {
     name: "user_logins",
     object: "UserLogin",
