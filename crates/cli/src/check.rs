@@ -193,7 +193,7 @@ async fn check_table(client: &SalesforceClient, table: &TableDef, steps: &mut St
         Err(e) => e,
     };
     match &refusal {
-        Error::Api { .. } if refusal.is_invalid_type() && table.optional_object.is_some() => {
+        Error::Api { .. } if refusal.is_object_unreadable() && table.optional_object.is_some() => {
             let why = table.optional_object.unwrap_or_default();
             steps.warn(&step, format!("not readable, so {why}"), "see above, or accept the table empty");
         }

@@ -208,7 +208,7 @@ async fn open_query<'c>(
         Err(e) if e.is_invalid_field() => e,
         // What a user without access to the object gets (as for setup objects without "View
         // Setup and Configuration"): an optional object is then left empty.
-        Err(e) if e.is_invalid_type() && table.optional_object.is_some() => {
+        Err(e) if e.is_object_unreadable() && table.optional_object.is_some() => {
             tracing::warn!(
                 org,
                 table = table.name,

@@ -142,9 +142,13 @@ impl Error {
         matches!(self, Error::Api { detail, .. } if detail.code == "INVALID_FIELD")
     }
 
-    /// The object does not exist for this user (the org lacks it, or the user may not read it).
-    pub fn is_invalid_type(&self) -> bool {
-        matches!(self, Error::Api { detail, .. } if detail.code == "INVALID_TYPE")
+    /// The object cannot be read here: it does not exist for this user (`INVALID_TYPE`, what an
+    /// org without the object, or a user without access to a setup object, gets), or the user
+    /// lacks a permission it needs (`INSUFFICIENT_ACCESS…`: which of the two an org answers for a
+    /// given object is not always documented, so both count).
+    pub fn is_object_unreadable(&self) -> bool {
+        matches!(self, Error::Api { detail, .. }
+            if detail.code == "INVALID_TYPE" || detail.code.starts_with("INSUFFICIENT_ACCESS"))
     }
 
     /// The resource does not exist for this user (a describe of an object it may not see).
@@ -186,6 +190,10 @@ mod tests {
         assert!(!Error::QuotaExhausted.is_transient());
         assert!(api(500, "UNKNOWN_EXCEPTION").is_transient());
         assert!(api(503, "SERVER_UNAVAILABLE").is_transient());
+        for code in ["INVALID_TYPE", "INSUFFICIENT_ACCESS", "INSUFFICIENT_ACCESS_OR_READONLY"] {
+            assert!(api(400, code).is_object_unreadable(), "{code}");
+        }
+        assert!(!api(400, "INVALID_FIELD").is_object_unreadable());
         assert!(
             api(403, "REQUEST_LIMIT_EXCEEDED").is_transient(),
             "ConcurrentRequests: the daily kind is QuotaExhausted"
