@@ -1,5 +1,6 @@
-//! The onboarding path end to end: `sfetl init`, the certificate registered as the connected
-//! app's, the generated pipeline filled in, then `sfetl check` and `sfetl extract` succeed.
+//! The onboarding path end to end: `sfetl init`, the certificate registered as an External Client
+//! App's (what new orgs create), the generated pipeline filled in, then `sfetl check` and
+//! `sfetl extract` succeed.
 
 use crate::support::{SimOrg, rows, sfetl, text};
 use std::os::unix::fs::PermissionsExt;
@@ -20,9 +21,13 @@ async fn init_then_check_then_extract() {
         "(refresh_token, offline_access)",
         "Admin approved users are pre-authorized",
         "multi-factor authentication",
+        "External Client App Manager",
+        "Enable JWT Bearer Flow",
     ] {
         assert!(said.contains(step), "`{step}` missing from:\n{said}");
     }
+    let first = |text: &str| said.find(text).unwrap_or(usize::MAX);
+    assert!(first("New External Client App") < first("New Connected App"), "External Client Apps come first");
     let (key, crt, pipeline) = (dir.join("keys/acme.key"), dir.join("keys/acme.crt"), dir.join("pipelines/acme.toml"));
     let mode = std::fs::metadata(&key).map(|m| m.permissions().mode() & 0o777).unwrap_or_default();
     assert_eq!(mode, 0o600, "the private key is readable by its owner only");
@@ -34,16 +39,17 @@ async fn init_then_check_then_extract() {
     assert!(text(&again).contains("already exists"));
     assert_eq!(std::fs::read(&key).unwrap_or_default(), key_before);
 
-    // The admin uploads the certificate and pre-authorizes the profile; the user fills in the values.
+    // The admin uploads the certificate to an External Client App and pre-authorizes the profile;
+    // the user fills in the values: `url` is the org's My Domain, `login_url` its login host.
     org.sim.add_connected_app(sfetl_sim::ConnectedApp {
         consumer_key: "3MVG9onboarding".into(),
         certificate_pem: std::fs::read_to_string(&crt).unwrap_or_default(),
         authorized_profiles: vec!["System Administrator".into()],
-        kind: sfetl_sim::AppKind::ConnectedApp,
+        kind: sfetl_sim::AppKind::ExternalClientApp,
     });
     let filled = std::fs::read_to_string(&pipeline)
         .unwrap_or_default()
-        .replace("https://CHANGE-ME.my.salesforce.com", org.sim.url())
+        .replace("https://CHANGE-ME.my.salesforce.com", &org.sim.my_domain_url())
         .replace("https://login.salesforce.com\"", &format!("{}\"", org.sim.url()))
         .replace("CHANGE-ME-consumer-key", "3MVG9onboarding")
         .replace("CHANGE-ME@example.com", &org.sim.integration_username())
@@ -53,6 +59,12 @@ async fn init_then_check_then_extract() {
 
     let check = sfetl(&["check", &pipeline.to_string_lossy()], &dir);
     assert!(check.status.success(), "{}", text(&check));
+    let my_domain = org.sim.my_domain_url();
+    assert!(
+        text(&check).contains(&format!("token_url = \"{my_domain}\" and audience = \"{my_domain}\"")),
+        "{}",
+        text(&check)
+    );
     let out = dir.join("data");
     let extract = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], &dir);
     assert!(extract.status.success(), "{}", text(&extract));
