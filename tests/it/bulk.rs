@@ -77,3 +77,29 @@ async fn the_job_keeps_the_user_scope_on_salesforces_side() {
     assert!(kept < all, "the org has portal users: {kept} of {all}");
     assert_eq!(fetched, kept, "only the users kept crossed the wire");
 }
+
+/// A full read that Salesforce first answered with `QUERY_TIMEOUT` is paged in `SystemModstamp`
+/// windows. Switching to a Bulk job then (the unsplit query after the first window's last Id)
+/// would lose the later windows' rows with lower Ids: the switch is made only on an unsplit
+/// query, and every record arrives exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_query_is_not_switched_to_bulk_and_loses_nothing() {
+    let mut config = SimConfig::new(OrgSpec::new(82, 6_000));
+    config.query_timeout_above = Some(2_500);
+    config.bulk_fixed_cost = Duration::from_millis(100);
+    let org = SimOrg::start_with(config).await;
+    let run = org.extract(&org.pipeline("split", "exclude_user_types = []\nbatch_size = 500\nbulk_threshold = 1000"));
+    assert!(text(&run).contains("split after timeouts"), "{}", text(&run));
+    let data = org.sim.org();
+    let users = data.table("User");
+    let mut expected: Vec<String> =
+        (0..users.rows.len()).map(|i| users.get(i, "Id").as_str().unwrap_or_default().to_string()).collect();
+    expected.sort();
+    let read: Vec<String> =
+        rows(&org.out(), "SELECT user_id FROM users ORDER BY 1").into_iter().map(|r| r[0].clone()).collect();
+    let missing = expected.iter().filter(|id| read.binary_search(id).is_err()).count();
+    let mut distinct = read.clone();
+    distinct.dedup();
+    assert_eq!((read.len() - distinct.len(), missing), (0, 0), "users read twice, users missing");
+    assert_eq!(read, expected);
+}

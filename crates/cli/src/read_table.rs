@@ -94,7 +94,15 @@ pub(crate) async fn read_table(
                 Some(page) => {
                     bar.set_total(page.total_size);
                     let more = page.total_size > page.records.len() as u64;
-                    if since.is_none() && more && org.bulk_threshold.is_some_and(|rows| page.total_size > rows) {
+                    // Only an unsplit query may switch: after a QUERY_TIMEOUT split the page is one
+                    // SystemModstamp window's, and the rest of the query after its last Id would
+                    // miss the later windows' lower Ids (and read some rows twice).
+                    let unsplit = stream.splits() == 0;
+                    if since.is_none()
+                        && more
+                        && unsplit
+                        && org.bulk_threshold.is_some_and(|rows| page.total_size > rows)
+                    {
                         // A big full read goes on in one Bulk API job: a few calls instead of one
                         // per page. The first page was ordered by Id: the job (which takes no
                         // ORDER BY) reads the same rows after its last.
