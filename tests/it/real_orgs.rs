@@ -232,6 +232,7 @@ async fn check_warns_when_the_user_cannot_see_every_user() {
         "{report}"
     );
     assert!(report.contains("View All Users"), "{report}");
+    assert!(report.contains("or open user sharing (Setup > Sharing Settings"), "{report}");
 
     let open = SimOrg::start(400, 49).await;
     let report = text(&sfetl(&["check", &open.pipeline("open", "").to_string_lossy()], open.dir.path()));

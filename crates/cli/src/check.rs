@@ -231,7 +231,7 @@ async fn check_table(client: &SalesforceClient, table: &TableDef, steps: &mut St
 /// One `COUNT()` query per license in use.
 async fn check_user_visibility(client: &SalesforceClient, steps: &mut Steps) {
     const STEP: &str = "user visibility";
-    let fix = "give the integration user \"View All Users\" (in its profile or a permission set), or open user                sharing (Setup > Sharing Settings > User: Public Read Only)";
+    let fix = "give the integration user \"View All Users\" (in its profile or a permission set), or open user sharing (Setup > Sharing Settings > User: Public Read Only)";
     let licenses =
         SoqlQuery::new("UserLicense", ["Id", "Name", "UsedLicenses"]).filter("UsedLicenses > 0").order_by("Id");
     let mut short = Vec::new();
