@@ -68,11 +68,7 @@ impl Facts {
                 }
             }
         }
-        let logins = data.table("UserLogin");
-        let frozen = (0..logins.rows.len())
-            .filter(|&i| logins.get(i, "IsFrozen") == &Value::Bool(true))
-            .map(|i| text(logins.get(i, "UserId")).to_string())
-            .collect();
+        let frozen = data.frozen_users().into_iter().map(String::from).collect();
         let mut profile_types: BTreeMap<String, Vec<bool>> = BTreeMap::new();
         for i in 0..profiles.rows.len() {
             let license = text(profiles.get(i, "UserLicenseId")).to_string();

@@ -273,11 +273,7 @@ impl Sim {
         let data = self.org();
         let users = data.table("User");
         let profiles = data.table("Profile");
-        let logins = data.table("UserLogin");
-        let frozen: std::collections::HashSet<&str> = (0..logins.rows.len())
-            .filter(|&i| logins.get(i, "IsFrozen") == &value::Value::Bool(true))
-            .filter_map(|i| logins.get(i, "UserId").as_str())
-            .collect();
+        let frozen = data.frozen_users();
         (0..users.rows.len()).find_map(|i| {
             let profile =
                 users.get(i, "ProfileId").as_str().and_then(|p| profiles.by_id(p)).and_then(|r| r[1].as_str())?;

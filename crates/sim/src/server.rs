@@ -181,11 +181,7 @@ async fn token(State(state): State<Arc<SimState>>, headers: HeaderMap, body: Byt
         return refuse("invalid_grant", "user not found");
     };
     let user_id = users.get(user, "Id").as_str().unwrap_or_default().to_string();
-    let logins = data.table("UserLogin");
-    let frozen = (0..logins.rows.len()).any(|i| {
-        logins.get(i, "UserId").as_str() == Some(user_id.as_str())
-            && logins.get(i, "IsFrozen") == &crate::value::Value::Bool(true)
-    });
+    let frozen = data.frozen_users().contains(user_id.as_str());
     if users.get(user, "IsActive") != &crate::value::Value::Bool(true) || frozen {
         return refuse("invalid_grant", "authentication failure");
     }

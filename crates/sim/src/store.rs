@@ -81,6 +81,17 @@ impl OrgData {
     }
 }
 
+impl OrgData {
+    /// The Ids of the users whose UserLogin is frozen: active, but refused at login.
+    pub fn frozen_users(&self) -> std::collections::HashSet<&str> {
+        let logins = self.table("UserLogin");
+        (0..logins.rows.len())
+            .filter(|&i| logins.get(i, "IsFrozen") == &Value::Bool(true))
+            .filter_map(|i| logins.get(i, "UserId").as_str())
+            .collect()
+    }
+}
+
 impl Default for OrgData {
     fn default() -> Self {
         Self::new()

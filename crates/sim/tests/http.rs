@@ -598,11 +598,10 @@ async fn the_concurrent_requests_limit_shares_the_daily_quotas_error_code() {
 async fn a_frozen_user_cannot_log_in() {
     let (sim, app) = sim(300, |_| {}).await;
     let data = sim.org();
-    let logins = data.table("UserLogin");
     let users = data.table("User");
-    let frozen = (0..logins.rows.len())
-        .filter(|&i| logins.get(i, "IsFrozen") == &sfetl_sim::value::Value::Bool(true))
-        .filter_map(|i| logins.get(i, "UserId").as_str())
+    let frozen = data
+        .frozen_users()
+        .into_iter()
         .filter_map(|id| users.index_of(id))
         .find(|&u| users.get(u, "IsActive") == &sfetl_sim::value::Value::Bool(true));
     let Some(frozen) = frozen else { panic!("the org has no frozen active user") };
