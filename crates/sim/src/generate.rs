@@ -573,28 +573,37 @@ impl<'a> Generator<'a> {
 
     fn package_licenses(&mut self) {
         let holders = self.standard_user_ids();
-        let chosen: Vec<Option<CatalogueLicense>> = match self.spec.licenses.as_ref() {
-            Some(catalogue) => catalogue.packages.iter().cloned().map(Some).collect(),
-            None => vec![None; self.rng.random_range(4..=8)],
+        // Without a shape: the first few of the catalogue, every third a site license (-1), the
+        // status drawn (an empty status).
+        let chosen: Vec<CatalogueLicense> = match self.spec.licenses.as_ref() {
+            Some(catalogue) => catalogue.packages.clone(),
+            None => (0..self.rng.random_range(4..=8))
+                .map(|n| CatalogueLicense {
+                    name: PACKAGES[n % PACKAGES.len()].to_string(),
+                    key: String::new(),
+                    user_type: String::new(),
+                    status: String::new(),
+                    total: if n % 3 == 1 { -1 } else { 0 },
+                    holders: 0,
+                })
+                .collect(),
         };
         let mut seats = 0;
         for (n, license) in chosen.iter().enumerate() {
             let id = self.id("050", n);
             let created = self.days_ago(300, 2000);
             // -1 marks a site license: everyone may use it, and no seat is assigned.
-            let site_license = license.as_ref().map_or(n % 3 == 1, |l| l.total == -1);
+            let site_license = license.total == -1;
             let drawn =
                 *["Active", "Active", "Active", "Trial", "Free", "Expired"].choose(&mut self.rng).unwrap_or(&"Active");
-            let status = license.as_ref().map_or(drawn, |l| l.status.as_str());
-            let namespace = license.as_ref().map_or(PACKAGES[n % PACKAGES.len()], |l| l.name.as_str());
+            let status = if license.status.is_empty() { drawn } else { license.status.as_str() };
             let expires =
                 if self.rng.random_bool(0.5) { Value::Null } else { Value::DateTime(self.days_ago(-400, 30)) };
-            let allowed = if site_license { -1 } else { license.as_ref().map_or(0, |l| l.total) };
             let row = vec![
                 id.clone(),
-                Value::str(namespace),
+                Value::str(&license.name),
                 Value::str(status),
-                Value::Int(allowed),
+                Value::Int(license.total),
                 Value::Int(if site_license { -1 } else { 0 }),
                 expires,
                 Value::Bool(self.rng.random_bool(0.95)),
@@ -607,7 +616,7 @@ impl<'a> Generator<'a> {
                 continue;
             }
             let drawn = self.rng.random_range(0.05..0.4);
-            let share = license.as_ref().map_or(drawn, |l| self.share(l, holders.len(), drawn));
+            let share = self.share(license, holders.len(), drawn);
             for (user, at) in self.pick_holders(&holders, share) {
                 let at = Value::DateTime(at);
                 let row = vec![self.id("051", seats), id.clone(), user, at.clone(), at.clone(), at];
