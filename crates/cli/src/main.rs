@@ -1,29 +1,29 @@
-//! `sfetl`: Salesforce subscriptions (licenses) and users into Parquet and DuckDB.
-//!
-//! Exit codes: 0 success; 1 an org failed (the others were still extracted); 2 the command line
-//! or the pipeline file is wrong; 3 an internal or output error; 4 the API quota guard stopped an
-//! org early (what it had extracted is kept).
+//! `sfetl`: Salesforce subscriptions (licenses) and users into Parquet and DuckDB. This binary is
+//! the command line only: arguments, logging, printing and exit codes ([`exit`]); the pipeline is
+//! the `sfetl-pipeline` library.
 
-mod check;
-mod demo;
-mod derive;
+mod exit;
 mod init;
-mod pipeline;
+mod output;
 mod progress;
-mod read_table;
-mod report;
-mod run;
-mod scope;
+#[cfg(feature = "demo")]
 mod sim_cmd;
-mod state;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use exit::Exit;
+use output::Format;
+use sfetl_pipeline::{Mode, Pipeline, RunOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "sfetl", version, about = "Salesforce subscriptions (licenses) and users into Parquet and DuckDB")]
+#[command(
+    name = "sfetl",
+    version,
+    about = "Salesforce subscriptions (licenses) and users into Parquet and DuckDB",
+    after_help = exit::help()
+)]
 struct Cli {
     /// More log output (-v: debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -54,6 +54,10 @@ enum Command {
         /// Read every table in full, ignoring where the last run stopped.
         #[arg(long)]
         full: bool,
+        /// Also write the run's outcome as JSON to this file (per org and table: status, rows,
+        /// API calls, seconds, errors), for schedulers.
+        #[arg(long)]
+        summary_json: Option<PathBuf>,
     },
     /// Run SQL against warehouse.duckdb and print the result.
     #[command(
@@ -107,6 +111,7 @@ enum Command {
         capture: Option<PathBuf>,
     },
     /// Serve a simulated Salesforce org on loopback until interrupted.
+    #[cfg(feature = "demo")]
     Sim(sim_cmd::SimArgs),
 }
 
@@ -122,12 +127,6 @@ enum CheckFormat {
     Json,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Table,
-    Csv,
-    Json,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -148,197 +147,97 @@ fn main() -> ExitCode {
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(3);
-        }
+        Err(e) => return fail(Exit::Internal, &anyhow::Error::new(e).context("cannot start the async runtime")),
     };
     match runtime.block_on(dispatch(cli.command, progress)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {}", describe(&e));
-            ExitCode::from(3)
-        }
+        Ok(exit) => exit.into(),
+        Err(e) => fail(Exit::Internal, &e),
     }
 }
 
-async fn dispatch(command: Command, progress: progress::Progress) -> anyhow::Result<ExitCode> {
+/// Prints the error and its causes, each once, and gives the exit code.
+fn fail(exit: Exit, error: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {error:#}");
+    exit.into()
+}
+
+async fn dispatch(command: Command, progress: progress::Progress) -> anyhow::Result<Exit> {
     match command {
-        Command::Extract { pipeline, out, full } => {
-            let pipeline = match pipeline::load(&pipeline) {
+        Command::Extract { pipeline, out, full, summary_json } => {
+            let pipeline = match Pipeline::load(&pipeline) {
                 Ok(p) => p,
                 Err(problems) => {
-                    eprintln!("error: {problems}");
-                    return Ok(ExitCode::from(2));
+                    eprintln!("error: {}", sfetl_pipeline::chain(&problems));
+                    return Ok(Exit::Usage);
                 }
             };
-            let output = out.unwrap_or_else(|| pipeline.output.clone());
-            let mode = if full { run::Mode::Full } else { run::Mode::Incremental };
-            let outcomes = run::extract(&pipeline, &output, mode, &progress).await?;
-            print_summary(&outcomes, &output);
-            Ok(if outcomes.iter().any(|o| o.error.is_some()) {
-                ExitCode::from(1)
-            } else if outcomes.iter().any(|o| o.stopped.is_some()) {
-                ExitCode::from(4)
-            } else {
-                ExitCode::SUCCESS
-            })
+            let mode = if full { Mode::Full } else { Mode::Incremental };
+            let options = RunOptions { output: out, mode, progress: Arc::new(progress) };
+            let summary = sfetl_pipeline::run(&pipeline, options).await?;
+            output::run_summary(&summary);
+            if let Some(path) = summary_json {
+                let json = serde_json::to_vec_pretty(&summary)?;
+                std::fs::write(&path, json)
+                    .map_err(|e| anyhow::Error::new(e).context(format!("cannot write --summary-json {}", path.display())))?;
+            }
+            Ok(summary.outcome().into())
         }
         Command::Query { sql, out, format } => {
             let warehouse = sfetl_load::Warehouse::open_existing(&out)?;
-            let batches = warehouse.query(&sql)?;
-            print_batches(&batches, format)?;
-            Ok(ExitCode::SUCCESS)
+            let batches = match warehouse.query(&sql) {
+                Ok(batches) => batches,
+                // DuckDB refused the statement: the SQL is the user's to fix.
+                Err(e) => {
+                    eprintln!("error: {}", sfetl_pipeline::chain(&e));
+                    return Ok(Exit::Usage);
+                }
+            };
+            output::batches(&batches, format)?;
+            Ok(Exit::Success)
         }
         Command::Report { out, to } => {
             let to = to.unwrap_or_else(|| out.join("report.html"));
-            let orgs = report::write(&out, &to)?;
+            let orgs = sfetl_report::write(&out, &to)?;
             println!("wrote {} ({orgs} org{})", to.display(), if orgs == 1 { "" } else { "s" });
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Success)
         }
         Command::Init { name, dir } => match init::run(&dir, &name) {
             Ok(files) => {
                 print!("{}", init::instructions(&files));
-                Ok(ExitCode::SUCCESS)
+                Ok(Exit::Success)
             }
             Err(problem) => {
                 eprintln!("error: {problem}");
-                Ok(ExitCode::from(2))
+                Ok(Exit::Usage)
             }
         },
         Command::Check { pipeline, format, capture } => {
             let json = matches!(format, CheckFormat::Json);
-            let pipeline = match pipeline::load(&pipeline) {
+            let pipeline = match Pipeline::load(&pipeline) {
                 Ok(p) => p,
                 Err(problems) => {
-                    let step = check::Step {
+                    let step = sfetl_pipeline::check::Step {
                         org: "-".into(),
                         step: "settings".into(),
                         ok: false,
                         warning: false,
-                        detail: problems,
+                        detail: sfetl_pipeline::chain(&problems),
                         fix: Some("correct the settings named above".into()),
                     };
-                    return Ok(check::report(&[step], json));
+                    output::check_steps(&[step], json);
+                    return Ok(Exit::Usage);
                 }
             };
             let mut steps = Vec::new();
             let several = pipeline.orgs.len() > 1;
             for org in &pipeline.orgs {
-                let capture = capture.as_deref().map(|path| check::capture_path(path, &org.name, several));
-                steps.extend(check::check_org(org, capture.as_deref()).await);
+                let capture =
+                    capture.as_deref().map(|path| sfetl_pipeline::check::capture_path(path, &org.name, several));
+                steps.extend(sfetl_pipeline::check::check_org(org, capture.as_deref()).await);
             }
-            Ok(check::report(&steps, json))
+            Ok(output::check_steps(&steps, json))
         }
+        #[cfg(feature = "demo")]
         Command::Sim(args) => sim_cmd::run(args).await,
-    }
-}
-
-fn print_summary(outcomes: &[run::OrgOutcome], output: &std::path::Path) {
-    let line = |org: &str, table: &str, rows: u64, fetched: u64, calls: u64, seconds: f64| {
-        println!("{org:<16} {table:<36} {rows:>10} {fetched:>10} {calls:>9} {seconds:>9.2}");
-    };
-    println!("{:<16} {:<36} {:>10} {:>10} {:>9} {:>9}", "org", "table", "rows", "fetched", "api calls", "seconds");
-    for org in outcomes {
-        for t in &org.tables {
-            line(&org.org, t.table, t.rows, t.fetched, t.api_calls, t.elapsed.as_secs_f64());
-        }
-        for (table, rows) in &org.derived {
-            println!("{:<16} {table:<36} {rows:>10} {:>10} {:>9} {:>9}", org.org, "derived", "-", "-");
-        }
-        if let Some(reason) = &org.stopped {
-            println!("{:<16} STOPPED: {reason}", org.org);
-        }
-        match &org.error {
-            None => line(
-                &org.org,
-                "(all)",
-                org.tables.iter().map(|t| t.rows).sum(),
-                org.tables.iter().map(|t| t.fetched).sum(),
-                org.api_calls,
-                org.elapsed.as_secs_f64(),
-            ),
-            Some(e) => println!("{:<16} FAILED: {e}", org.org),
-        }
-    }
-    println!("output: {} (DuckDB: {})", output.display(), output.join(sfetl_load::Warehouse::FILE_NAME).display());
-}
-
-fn print_batches(batches: &[arrow::record_batch::RecordBatch], format: Format) -> anyhow::Result<()> {
-    let batches = batches.iter().map(with_utc_as_offset).collect::<Result<Vec<_>, _>>()?;
-    let batches = &batches[..];
-    let stdout = std::io::stdout();
-    match format {
-        Format::Table => println!("{}", arrow::util::pretty::pretty_format_batches(batches)?),
-        Format::Csv => {
-            let mut writer = arrow::csv::Writer::new(stdout.lock());
-            for batch in batches {
-                writer.write(batch).context("writing CSV")?;
-            }
-        }
-        Format::Json => {
-            let mut writer = arrow::json::ArrayWriter::new(stdout.lock());
-            let refs: Vec<&arrow::record_batch::RecordBatch> = batches.iter().collect();
-            writer.write_batches(&refs).context("writing JSON")?;
-            writer.finish().context("writing JSON")?;
-            println!();
-        }
-    }
-    Ok(())
-}
-
-/// The batch with its `UTC` timestamps labelled `+00:00`: arrow formats named time zones only
-/// with its `chrono-tz` feature, offsets always; the instants are the same.
-fn with_utc_as_offset(
-    batch: &arrow::record_batch::RecordBatch,
-) -> Result<arrow::record_batch::RecordBatch, arrow::error::ArrowError> {
-    use arrow::datatypes::{DataType, Field, Schema};
-    let utc = |t: &DataType| match t {
-        DataType::Timestamp(unit, Some(tz)) if tz.eq_ignore_ascii_case("utc") => {
-            Some(DataType::Timestamp(*unit, Some("+00:00".into())))
-        }
-        _ => None,
-    };
-    let schema = batch.schema();
-    let mut fields = Vec::new();
-    let mut columns = Vec::new();
-    for (field, column) in schema.fields().iter().zip(batch.columns()) {
-        match utc(field.data_type()) {
-            Some(offset) => {
-                columns.push(arrow::compute::cast(column, &offset)?);
-                fields.push(Field::new(field.name(), offset, field.is_nullable()));
-            }
-            None => {
-                columns.push(column.clone());
-                fields.push(field.as_ref().clone());
-            }
-        }
-    }
-    arrow::record_batch::RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
-}
-
-/// An error and its causes on one line, like `{:#}`, without repeating a cause that an error's
-/// own message already quotes (the crates' messages name their source so they read well alone).
-pub fn describe(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&cause);
-        }
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn describe_names_each_cause_once() {
-        let inner = std::io::Error::other("disk full");
-        let outer = anyhow::Error::new(sfetl_load::Error::Io { path: "/x".into(), source: inner });
-        assert_eq!(super::describe(&outer.context("writing users")), "writing users: /x: disk full");
     }
 }

@@ -1,4 +1,5 @@
-//! Progress per org and table: bars on a terminal, plain log lines otherwise.
+//! The run's progress ([`sfetl_pipeline::Progress`]) per org and table: bars on a terminal, plain
+//! log lines otherwise.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::io::{IsTerminal, Write};
@@ -35,7 +36,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     }
 }
 
-pub struct TableProgress {
+struct TableBar {
     bar: Option<ProgressBar>,
     org: String,
     table: &'static str,
@@ -54,7 +55,10 @@ impl Progress {
         LogWriter { bars: self.bars.clone() }
     }
 
-    pub fn table(&self, org: &str, table: &'static str) -> TableProgress {
+}
+
+impl sfetl_pipeline::Progress for Progress {
+    fn table(&self, org: &str, table: &'static str) -> Box<dyn sfetl_pipeline::TableProgress> {
         let bar = self.bars.as_ref().map(|multi| {
             let bar = multi.add(ProgressBar::new(0));
             let style = ProgressStyle::with_template("{prefix:>48} {bar:30} {pos:>9}/{len:9} {rate:>10} eta {eta}")
@@ -68,28 +72,28 @@ impl Progress {
             bar.set_prefix(format!("{org} {table}"));
             bar
         });
-        TableProgress { bar, org: org.to_string(), table }
+        Box::new(TableBar { bar, org: org.to_string(), table })
     }
 
-    pub fn org_failed(&self, org: &str, error: &str) {
-        tracing::error!(org, "{error}");
+    fn org_failed(&self, org: &str, error: &sfetl_pipeline::OrgError) {
+        tracing::error!(org, "{}", sfetl_pipeline::chain(error));
     }
 }
 
-impl TableProgress {
-    pub fn set_total(&self, total: u64) {
+impl sfetl_pipeline::TableProgress for TableBar {
+    fn set_total(&self, total: u64) {
         if let Some(bar) = &self.bar {
             bar.set_length(total);
         }
     }
 
-    pub fn advance(&self, rows: u64) {
+    fn advance(&self, rows: u64) {
         if let Some(bar) = &self.bar {
             bar.inc(rows);
         }
     }
 
-    pub fn finish(&self, rows: u64) {
+    fn finish(&self, rows: u64) {
         match &self.bar {
             Some(bar) => bar.finish(),
             None => tracing::info!(org = %self.org, table = self.table, rows, "table extracted"),

@@ -3,7 +3,7 @@
 use clap::Args;
 use sfetl_sim::{AppKind, FaultRule, OrgSpec, Sim, SimConfig};
 use std::path::PathBuf;
-use std::process::ExitCode;
+use crate::exit::Exit;
 use std::time::Duration;
 
 #[derive(Args)]
@@ -71,7 +71,7 @@ pub struct SimArgs {
     shape: Option<PathBuf>,
 }
 
-pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: SimArgs) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(&args.dir)?;
     let dir = args.dir.canonicalize()?;
     let mut config = match &args.shape {
@@ -134,7 +134,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     println!("  pipeline        : {} (sfetl extract {0})", dir.join("pipeline.toml").display());
     println!("Ctrl-C stops it.");
     tokio::signal::ctrl_c().await?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {

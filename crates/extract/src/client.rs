@@ -150,7 +150,8 @@ impl SalesforceClient {
         let routes = self.login_route().map_or_else(|| self.credentials.routes(), |route| vec![route]);
         let mut first_refusal = None;
         for route in &routes {
-            match self.with_retries(async || login::login(&self.http, &self.credentials, route).await).await {
+            let (http, credentials) = (&self.http, &self.credentials);
+            match self.with_retries(move || async move { login::login(http, credentials, route).await }).await {
                 Ok(session) => {
                     if first_refusal.is_some() {
                         tracing::info!(token_url = %route.token_url, audience = %route.audience,
@@ -192,9 +193,10 @@ impl SalesforceClient {
             version: String,
         }
         let url = format!("{instance_url}/services/data/");
+        let url = &url;
         let listed: Vec<Version> = self
-            .with_retries(async || {
-                let (status, body) = self.get_without_session(&url).await?;
+            .with_retries(move || async move {
+                let (status, body) = self.get_without_session(url).await?;
                 serde_json::from_slice(&body).map_err(|_| Error::UnexpectedBody {
                     url: url.clone(),
                     status,
@@ -285,7 +287,8 @@ impl SalesforceClient {
         let mut renewed = false;
         loop {
             let session = self.current_session().await?;
-            let attempt = async || decode(self.send_once(&session, request, calls).await?);
+            let (session_ref, decode) = (&session, &decode);
+            let attempt = move || async move { decode(self.send_once(session_ref, request, calls).await?) };
             match self.with_retries(attempt).await {
                 Err(e) if e.is_invalid_session() && !renewed => {
                     renewed = true;
@@ -308,8 +311,13 @@ impl SalesforceClient {
         Ok(())
     }
 
-    /// Runs `request` until it succeeds, fails for good, or the retry policy is spent.
-    async fn with_retries<T>(&self, mut request: impl AsyncFnMut() -> Result<T>) -> Result<T> {
+    /// Runs `request` until it succeeds, fails for good, or the retry policy is spent. (A closure
+    /// that returns a future rather than an async closure: the compiler cannot yet prove an async
+    /// closure's future `Send`, and a program spawns sfetl's run on a multi-threaded runtime.)
+    async fn with_retries<T, F>(&self, mut request: impl FnMut() -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
         let policy = self.settings.retry;
         let mut waited = Duration::ZERO;
         let mut attempt = 0;

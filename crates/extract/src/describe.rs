@@ -43,12 +43,14 @@ impl SalesforceClient {
     ) -> Result<Vec<String>> {
         let mut describes: HashMap<String, Describe> = HashMap::new();
         let mut missing = Vec::new();
-        for path in fields {
+        for &path in fields {
             let mut current = object.to_string();
-            let parts: Vec<&str> = path.split('.').collect();
-            let (last, parents) = parts.split_last().unwrap_or((path, &[]));
+            // Owned, so that the future stays `Send` for any caller (borrowed pieces held across
+            // the awaits below hit a known gap in the compiler's lifetime reasoning).
+            let mut parents: Vec<String> = path.split('.').map(String::from).collect();
+            let last = parents.pop().unwrap_or_default();
             let mut found = true;
-            for relationship in parents {
+            for relationship in &parents {
                 let describe = self.describe_cached(&mut describes, &current, calls).await?;
                 let lookup = describe
                     .fields
@@ -64,7 +66,7 @@ impl SalesforceClient {
             }
             if found {
                 let describe = self.describe_cached(&mut describes, &current, calls).await?;
-                found = describe.fields.iter().any(|f| f.name.eq_ignore_ascii_case(last));
+                found = describe.fields.iter().any(|f| f.name.eq_ignore_ascii_case(&last));
             }
             if !found {
                 missing.push(path.to_string());

@@ -70,7 +70,7 @@ impl LoginError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("login to {login_url} failed: {source}")]
+    #[error("login to {login_url} failed")]
     Login { login_url: String, source: LoginError },
     #[error("cannot reach {url}: {message}")]
     Transport { url: String, message: String },

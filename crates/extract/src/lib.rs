@@ -9,6 +9,7 @@ mod bulk;
 mod client;
 mod describe;
 mod error;
+pub mod keys;
 mod login;
 mod query;
 mod retry;

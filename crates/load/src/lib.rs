@@ -12,7 +12,7 @@ mod parquet_sink;
 mod warehouse;
 
 pub use compact::compact_runs;
-pub use local_sql::{LocalSql, expand, parquet_source, sql_literal};
+pub use local_sql::{LocalSql, expand, fits, parquet_source, sql_literal};
 pub use parquet_sink::{ParquetSink, PartitionWriter, remove_leftovers};
 pub use warehouse::{Published, View, Warehouse};
 
@@ -20,11 +20,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io { path: std::path::PathBuf, source: std::io::Error },
-    #[error("writing Parquet {path}: {source}")]
+    #[error("writing Parquet {path}")]
     Parquet { path: std::path::PathBuf, source: parquet::errors::ParquetError },
-    #[error("DuckDB database {path}: {source}")]
+    #[error("DuckDB database {path}")]
     DuckDb { path: std::path::PathBuf, source: duckdb::Error },
     #[error("the rows of `{sql}` do not fit the table's declared schema: {detail}")]
     Schema { sql: String, detail: String },

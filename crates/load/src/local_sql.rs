@@ -24,8 +24,10 @@ impl LocalSql {
     }
 
     /// Runs `sql` and hands its rows to `each`, batch by batch as DuckDB produces them (a large
-    /// result is never held whole), with `schema`: the columns in order, each cast to the declared
-    /// type, so that a table's files keep the same schema whatever DuckDB infers.
+    /// result is never held whole), with `schema`: the declared contract. Before any row is
+    /// handed on, the result's columns must be the declared ones, by name and order, each of a
+    /// type of the declared kind ([`fits`]); each is then cast to the declared type, so that a
+    /// table's files keep one schema whatever DuckDB infers.
     pub fn select_each(
         &self,
         sql: &str,
@@ -35,11 +37,26 @@ impl LocalSql {
         let fail = |source| Error::DuckDb { path: PathBuf::from(":memory:"), source };
         let mut statement = self.connection.prepare(sql).map_err(fail)?;
         let mismatch = |detail: String| Error::Schema { sql: excerpt(sql), detail };
-        for batch in statement.stream_arrow([]).map_err(fail)? {
-            let batch = batch.map_err(fail)?;
-            if batch.num_columns() != schema.fields().len() {
-                return Err(mismatch(format!("{} columns, {} declared", batch.num_columns(), schema.fields().len())));
+        let stream = statement.stream_arrow([]).map_err(fail)?;
+        let result = stream.get_schema();
+        if result.fields().len() != schema.fields().len() {
+            return Err(mismatch(format!("{} columns, {} declared", result.fields().len(), schema.fields().len())));
+        }
+        for (got, declared) in result.fields().iter().zip(schema.fields()) {
+            if got.name() != declared.name() {
+                return Err(mismatch(format!("column `{}` where `{}` is declared", got.name(), declared.name())));
             }
+            if !fits(got.data_type(), declared.data_type()) {
+                return Err(mismatch(format!(
+                    "column `{}` is {}, declared {}",
+                    got.name(),
+                    got.data_type(),
+                    declared.data_type()
+                )));
+            }
+        }
+        for batch in stream {
+            let batch = batch.map_err(fail)?;
             let columns = batch
                 .columns()
                 .iter()
@@ -51,6 +68,26 @@ impl LocalSql {
             each(RecordBatch::try_new(schema.clone(), columns).map_err(|e| mismatch(e.to_string()))?)?;
         }
         Ok(())
+    }
+}
+
+/// Whether DuckDB's type `got` holds values of the declared kind `declared`: the same type, any
+/// integer (or a decimal without fraction, what `sum` gives) for an integer, any string for a
+/// string, a timestamp (in any unit or zone: an instant) or a date for a timestamp, and NULL for
+/// anything.
+/// A number is not text and text is not a number: a cast would hide a column computed wrong.
+pub fn fits(got: &DataType, declared: &DataType) -> bool {
+    use DataType::*;
+    let integer = |t: &DataType| t.is_integer() || matches!(t, Decimal128(_, 0));
+    match (got, declared) {
+        (Null, _) => true,
+        (got, declared) if got == declared => true,
+        (got, Int64 | Int32) => integer(got),
+        (Utf8 | LargeUtf8 | Utf8View, Utf8) => true,
+        (Timestamp(..), Timestamp(..)) => true,
+        (Date32 | Date64, Timestamp(..) | Date32) => true,
+        (List(got) | LargeList(got), List(declared)) => fits(got.data_type(), declared.data_type()),
+        _ => false,
     }
 }
 
@@ -120,7 +157,8 @@ mod tests {
             Field::new("at", utc.clone(), true),
             Field::new("name", DataType::Utf8, true),
         ]));
-        let sql = "SELECT 1::INTEGER, CAST(DATE '2024-01-15' AS TIMESTAMP), 'x' UNION ALL SELECT 2, NULL, NULL";
+        let sql = "SELECT 1::INTEGER AS n, CAST(DATE '2024-01-15' AS TIMESTAMP) AS at, 'x' AS name \
+                   UNION ALL SELECT 2, NULL, NULL";
         let mut batches = Vec::new();
         LocalSql::open()?.select_each(sql, &schema, |batch| {
             batches.push(batch);
@@ -131,6 +169,15 @@ mod tests {
         assert_eq!(at.value(0), 1_705_276_800_000);
         let err = LocalSql::open()?.select_each("SELECT 1", &schema, |_| Ok(())).unwrap_err().to_string();
         assert!(err.contains("1 columns, 3 declared"), "{err}");
+        // By name and kind, before any row: a misnamed column, and text where a number is declared.
+        let mut handed = 0;
+        let misnamed = "SELECT 1::INTEGER AS n, NULL AS at, 'x' AS title";
+        let err = LocalSql::open()?.select_each(misnamed, &schema, |_| Ok(handed += 1)).unwrap_err().to_string();
+        assert!(err.contains("column `title` where `name` is declared"), "{err}");
+        let text_for_number = "SELECT '1' AS n, NULL AS at, 'x' AS name";
+        let err = LocalSql::open()?.select_each(text_for_number, &schema, |_| Ok(handed += 1)).unwrap_err().to_string();
+        assert!(err.contains("column `n` is Utf8, declared Int64"), "{err}");
+        assert_eq!(handed, 0);
         Ok(())
     }
 }

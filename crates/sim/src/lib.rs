@@ -20,7 +20,6 @@ mod describe;
 mod faults;
 mod generate;
 mod ids;
-pub mod keys;
 mod license_counts;
 mod metrics;
 pub mod objects;
@@ -35,7 +34,8 @@ pub use auth::{AppKind, ConnectedApp};
 pub use faults::{Fault, FaultRule, Trigger};
 pub use generate::{CatalogueLicense, LicenseCatalogue, OrgSpec, generate};
 pub use ids::record_id;
-pub use keys::KeyAndCertificate;
+/// Key pairs and certificates live in the client crate (`sfetl init` makes them in production).
+pub use sfetl_extract::keys::{self, KeyAndCertificate};
 pub use license_counts::recount_licenses;
 pub use objects::FieldAccess;
 pub use server::API_VERSIONS;
@@ -155,9 +155,9 @@ pub struct AppCredentials {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    #[error("simulator could not listen on 127.0.0.1:{port}: {source}")]
+    #[error("simulator could not listen on 127.0.0.1:{port}")]
     Listen { port: u16, source: std::io::Error },
-    #[error("simulator could not write its TLS certificate to {path}: {source}")]
+    #[error("simulator could not write its TLS certificate to {path}")]
     WriteCertificate { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Key(#[from] keys::KeyError),

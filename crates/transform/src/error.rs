@@ -6,6 +6,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("{table}.{column}: Salesforce sent {value}, expected {expected}")]
     BadValue { table: &'static str, column: &'static str, value: String, expected: &'static str },
-    #[error("building {table}: {source}")]
+    #[error("building {table}")]
     Arrow { table: &'static str, source: arrow::error::ArrowError },
 }

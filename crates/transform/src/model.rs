@@ -5,7 +5,8 @@
 //! see them too; analytics views exist only in `warehouse.duckdb`. Both are DuckDB SQL in which
 //! `{table}` stands for that table's files: the load stage expands it (to one org's partition
 //! file when deriving a table, to every org's files in a view). A derived table's columns and
-//! their types are declared here; the SQL computes them, in that order.
+//! their types are declared here, and its SQL names every column it selects: the load stage
+//! checks the result against the declaration, by name, order and type, before writing a row.
 
 use crate::tables::ColumnType::{self, Boolean, Integer, Text, Timestamp};
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -114,7 +115,7 @@ pub static SUBSCRIPTION_HISTORY: DerivedTable = DerivedTable {
     columns: SUBSCRIPTION_COLUMNS,
     inputs: &["subscriptions"],
     per_run: true,
-    sql: "SELECT {run_id}, * FROM {subscriptions}",
+    sql: "SELECT {run_id} AS run_id, * FROM {subscriptions}",
 };
 
 /// Who holds what, for the users in `users` (the org's scope): the user license through the
@@ -125,7 +126,7 @@ pub static USER_SUBSCRIPTIONS: DerivedTable = DerivedTable {
     columns: &[("user_id", Text), ("subscription_id", Text), ("kind", Text), ("assigned_at", Timestamp)],
     inputs: &["users", "permission_set_license_assignments", "user_package_licenses"],
     per_run: false,
-    sql: "SELECT user_id, user_license_id, 'user_license', NULL
+    sql: "SELECT user_id, user_license_id AS subscription_id, 'user_license' AS kind, NULL AS assigned_at
           FROM {users} WHERE user_license_id IS NOT NULL
           UNION ALL
           SELECT user_id, permission_set_license_id, 'permission_set_license', assigned_at
@@ -151,8 +152,9 @@ pub static COMPANY_SUBSCRIPTION_HISTORY: DerivedTable = DerivedTable {
     ],
     inputs: &["orgs", "users", "user_subscriptions", "subscriptions"],
     per_run: true,
-    sql: "SELECT {run_id}, u.company, us.subscription_id, us.kind, s.name, s.is_paid, count(*),
-                 count(*) FILTER (WHERE u.is_active), (SELECT max(extracted_at) FROM {orgs})
+    sql: "SELECT {run_id} AS run_id, u.company, us.subscription_id, us.kind, s.name, s.is_paid,
+                 count(*) AS held_by_users, count(*) FILTER (WHERE u.is_active) AS held_by_active_users,
+                 (SELECT max(extracted_at) FROM {orgs}) AS extracted_at
           FROM {user_subscriptions} us
           JOIN {users} u ON u.user_id = us.user_id
           JOIN {subscriptions} s ON s.subscription_id = us.subscription_id

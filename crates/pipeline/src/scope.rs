@@ -2,7 +2,7 @@
 //! SaaS-management products count seats), and `company_filter = "only"` keeps the configured
 //! legal entities only.
 
-use crate::pipeline::{CompanyFilter, OrgPlan};
+use crate::config::{CompanyFilter, OrgPlan};
 use serde_json::{Map, Value};
 use sfetl_extract::soql::{like_contains, quote};
 use sfetl_transform::CompanyMatcher;

@@ -1,11 +1,11 @@
 //! Simulated orgs for `pipelines/demo.toml`: a simulator per org, with a connected app and a key
 //! pair made for this run, so a fresh machine needs no Salesforce account.
 
-use crate::pipeline::{OrgPlan, SimulatedOrg};
+use crate::config::{OrgPlan, SimulatedOrg};
 use sfetl_extract::{Credentials, Secret};
-use sfetl_sim::{OrgSpec, Sim, SimConfig};
+use sfetl_sim::{OrgSpec, Sim, SimConfig, SimError};
 
-pub async fn start(org: &OrgPlan, spec: &SimulatedOrg) -> anyhow::Result<(Sim, Credentials)> {
+pub async fn start(org: &OrgPlan, spec: &SimulatedOrg) -> Result<(Sim, Credentials), SimError> {
     let mut org_spec = OrgSpec::new(spec.seed, spec.users);
     org_spec.sandbox = spec.sandbox;
     // The same org all day: a re-run (incremental for users) finds nothing changed, as it would

@@ -2,10 +2,12 @@
 //! page), scoped, built into batches and written to a new partition file; on an incremental run,
 //! merged by Id with the previous file.
 
-use crate::pipeline::OrgPlan;
-use crate::run::{RunContext, TableOutcome};
+use crate::OrgError;
+use crate::config::OrgPlan;
+use crate::run::RunContext;
 use crate::scope::UserScope;
 use crate::state::Cursor;
+use crate::summary::TableSummary;
 use arrow::array::{AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
@@ -17,18 +19,25 @@ use sfetl_transform::{BatchBuilder, CompanyMatcher, parse_datetime};
 use std::collections::HashSet;
 use std::time::Instant;
 
+/// One table read: its files (written, not yet committed), what it took, and the newest row seen
+/// (the next cursor).
+pub(crate) struct TableRead {
+    pub files: Vec<PartitionWriter>,
+    pub summary: TableSummary,
+    pub cursor: Option<Cursor>,
+}
+
 /// Reads one table of one org into a new (uncommitted) partition file, and for a table with a
 /// history, every row read into this run's file of the history too. With a cursor (`since`)
 /// and a previous file to merge into, only rows changed since the cursor, less the overlap, are
-/// asked for; the previous file's other rows are carried over. Returns the writer, what it took,
-/// and the newest row seen (the next cursor).
+/// asked for; the previous file's other rows are carried over.
 pub(crate) async fn read_table(
     client: &SalesforceClient,
     org: &OrgPlan,
     table: &'static TableDef,
     since: Option<Cursor>,
     run: &RunContext<'_>,
-) -> anyhow::Result<(Vec<PartitionWriter>, TableOutcome, Option<Cursor>)> {
+) -> Result<TableRead, OrgError> {
     let RunContext { sink, run_id, progress, .. } = *run;
     let started = Instant::now();
     let extracted_at = chrono::Utc::now().timestamp_millis();
@@ -43,11 +52,14 @@ pub(crate) async fn read_table(
     };
     // A cursor from before the table had an activity field cannot say which rows it moved in.
     let since = since.filter(|c| previous.is_some() && (table.activity.is_none() || c.activity.is_some()));
-    let mut history = match table.history {
+    let history = match table.history {
         Some(name) => Some(sink.open_file(name, "org", &org.name, &format!("{name}-{run_id}"), schema.clone())?),
         None => None,
     };
-    let mut writer = sink.open(table.name, "org", &org.name, schema)?;
+    let writer = sink.open(table.name, "org", &org.name, schema.clone())?;
+    // Parquet encoding is CPU and disk work: a blocking task encodes one page while the next is
+    // fetched.
+    let encoder = Encoder::start(writer, history);
     // Ordered by Id so that a lost cursor resumes after the last row received.
     let mut query = SoqlQuery::new(table.object, table.soql_fields()).order_by("Id");
     if let Some(condition) = table.condition {
@@ -142,24 +154,24 @@ pub(crate) async fn read_table(
             records.retain(|record| scope.keeps(record));
         }
         let batch = builder.build(&records)?;
-        // Parquet encoding is CPU and disk work: keep it off the async workers' hot path.
-        tokio::task::block_in_place(|| -> anyhow::Result<()> {
-            writer.write(&batch)?;
-            if let Some(history) = history.as_mut() {
-                history.write(&batch)?;
-            }
-            Ok(())
-        })?;
+        if encoder.batches.send(batch).await.is_err() {
+            // The encoder ends before the batches only on an error, which `finish` returns.
+            break;
+        }
         bar.advance(received);
     }
+    let (mut writer, history) = encoder.finish().await?;
     let fetched = writer.rows();
-    if let Some(previous) = previous.filter(|_| since.is_some()) {
-        tokio::task::block_in_place(|| -> anyhow::Result<()> {
+    if since.is_some()
+        && let Some(previous) = previous
+    {
+        writer = tokio::task::spawn_blocking(move || -> Result<PartitionWriter, OrgError> {
             for batch in previous {
-                writer.write(&without_ids(&batch?, &changed)?)?;
+                writer.write(&without_ids(&batch?, &changed, table.name)?)?;
             }
-            Ok(())
-        })?;
+            Ok(writer)
+        })
+        .await??;
     }
     let rows = writer.rows();
     bar.finish(rows);
@@ -171,10 +183,39 @@ pub(crate) async fn read_table(
             "the query recovered: resumed after lost cursors, split after timeouts");
     }
     let api_calls = opened.calls + stream.api_calls() + bulk.as_ref().map_or(0, BulkQuery::api_calls);
-    let outcome = TableOutcome { table: table.name, rows, fetched, api_calls, elapsed: started.elapsed() };
-    let newest =
+    let summary = TableSummary { table: table.name, rows, fetched, api_calls, elapsed: started.elapsed() };
+    let cursor =
         newest.map(|cursor| Cursor { activity: newest_activity.filter(|_| table.activity.is_some()), ..cursor });
-    Ok((std::iter::once(writer).chain(history).collect(), outcome, newest))
+    Ok(TableRead { files: std::iter::once(writer).chain(history).collect(), summary, cursor })
+}
+
+/// A table's files, written by a blocking task from the batches sent to it (two at most in
+/// flight, so memory stays bounded by the page size).
+struct Encoder {
+    batches: tokio::sync::mpsc::Sender<RecordBatch>,
+    task: tokio::task::JoinHandle<Result<(PartitionWriter, Option<PartitionWriter>), OrgError>>,
+}
+
+impl Encoder {
+    fn start(mut writer: PartitionWriter, mut history: Option<PartitionWriter>) -> Encoder {
+        let (batches, mut received) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+        let task = tokio::task::spawn_blocking(move || {
+            while let Some(batch) = received.blocking_recv() {
+                writer.write(&batch)?;
+                if let Some(history) = history.as_mut() {
+                    history.write(&batch)?;
+                }
+            }
+            Ok((writer, history))
+        });
+        Encoder { batches, task }
+    }
+
+    /// Every batch sent is written: the files, or the first error.
+    async fn finish(self) -> Result<(PartitionWriter, Option<PartitionWriter>), OrgError> {
+        drop(self.batches);
+        self.task.await?
+    }
 }
 
 /// The first page, already read when the query was opened, then the stream's next pages.
@@ -210,7 +251,7 @@ async fn open_query<'c>(
     org: &str,
     table: &'static TableDef,
     mut query: SoqlQuery,
-) -> anyhow::Result<OpenQuery<'c>> {
+) -> Result<OpenQuery<'c>, OrgError> {
     let mut stream = client.query(&query);
     let refusal = match stream.next_page().await {
         Err(e) if e.is_invalid_field() => e,
@@ -236,12 +277,12 @@ async fn open_query<'c>(
         return Err(refusal.into());
     }
     if let Some(required) = missing.iter().find(|f| !table.field_is_optional(f)) {
-        anyhow::bail!(
-            "{}.{required} cannot be read in this org, and `{}` needs it: {}",
-            table.object,
-            table.name,
-            sfetl_extract::why_missing(required)
-        );
+        return Err(OrgError::RequiredFieldMissing {
+            object: table.object,
+            field: required.clone(),
+            table: table.name,
+            why: sfetl_extract::why_missing(required),
+        });
     }
     for field in &missing {
         tracing::warn!(
@@ -259,8 +300,8 @@ async fn open_query<'c>(
 }
 
 /// The batch without the rows whose Id (first column) is in `ids`.
-fn without_ids(batch: &RecordBatch, ids: &HashSet<String>) -> anyhow::Result<RecordBatch> {
+fn without_ids(batch: &RecordBatch, ids: &HashSet<String>, table: &'static str) -> Result<RecordBatch, OrgError> {
     let column = batch.column(0).as_string::<i32>();
     let keep: BooleanArray = column.iter().map(|id| Some(!id.is_some_and(|id| ids.contains(id)))).collect();
-    Ok(filter_record_batch(batch, &keep)?)
+    filter_record_batch(batch, &keep).map_err(|source| sfetl_transform::Error::Arrow { table, source }.into())
 }

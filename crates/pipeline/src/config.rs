@@ -183,37 +183,59 @@ pub struct Pipeline {
     pub orgs: Vec<OrgPlan>,
 }
 
-/// Reads and validates a pipeline file; every problem found is reported at once.
-pub fn load(path: &Path) -> Result<Pipeline, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read pipeline file {}: {e}", path.display()))?;
-    let file: PipelineFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let mut problems = Vec::new();
-    if !(1..=64).contains(&file.concurrency) {
-        problems.push(format!("`concurrency` is {}: choose 1 to 64", file.concurrency));
+/// A pipeline file that cannot be used, with every problem found (each names the org and the
+/// setting).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read pipeline file {path}")]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{}:\n  - {}", path.display(), problems.join("\n  - "))]
+    Invalid { path: PathBuf, problems: Vec<String> },
+}
+
+impl Pipeline {
+    /// Reads and validates a pipeline file; every problem found is reported at once. Paths in
+    /// it (keys, certificates) are relative to the file.
+    pub fn load(path: &Path) -> Result<Pipeline, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Unreadable { path: path.to_path_buf(), source })?;
+        Pipeline::parse(&text, path)
     }
-    if !(1..=3650).contains(&file.inactive_days) {
-        problems.push(format!("`inactive_days` is {}: choose 1 to 3650 days", file.inactive_days));
-    }
-    if file.orgs.is_empty() {
-        problems.push("no [[orgs]]: add one table per Salesforce org".to_string());
-    }
-    let mut orgs = Vec::new();
-    for (i, org) in file.orgs.iter().enumerate() {
-        let label = if org.name.is_empty() { format!("orgs[{i}]") } else { format!("org `{}`", org.name) };
-        let mut complain = |setting: &str, what: String| problems.push(format!("{label}: `{setting}` {what}"));
-        if let Some(plan) = validate(org, base, &mut complain) {
-            if orgs.iter().any(|o: &OrgPlan| o.name == plan.name) {
-                complain("name", "is used by another org: each org needs its own name".into());
-            }
-            orgs.push(plan);
+
+    /// A pipeline from its TOML text, as if read from `path` (which names it in errors; the
+    /// files it names are relative to `path`'s directory).
+    pub fn parse(text: &str, path: &Path) -> Result<Pipeline, ConfigError> {
+        let file: PipelineFile = toml::from_str(text)
+            .map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut problems = Vec::new();
+        if !(1..=64).contains(&file.concurrency) {
+            problems.push(format!("`concurrency` is {}: choose 1 to 64", file.concurrency));
         }
-    }
-    if problems.is_empty() {
-        Ok(Pipeline { output: file.output, concurrency: file.concurrency, inactive_days: file.inactive_days, orgs })
-    } else {
-        Err(format!("{}:\n  - {}", path.display(), problems.join("\n  - ")))
+        if !(1..=3650).contains(&file.inactive_days) {
+            problems.push(format!("`inactive_days` is {}: choose 1 to 3650 days", file.inactive_days));
+        }
+        if file.orgs.is_empty() {
+            problems.push("no [[orgs]]: add one table per Salesforce org".to_string());
+        }
+        let mut orgs = Vec::new();
+        for (i, org) in file.orgs.iter().enumerate() {
+            let label = if org.name.is_empty() { format!("orgs[{i}]") } else { format!("org `{}`", org.name) };
+            let mut complain = |setting: &str, what: String| problems.push(format!("{label}: `{setting}` {what}"));
+            if let Some(plan) = validate(org, base, &mut complain) {
+                if orgs.iter().any(|o: &OrgPlan| o.name == plan.name) {
+                    complain("name", "is used by another org: each org needs its own name".into());
+                }
+                orgs.push(plan);
+            }
+        }
+        if problems.is_empty() {
+            Ok(Pipeline { output: file.output, concurrency: file.concurrency, inactive_days: file.inactive_days, orgs })
+        } else {
+            Err(ConfigError::Invalid { path: path.to_path_buf(), problems })
+        }
     }
 }
 
@@ -292,6 +314,9 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
                 "simulated",
                 format!("cannot be combined with {}: a simulated org brings its own", set.join(", ")),
             );
+        }
+        if cfg!(not(feature = "demo")) {
+            complain("simulated", "needs sfetl built with its `demo` feature (the default): use a real org here".into());
         }
         if !(10..=2_000_000).contains(&sim.users) {
             complain("simulated.users", format!("is {}: choose 10 to 2000000", sim.users));
@@ -450,14 +475,14 @@ pub fn my_domain(url: &str) -> (String, bool) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Connection, load, my_domain};
+    use super::{Connection, Pipeline, my_domain};
 
     /// A sandbox's Lightning address is normalised to its My Domain and makes the sandbox login
     /// host the default; a production org keeps login.salesforce.com; pinned routes are kept.
     #[test]
     fn a_sandbox_url_defaults_the_login_url_and_routes_can_be_pinned() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let key = sfetl_sim::keys::rsa_key_and_certificate("t").unwrap_or_else(|e| panic!("{e}"));
+        let key = sfetl_extract::keys::rsa_key_and_certificate("t").unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.path().join("k.key"), key.private_key_pem).unwrap_or_else(|e| panic!("{e}"));
         let org = |name: &str, url: &str, extra: &str| {
             format!(
@@ -471,7 +496,7 @@ mod tests {
         ]
         .concat();
         std::fs::write(dir.path().join("p.toml"), text).unwrap_or_else(|e| panic!("{e}"));
-        let pipeline = load(&dir.path().join("p.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let pipeline = Pipeline::load(&dir.path().join("p.toml")).unwrap_or_else(|e| panic!("{e}"));
         let connections: Vec<_> = pipeline
             .orgs
             .iter()

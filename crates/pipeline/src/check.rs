@@ -1,12 +1,11 @@
-//! `sfetl check`: walks each org's connection step by step, one pass/fail line each, and names the
-//! setting or the connected-app setup step to fix.
+//! The connection check (`sfetl check`): walks an org's connection step by step, one pass/fail
+//! step each, naming the setting or the connected-app setup step to fix.
 
-use crate::pipeline::{Connection, OrgPlan};
+use crate::config::{Connection, OrgPlan};
 use sfetl_extract::soql::{self, SoqlQuery};
 use sfetl_extract::{Error, SalesforceClient, why_missing};
 use sfetl_transform::tables::{self, TableDef};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// One checked step.
 #[derive(Debug, serde::Serialize)]
@@ -52,7 +51,7 @@ pub async fn check_org(org: &OrgPlan, capture: Option<&Path>) -> Vec<Step> {
     let mut steps = Steps { org: org.name.clone(), steps: Vec::new() };
     steps.pass("settings", "every setting is present and well-formed");
     if let Connection::Real { private_key, certificate: Some((path, pem)), .. } = &org.connection {
-        match sfetl_sim::keys::key_matches_certificate(private_key.expose(), pem) {
+        match sfetl_extract::keys::key_matches_certificate(private_key.expose(), pem) {
             Ok(true) => steps.pass("private key", format!("parses and matches the certificate {path}")),
             Ok(false) => steps.fail(
                 "private key",
@@ -64,10 +63,10 @@ pub async fn check_org(org: &OrgPlan, capture: Option<&Path>) -> Vec<Step> {
     } else {
         steps.pass("private key", "parses as an RSA private key");
     }
-    let connection = match crate::run::connect(org).await {
+    let connection = match crate::connect::connect(org).await {
         Ok(connection) => connection,
         Err(e) => {
-            steps.fail("connection", crate::describe(&e), "check the settings above");
+            steps.fail("connection", crate::chain(&e), "check the settings above");
             return steps.steps;
         }
     };
@@ -75,7 +74,7 @@ pub async fn check_org(org: &OrgPlan, capture: Option<&Path>) -> Vec<Step> {
     let client = match SalesforceClient::new(connection.credentials, connection.settings) {
         Ok(client) => client,
         Err(e) => {
-            steps.fail("connection", e.to_string(), "check `ca_file`");
+            steps.fail("connection", crate::chain(&e), "check `ca_file`");
             return steps.steps;
         }
     };
@@ -84,7 +83,7 @@ pub async fn check_org(org: &OrgPlan, capture: Option<&Path>) -> Vec<Step> {
         Err(e) => {
             let fix = "check `login_url` (https://login.salesforce.com, or https://test.salesforce.com for sandboxes) \
                        and this machine's network access to it";
-            steps.fail("login URL", e.to_string(), fix);
+            steps.fail("login URL", crate::chain(&e), fix);
             return steps.steps;
         }
     }
@@ -98,7 +97,7 @@ pub async fn check_org(org: &OrgPlan, capture: Option<&Path>) -> Vec<Step> {
             return steps.steps;
         }
         Err(e) => {
-            steps.fail("token exchange", e.to_string(), "check `login_url` and the network");
+            steps.fail("token exchange", crate::chain(&e), "check `login_url` and the network");
             return steps.steps;
         }
     };
@@ -134,7 +133,7 @@ pub async fn check_org(org: &OrgPlan, capture: Option<&Path>) -> Vec<Step> {
                 steps.pass("API quota", detail);
             }
         }
-        Err(e) => steps.fail("API quota", e.to_string(), "see the error"),
+        Err(e) => steps.fail("API quota", crate::chain(&e), "see the error"),
     }
     if let Some(path) = capture {
         capture_shape(&client, path, &mut steps).await;
@@ -158,7 +157,7 @@ async fn capture_shape(client: &SalesforceClient, path: &Path, steps: &mut Steps
     let objects: Vec<&str> = tables::ALL.iter().map(|t| t.object).collect();
     let shape = match client.capture_shape(&objects).await {
         Ok(shape) => shape,
-        Err(e) => return steps.fail(STEP, e.to_string(), "see the error"),
+        Err(e) => return steps.fail(STEP, crate::chain(&e), "see the error"),
     };
     let written = serde_json::to_vec_pretty(&shape).map_err(std::io::Error::other).and_then(|json| {
         let temp = path.with_extension("json.tmp");
@@ -213,15 +212,15 @@ async fn check_table(client: &SalesforceClient, table: &TableDef, steps: &mut St
                 if let Some(first) = required.first() {
                     steps.fail(&step, format!("missing required fields: {}", explain(&required)), why_missing(first));
                 } else if optional.is_empty() {
-                    steps.fail(&step, refusal.to_string(), "see the error");
+                    steps.fail(&step, crate::chain(&refusal), "see the error");
                 } else {
                     let detail = format!("readable; these columns will stay empty: {}", explain(&optional));
                     steps.warn(&step, detail, "grant the fields, or accept the empty columns");
                 }
             }
-            Err(e) => steps.fail(&step, e.to_string(), "see the error"),
+            Err(e) => steps.fail(&step, crate::chain(&e), "see the error"),
         },
-        _ => steps.fail(&step, refusal.to_string(), "see the error"),
+        _ => steps.fail(&step, crate::chain(&refusal), "see the error"),
     }
 }
 
@@ -240,7 +239,7 @@ async fn check_user_visibility(client: &SalesforceClient, steps: &mut Steps) {
         let page = match stream.next_page().await {
             Ok(Some(page)) => page,
             Ok(None) => break,
-            Err(e) => return steps.fail(STEP, e.to_string(), "see the error"),
+            Err(e) => return steps.fail(STEP, crate::chain(&e), "see the error"),
         };
         for license in &page.records {
             let (Some(id), Some(used)) = (license["Id"].as_str(), license["UsedLicenses"].as_u64()) else { continue };
@@ -249,7 +248,7 @@ async fn check_user_visibility(client: &SalesforceClient, steps: &mut Steps) {
                 .filter(format!("Profile.UserLicenseId = {}", soql::quote(id)));
             let visible = match client.query(&count).next_page().await {
                 Ok(page) => page.map_or(0, |p| p.total_size),
-                Err(e) => return steps.fail(STEP, e.to_string(), "see the error"),
+                Err(e) => return steps.fail(STEP, crate::chain(&e), "see the error"),
             };
             if visible < used {
                 short.push(format!("{} ({visible} of {used})", license["Name"].as_str().unwrap_or(id)));
@@ -261,26 +260,4 @@ async fn check_user_visibility(client: &SalesforceClient, steps: &mut Steps) {
     } else {
         steps.warn(STEP, format!("the user sees fewer active users than Salesforce counts: {}", short.join(", ")), fix);
     }
-}
-
-/// Prints the steps (text or JSON); success only when every step passed.
-pub fn report(steps: &[Step], json: bool) -> ExitCode {
-    if json {
-        println!("{}", serde_json::to_string_pretty(steps).unwrap_or_else(|_| "[]".into()));
-    } else {
-        for step in steps {
-            let mark = match (step.ok, step.warning) {
-                (true, false) => "ok  ",
-                (true, true) => "warn",
-                (false, _) => "FAIL",
-            };
-            println!("{mark} {:<14} {:<34} {}", step.org, step.step, step.detail);
-            if let Some(fix) = &step.fix {
-                println!("     {:<14} {:<34} fix: {fix}", "", "");
-            }
-        }
-        let failed = steps.iter().filter(|s| !s.ok).count();
-        println!("{} passed, {failed} failed", steps.len() - failed);
-    }
-    if steps.iter().all(|s| s.ok) { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }

@@ -16,7 +16,7 @@ impl std::fmt::Debug for KeyAndCertificate {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("could not generate a key or certificate: {0}")]
+#[error("could not generate a key or certificate")]
 pub struct KeyError(#[from] rcgen::Error);
 
 /// A 2048-bit RSA key and a certificate for it, as `openssl req -x509 -newkey rsa:2048` makes:

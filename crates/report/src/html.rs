@@ -1,7 +1,7 @@
 //! The report's page: plain HTML, inline CSS and inline SVG charts. Every value is escaped; nothing
 //! refers outside the file, so it opens offline, from a mail attachment or a file share.
 
-use super::{InactiveUser, OrgReport, Seats, Trend};
+use crate::{InactiveUser, OrgReport, Seats, Trend};
 use std::fmt::Write;
 
 const STYLE: &str = r#"

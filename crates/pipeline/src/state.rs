@@ -1,6 +1,7 @@
 //! Where each org's incremental tables stopped: `<output>/_state/<org>.json`, written only after
 //! the Parquet files it describes are durably in place, so a cursor never runs ahead of the data.
 
+use crate::OrgError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,17 +46,21 @@ pub fn load(output: &Path, org: &str) -> OrgState {
 }
 
 /// Replaces the org's state atomically (temporary file, fsync, rename).
-pub fn save(output: &Path, org: &str, state: &OrgState) -> anyhow::Result<()> {
+pub fn save(output: &Path, org: &str, state: &OrgState) -> Result<(), OrgError> {
     use std::io::Write;
     let path = path(output, org);
-    let dir = path.parent().unwrap_or(output);
-    std::fs::create_dir_all(dir)?;
-    sfetl_load::remove_leftovers(dir, &format!("{org}.json.tmp-"));
+    let dir = path.parent().unwrap_or(output).to_path_buf();
+    let fail = |source| OrgError::State { path: path.clone(), source };
+    std::fs::create_dir_all(&dir).map_err(fail)?;
+    sfetl_load::remove_leftovers(&dir, &format!("{org}.json.tmp-"));
     let temp = dir.join(format!("{org}.json.tmp-{}", std::process::id()));
-    let mut file = std::fs::File::create(&temp)?;
-    file.write_all(&serde_json::to_vec_pretty(state)?)?;
-    file.sync_all()?;
-    std::fs::rename(&temp, &path)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    let json = serde_json::to_vec_pretty(state).map_err(|e| fail(e.into()))?;
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(&json)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, &path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    };
+    write().map_err(fail)
 }

@@ -1,0 +1,127 @@
+//! What sfetl prints: the run summary, query results and check steps.
+
+use crate::exit::Exit;
+use anyhow::Context;
+use sfetl_pipeline::check::Step;
+use sfetl_pipeline::{OrgOutcome, RunSummary};
+
+/// One line per table and org, then where the output is.
+pub fn run_summary(summary: &RunSummary) {
+    let line = |org: &str, table: &str, rows: u64, fetched: u64, calls: u64, seconds: f64| {
+        println!("{org:<16} {table:<36} {rows:>10} {fetched:>10} {calls:>9} {seconds:>9.2}");
+    };
+    println!("{:<16} {:<36} {:>10} {:>10} {:>9} {:>9}", "org", "table", "rows", "fetched", "api calls", "seconds");
+    for org in &summary.orgs {
+        for t in &org.tables {
+            line(&org.org, t.table, t.rows, t.fetched, t.api_calls, t.elapsed.as_secs_f64());
+        }
+        for d in &org.derived {
+            println!("{:<16} {:<36} {:>10} {:>10} {:>9} {:>9}", org.org, d.table, d.rows, "derived", "-", "-");
+        }
+        let total = |org: &sfetl_pipeline::OrgSummary| {
+            line(
+                &org.org,
+                "(all)",
+                org.tables.iter().map(|t| t.rows).sum(),
+                org.tables.iter().map(|t| t.fetched).sum(),
+                org.api_calls,
+                org.elapsed.as_secs_f64(),
+            )
+        };
+        match &org.outcome {
+            OrgOutcome::Succeeded => total(org),
+            OrgOutcome::Stopped { reason, .. } => {
+                println!("{:<16} STOPPED: {}", org.org, sfetl_pipeline::chain(reason));
+                total(org);
+            }
+            OrgOutcome::Failed { error } => println!("{:<16} FAILED: {}", org.org, sfetl_pipeline::chain(error)),
+        }
+    }
+    for refused in &summary.refused_views {
+        println!("{:<16} REFUSED: {}", refused.view, sfetl_pipeline::chain(&refused.error));
+    }
+    let warehouse = summary.output.join(sfetl_load::Warehouse::FILE_NAME);
+    println!("output: {} (DuckDB: {})", summary.output.display(), warehouse.display());
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+pub fn batches(batches: &[arrow::record_batch::RecordBatch], format: Format) -> anyhow::Result<()> {
+    let batches = batches.iter().map(with_utc_as_offset).collect::<Result<Vec<_>, _>>()?;
+    let batches = &batches[..];
+    let stdout = std::io::stdout();
+    match format {
+        Format::Table => println!("{}", arrow::util::pretty::pretty_format_batches(batches)?),
+        Format::Csv => {
+            let mut writer = arrow::csv::Writer::new(stdout.lock());
+            for batch in batches {
+                writer.write(batch).context("writing CSV")?;
+            }
+        }
+        Format::Json => {
+            let mut writer = arrow::json::ArrayWriter::new(stdout.lock());
+            let refs: Vec<&arrow::record_batch::RecordBatch> = batches.iter().collect();
+            writer.write_batches(&refs).context("writing JSON")?;
+            writer.finish().context("writing JSON")?;
+            println!();
+        }
+    }
+    Ok(())
+}
+
+/// The batch with its `UTC` timestamps labelled `+00:00`: arrow formats named time zones only
+/// with its `chrono-tz` feature, offsets always; the instants are the same.
+fn with_utc_as_offset(
+    batch: &arrow::record_batch::RecordBatch,
+) -> Result<arrow::record_batch::RecordBatch, arrow::error::ArrowError> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let utc = |t: &DataType| match t {
+        DataType::Timestamp(unit, Some(tz)) if tz.eq_ignore_ascii_case("utc") => {
+            Some(DataType::Timestamp(*unit, Some("+00:00".into())))
+        }
+        _ => None,
+    };
+    let schema = batch.schema();
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        match utc(field.data_type()) {
+            Some(offset) => {
+                columns.push(arrow::compute::cast(column, &offset)?);
+                fields.push(Field::new(field.name(), offset, field.is_nullable()));
+            }
+            None => {
+                columns.push(column.clone());
+                fields.push(field.as_ref().clone());
+            }
+        }
+    }
+    arrow::record_batch::RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
+}
+
+/// Prints the check's steps (text or JSON); success only when every step passed.
+pub fn check_steps(steps: &[Step], json: bool) -> Exit {
+    if json {
+        println!("{}", serde_json::to_string_pretty(steps).unwrap_or_else(|_| "[]".into()));
+    } else {
+        for step in steps {
+            let mark = match (step.ok, step.warning) {
+                (true, false) => "ok  ",
+                (true, true) => "warn",
+                (false, _) => "FAIL",
+            };
+            println!("{mark} {:<14} {:<34} {}", step.org, step.step, step.detail);
+            if let Some(fix) = &step.fix {
+                println!("     {:<14} {:<34} fix: {fix}", "", "");
+            }
+        }
+        let failed = steps.iter().filter(|s| !s.ok).count();
+        println!("{} passed, {failed} failed", steps.len() - failed);
+    }
+    if steps.iter().all(|s| s.ok) { Exit::Success } else { Exit::OrgFailed }
+}

@@ -1,0 +1,294 @@
+//! A run: for each org, log in, read every table ([`crate::read_table`]), commit the files,
+//! derive the license model ([`crate::derive`]), record the run; then publish the DuckDB views.
+//! Orgs run concurrently; one failing does not stop the others.
+
+use crate::config::{OrgPlan, Pipeline};
+use crate::connect::connect;
+use crate::progress::{NoProgress, Progress};
+use crate::summary::{DerivedTable, OrgOutcome, OrgSummary, RefusedView, RunSummary};
+use crate::{OrgError, RunError};
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
+use sfetl_extract::SalesforceClient;
+use sfetl_load::{ParquetSink, PartitionWriter, View, Warehouse};
+use sfetl_transform::model;
+use sfetl_transform::runs::{self, RunRecord};
+use sfetl_transform::tables;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How a run treats the incremental tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Only what changed since the last run (everything, the first time).
+    #[default]
+    Incremental,
+    /// Everything, whatever the saved cursors say (`--full`).
+    Full,
+}
+
+/// How to run a pipeline.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Where the files go, instead of the pipeline's `output`.
+    pub output: Option<PathBuf>,
+    pub mode: Mode,
+    pub progress: Arc<dyn Progress>,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions { output: None, mode: Mode::Incremental, progress: Arc::new(NoProgress) }
+    }
+}
+
+/// Extracts every org of the pipeline and publishes the warehouse. An org's failure is in its
+/// [`OrgSummary`]; `Err` only when the run could not start or publish at all.
+pub async fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let output = options.output.clone().unwrap_or_else(|| pipeline.output.clone());
+    std::fs::create_dir_all(&output).map_err(|source| RunError::Output { path: output.clone(), source })?;
+    let sink = ParquetSink::new(&output);
+    let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+    let context = RunContext {
+        sink: &sink,
+        run_id: &run_id,
+        mode: options.mode,
+        concurrency: pipeline.concurrency,
+        progress: options.progress.as_ref(),
+    };
+    // Boxed: a `Send` future the compiler can see is one (a scheduler spawns the run).
+    let runs: Vec<BoxFuture<'_, OrgSummary>> = pipeline.orgs.iter().map(|org| {
+        let context = &context;
+        async move {
+            let summary = extract_org(org, context).await;
+            let (sink, run_id) = (context.sink.clone(), context.run_id.to_string());
+            // Recording and merging files is disk work: off the async workers.
+            match tokio::task::spawn_blocking(move || {
+                record_run(&sink, &run_id, &summary);
+                compact_run_files(&sink, &summary.org);
+                summary
+            })
+            .await
+            {
+                Ok(summary) => summary,
+                Err(e) => {
+                    let mut summary = OrgSummary::new(&org.name);
+                    summary.outcome = OrgOutcome::Failed { error: e.into() };
+                    summary
+                }
+            }
+        }
+        .boxed()
+    }).collect();
+    // At most `concurrency` orgs at once, each reading up to `concurrency` tables at once.
+    let orgs: Vec<OrgSummary> = futures_util::stream::iter(runs).buffered(pipeline.concurrency).collect().await;
+    let refused_views = publish(output.clone(), pipeline.inactive_days).await?;
+    for refused in &refused_views {
+        tracing::error!(view = refused.view, "DuckDB refused the analytics view: {}", crate::chain(&refused.error));
+    }
+    Ok(RunSummary { run_id, output, mode: options.mode, orgs, refused_views, elapsed: started.elapsed() })
+}
+
+/// Registers every table and analytics view in `warehouse.duckdb`; the views DuckDB refused.
+async fn publish(output: PathBuf, inactive_days: u32) -> Result<Vec<RefusedView>, RunError> {
+    tokio::task::spawn_blocking(move || {
+        let names: Vec<&str> = tables::ALL
+            .iter()
+            .flat_map(|t| std::iter::once(t.name).chain(t.history))
+            .chain(model::DERIVED.iter().map(|t| t.name))
+            .chain(["runs"])
+            .collect();
+        let views = model::analytics_views(inactive_days);
+        let views: Vec<View> = views.iter().map(|v| View { name: v.name, inputs: v.inputs, sql: &v.sql }).collect();
+        let published = Warehouse::publish(&output, &names, &views).map_err(RunError::Warehouse)?;
+        Ok(published.failed.into_iter().map(|(view, error)| RefusedView { view, error }).collect())
+    })
+    .await?
+}
+
+/// What every org of one run shares.
+#[derive(Clone, Copy)]
+pub(crate) struct RunContext<'a> {
+    pub sink: &'a ParquetSink,
+    /// Names this run's files in the tables that keep every run's rows.
+    pub run_id: &'a str,
+    pub mode: Mode,
+    /// Orgs at once, and tables at once within an org.
+    pub concurrency: usize,
+    pub progress: &'a dyn Progress,
+}
+
+async fn extract_org(org: &OrgPlan, run: &RunContext<'_>) -> OrgSummary {
+    let started = Instant::now();
+    let mut summary = OrgSummary::new(&org.name);
+    // The connection (and a simulated org's server) lives until the org is done.
+    let connection = match connect(org).await {
+        Ok(connection) => connection,
+        Err(error) => return failed(summary, error, run, started),
+    };
+    // Moving these fields out keeps the rest (a simulator) alive to the end of this function.
+    let client = match SalesforceClient::new(connection.credentials, connection.settings) {
+        Ok(client) => client,
+        Err(error) => return failed(summary, error.into(), run, started),
+    };
+    let result = read_org(org, &client, connection.expected_url.as_deref(), run, &mut summary).await;
+    summary.api_calls = client.api_calls();
+    summary.retries = client.retries();
+    if summary.retries > 0 {
+        tracing::info!(org = %org.name, retries = summary.retries, "requests retried after transient failures");
+    }
+    match result {
+        Ok(()) => {
+            summary.elapsed = started.elapsed();
+            summary
+        }
+        Err(error) => failed(summary, error, run, started),
+    }
+}
+
+fn failed(mut summary: OrgSummary, error: OrgError, run: &RunContext<'_>, started: Instant) -> OrgSummary {
+    run.progress.org_failed(&summary.org, &error);
+    summary.outcome = OrgOutcome::Failed { error };
+    summary.elapsed = started.elapsed();
+    summary
+}
+
+/// Reads every table, commits the files, moves the cursors, derives the model.
+async fn read_org(
+    org: &OrgPlan,
+    client: &SalesforceClient,
+    expected_url: Option<&str>,
+    run: &RunContext<'_>,
+    summary: &mut OrgSummary,
+) -> Result<(), OrgError> {
+    let session = client.login().await?;
+    if let Some(expected) = expected_url
+        && expected.trim_end_matches('/') != session.instance_url
+    {
+        tracing::warn!(org = %org.name, configured = %expected, returned = %session.instance_url,
+            "Salesforce returned another instance URL than `url`; using the returned one");
+    }
+    let usage = client.read_limits().await?;
+    tracing::info!(org = %org.name, used = usage.used, max = usage.max, "daily API requests before this run");
+    // Every table of the org is written before any replaces its previous file, so an org's
+    // tables change together; a quota stop keeps the tables finished before it.
+    let mut state = crate::state::load(run.sink.root(), &org.name);
+    // Tables are read concurrently (network waits overlap parsing and writing), in order.
+    // (Built in a loop, boxed: futures made in a closure hide from the compiler that the run's
+    // future is `Send`.)
+    let mut reads: Vec<BoxFuture<'_, _>> = Vec::new();
+    for table in tables::ALL {
+        let since = match run.mode {
+            Mode::Incremental if table.incremental => state.cursors.get(table.name).cloned(),
+            _ => None,
+        };
+        reads.push(crate::read_table::read_table(client, org, table, since, run).map(move |read| (table, read)).boxed());
+    }
+    let results: Vec<_> = futures_util::stream::iter(reads).buffered(run.concurrency).collect().await;
+    let mut pending: Vec<PartitionWriter> = Vec::new();
+    let mut new_cursors = Vec::new();
+    let mut stopped: Option<(OrgError, Vec<&'static str>)> = None;
+    for (table, result) in results {
+        match result {
+            Ok(read) => {
+                pending.extend(read.files);
+                summary.tables.push(read.summary);
+                if let Some(cursor) = read.cursor.filter(|_| table.incremental) {
+                    new_cursors.push((table.name, cursor));
+                }
+            }
+            Err(e) if e.is_quota_stop() => match &mut stopped {
+                Some((_, left)) => left.push(table.name),
+                None => {
+                    tracing::warn!(org = %org.name, table = table.name, "{}; keeping the tables already extracted", crate::chain(&e));
+                    stopped = Some((e, vec![table.name]));
+                }
+            },
+            Err(e) => return Err(e),
+        }
+    }
+    let sink = run.sink.clone();
+    let root = sink.root().to_path_buf();
+    let (name, plan, run_id) = (org.name.clone(), org.clone(), run.run_id.to_string());
+    let written: Vec<&'static str> = summary.tables.iter().map(|t| t.table).collect();
+    let derived = tokio::task::spawn_blocking(move || -> Result<Vec<DerivedTable>, OrgError> {
+        for writer in pending {
+            writer.commit()?;
+        }
+        // Only now that the files are in place may the cursors move past their rows.
+        if !new_cursors.is_empty() {
+            state.cursors.extend(new_cursors.into_iter().map(|(name, cursor)| (name.to_string(), cursor)));
+            crate::state::save(&root, &name, &state)?;
+        }
+        crate::derive::derive_org(&sink, &plan, &run_id, &written).map_err(OrgError::Derive)
+    })
+    .await??;
+    summary.derived = derived;
+    if let Some((reason, tables_left)) = stopped {
+        summary.outcome = OrgOutcome::Stopped { reason, tables_left };
+    }
+    Ok(())
+}
+
+/// Run files merged into one once a partition has more than this many: a file per 100 nightly
+/// runs, not one per night. `SFETL_RUN_FILES_PER_MERGE` changes it (the tests use 2).
+fn run_files_per_merge() -> usize {
+    std::env::var("SFETL_RUN_FILES_PER_MERGE").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(100)
+}
+
+/// Merges the org's files of the tables that keep every run (`runs`, the histories) once they
+/// pile up. A failure is logged: the files stay readable as they are.
+fn compact_run_files(sink: &ParquetSink, org: &str) {
+    let per_run = tables::ALL
+        .iter()
+        .filter_map(|t| t.history.map(|history| (history, t.schema())))
+        .chain(model::DERIVED.iter().filter(|t| t.per_run).map(|t| (t.name, t.schema())))
+        .chain([("runs", runs::schema())]);
+    let limit = run_files_per_merge();
+    for (table, schema) in per_run {
+        match sfetl_load::compact_runs(sink, table, ("org", org), &schema, limit) {
+            Ok(0) => {}
+            Ok(merged) => tracing::info!(org, table, merged, "merged the run files into one"),
+            Err(e) => {
+                tracing::warn!(org, table, "could not merge the run files (they stay as they are): {}", crate::chain(&e))
+            }
+        }
+    }
+}
+
+/// Appends the org's row to `runs` (a file per run: `runs/org=<slug>/runs-<run_id>.parquet`). A
+/// failure to record is logged, not fatal: the data itself is already in place.
+fn record_run(sink: &ParquetSink, run_id: &str, summary: &OrgSummary) {
+    let finished_at = chrono::Utc::now().timestamp_millis();
+    let (status, error) = match &summary.outcome {
+        OrgOutcome::Succeeded => ("succeeded", None),
+        OrgOutcome::Stopped { reason, .. } => ("stopped", Some(crate::chain(reason))),
+        OrgOutcome::Failed { error } => ("failed", Some(crate::chain(error))),
+    };
+    let record = RunRecord {
+        run_id: run_id.to_string(),
+        started_at: finished_at - summary.elapsed.as_millis() as i64,
+        finished_at,
+        status,
+        error,
+        api_calls: summary.api_calls as i64,
+        rows: summary
+            .tables
+            .iter()
+            .map(|t| (t.table, t.rows as i64))
+            .chain(summary.derived.iter().map(|d| (d.table, d.rows as i64)))
+            .collect(),
+    };
+    let written = (|| -> Result<(), OrgError> {
+        let mut writer = sink.open_file("runs", "org", &summary.org, &format!("runs-{run_id}"), runs::schema())?;
+        writer.write(&runs::batch(&[record])?)?;
+        writer.commit()?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        tracing::error!(org = %summary.org, "could not record the run in `runs`: {}", crate::chain(&e));
+    }
+}
