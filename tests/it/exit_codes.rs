@@ -9,7 +9,9 @@ async fn help_lists_the_exit_codes() {
     let help = sfetl(&["--help"], dir.path());
     assert_eq!(help.status.code(), Some(0));
     let said = text(&help);
-    for code in ["0  success", "1  an org failed", "2  the command line", "3  an output", "4  the API quota", "5  the data"] {
+    for code in
+        ["0  success", "1  an org failed", "2  the command line", "3  an output", "4  the API quota", "5  the data"]
+    {
         assert!(said.contains(code), "--help lacks `{code}`: {said}");
     }
 }
@@ -76,7 +78,8 @@ async fn a_view_duckdb_refuses_exits_5_and_keeps_the_rest() {
         serde_json::from_slice(&std::fs::read(&summary_file).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(summary["refused_views"][0]["view"], "users", "{summary}");
     assert_eq!(summary["orgs"][0]["outcome"]["status"], "succeeded", "{summary}");
-    let query = sfetl(&["query", "--out", &out.to_string_lossy(), "select count(*) from user_licenses"], org.dir.path());
+    let query =
+        sfetl(&["query", "--out", &out.to_string_lossy(), "select count(*) from user_licenses"], org.dir.path());
     assert_eq!(query.status.code(), Some(0), "{}", text(&query));
 }
 
@@ -93,7 +96,10 @@ fn the_production_build_links_no_simulator() {
             .output()
             .unwrap_or_else(|e| panic!("cargo tree: {e}"));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split(' ').next().map(String::from)).collect::<Vec<_>>()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split(' ').next().map(String::from))
+            .collect::<Vec<_>>()
     };
     let demo = tree(&[]);
     assert!(demo.iter().any(|c| c == "sfetl-sim"), "the default build has the demo: {demo:?}");

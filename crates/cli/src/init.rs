@@ -39,7 +39,8 @@ pub fn run(dir: &Path, name: &str) -> Result<InitFiles, String> {
             ));
         }
     }
-    let credentials = sfetl_extract::keys::rsa_key_and_certificate(&format!("sfetl {name}")).map_err(|e| e.to_string())?;
+    let credentials =
+        sfetl_extract::keys::rsa_key_and_certificate(&format!("sfetl {name}")).map_err(|e| e.to_string())?;
     for path in [&files.key, &files.pipeline] {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;

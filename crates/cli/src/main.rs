@@ -127,7 +127,6 @@ enum CheckFormat {
     Json,
 }
 
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match (cli.quiet, cli.verbose) {
@@ -177,8 +176,9 @@ async fn dispatch(command: Command, progress: progress::Progress) -> anyhow::Res
             output::run_summary(&summary);
             if let Some(path) = summary_json {
                 let json = serde_json::to_vec_pretty(&summary)?;
-                std::fs::write(&path, json)
-                    .map_err(|e| anyhow::Error::new(e).context(format!("cannot write --summary-json {}", path.display())))?;
+                std::fs::write(&path, json).map_err(|e| {
+                    anyhow::Error::new(e).context(format!("cannot write --summary-json {}", path.display()))
+                })?;
             }
             Ok(summary.outcome().into())
         }

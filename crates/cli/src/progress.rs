@@ -54,7 +54,6 @@ impl Progress {
     pub fn log_writer(&self) -> LogWriter {
         LogWriter { bars: self.bars.clone() }
     }
-
 }
 
 impl sfetl_pipeline::Progress for Progress {

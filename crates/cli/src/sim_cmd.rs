@@ -1,9 +1,9 @@
 //! `sfetl sim`: a simulated org on loopback, with a connected app and key to point sfetl or curl at.
 
+use crate::exit::Exit;
 use clap::Args;
 use sfetl_sim::{AppKind, FaultRule, OrgSpec, Sim, SimConfig};
 use std::path::PathBuf;
-use crate::exit::Exit;
 use std::time::Duration;
 
 #[derive(Args)]

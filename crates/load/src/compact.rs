@@ -115,8 +115,10 @@ mod tests {
     }
 
     fn rows(dir: &Path) -> Result<Vec<String>> {
-        let sql =
-            format!("SELECT run_id || ':' || n AS row FROM read_parquet('{}/*.parquet') ORDER BY 1", dir.to_string_lossy());
+        let sql = format!(
+            "SELECT run_id || ':' || n AS row FROM read_parquet('{}/*.parquet') ORDER BY 1",
+            dir.to_string_lossy()
+        );
         let text = Arc::new(Schema::new(vec![Field::new("row", DataType::Utf8, true)]));
         let mut out = Vec::new();
         LocalSql::open()?.select_each(&sql, &text, |batch| {

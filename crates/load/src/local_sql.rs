@@ -171,11 +171,15 @@ mod tests {
         assert!(err.contains("1 columns, 3 declared"), "{err}");
         // By name and kind, before any row: a misnamed column, and text where a number is declared.
         let mut handed = 0;
+        let mut count = |_| -> Result<()> {
+            handed += 1;
+            Ok(())
+        };
         let misnamed = "SELECT 1::INTEGER AS n, NULL AS at, 'x' AS title";
-        let err = LocalSql::open()?.select_each(misnamed, &schema, |_| Ok(handed += 1)).unwrap_err().to_string();
+        let err = LocalSql::open()?.select_each(misnamed, &schema, &mut count).unwrap_err().to_string();
         assert!(err.contains("column `title` where `name` is declared"), "{err}");
         let text_for_number = "SELECT '1' AS n, NULL AS at, 'x' AS name";
-        let err = LocalSql::open()?.select_each(text_for_number, &schema, |_| Ok(handed += 1)).unwrap_err().to_string();
+        let err = LocalSql::open()?.select_each(text_for_number, &schema, &mut count).unwrap_err().to_string();
         assert!(err.contains("column `n` is Utf8, declared Int64"), "{err}");
         assert_eq!(handed, 0);
         Ok(())

@@ -316,7 +316,10 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
             );
         }
         if cfg!(not(feature = "demo")) {
-            complain("simulated", "needs sfetl built with its `demo` feature (the default): use a real org here".into());
+            complain(
+                "simulated",
+                "needs sfetl built with its `demo` feature (the default): use a real org here".into(),
+            );
         }
         if !(10..=2_000_000).contains(&sim.users) {
             complain("simulated.users", format!("is {}: choose 10 to 2000000", sim.users));

@@ -39,7 +39,10 @@ pub fn derive_org(
             "rulebook" => Some(rulebook.clone()),
             input => Some(parquet_source(&sink.final_path(input, "org", org))),
         })
-        .map_err(|name| Error::Schema { sql: table.name.to_string(), detail: format!("unknown placeholder {{{name}}}") })?;
+        .map_err(|name| Error::Schema {
+            sql: table.name.to_string(),
+            detail: format!("unknown placeholder {{{name}}}"),
+        })?;
         let schema = table.schema();
         let mut writer = if table.per_run {
             sink.open_file(table.name, "org", org, &format!("{}-{run_id}", table.name), schema.clone())?

@@ -87,7 +87,10 @@ mod tests {
     fn the_chain_names_each_cause_once() {
         let io = std::io::Error::other("disk full");
         let load = sfetl_load::Error::Io { path: "/x/users.parquet".into(), source: io };
-        assert_eq!(chain(&OrgError::Derive(load)), "deriving the license model from the files just written: /x/users.parquet: disk full");
+        assert_eq!(
+            chain(&OrgError::Derive(load)),
+            "deriving the license model from the files just written: /x/users.parquet: disk full"
+        );
         let login = sfetl_extract::Error::Login {
             login_url: "https://login.salesforce.com".into(),
             source: sfetl_extract::LoginError::Expired,

@@ -60,29 +60,33 @@ pub async fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunSummary,
         progress: options.progress.as_ref(),
     };
     // Boxed: a `Send` future the compiler can see is one (a scheduler spawns the run).
-    let runs: Vec<BoxFuture<'_, OrgSummary>> = pipeline.orgs.iter().map(|org| {
-        let context = &context;
-        async move {
-            let summary = extract_org(org, context).await;
-            let (sink, run_id) = (context.sink.clone(), context.run_id.to_string());
-            // Recording and merging files is disk work: off the async workers.
-            match tokio::task::spawn_blocking(move || {
-                record_run(&sink, &run_id, &summary);
-                compact_run_files(&sink, &summary.org);
-                summary
-            })
-            .await
-            {
-                Ok(summary) => summary,
-                Err(e) => {
-                    let mut summary = OrgSummary::new(&org.name);
-                    summary.outcome = OrgOutcome::Failed { error: e.into() };
+    let runs: Vec<BoxFuture<'_, OrgSummary>> = pipeline
+        .orgs
+        .iter()
+        .map(|org| {
+            let context = &context;
+            async move {
+                let summary = extract_org(org, context).await;
+                let (sink, run_id) = (context.sink.clone(), context.run_id.to_string());
+                // Recording and merging files is disk work: off the async workers.
+                match tokio::task::spawn_blocking(move || {
+                    record_run(&sink, &run_id, &summary);
+                    compact_run_files(&sink, &summary.org);
                     summary
+                })
+                .await
+                {
+                    Ok(summary) => summary,
+                    Err(e) => {
+                        let mut summary = OrgSummary::new(&org.name);
+                        summary.outcome = OrgOutcome::Failed { error: e.into() };
+                        summary
+                    }
                 }
             }
-        }
-        .boxed()
-    }).collect();
+            .boxed()
+        })
+        .collect();
     // At most `concurrency` orgs at once, each reading up to `concurrency` tables at once.
     let orgs: Vec<OrgSummary> = futures_util::stream::iter(runs).buffered(pipeline.concurrency).collect().await;
     let refused_views = publish(output.clone(), pipeline.inactive_days).await?;
@@ -185,7 +189,8 @@ async fn read_org(
             Mode::Incremental if table.incremental => state.cursors.get(table.name).cloned(),
             _ => None,
         };
-        reads.push(crate::read_table::read_table(client, org, table, since, run).map(move |read| (table, read)).boxed());
+        reads
+            .push(crate::read_table::read_table(client, org, table, since, run).map(move |read| (table, read)).boxed());
     }
     let results: Vec<_> = futures_util::stream::iter(reads).buffered(run.concurrency).collect().await;
     let mut pending: Vec<PartitionWriter> = Vec::new();
@@ -253,7 +258,12 @@ fn compact_run_files(sink: &ParquetSink, org: &str) {
             Ok(0) => {}
             Ok(merged) => tracing::info!(org, table, merged, "merged the run files into one"),
             Err(e) => {
-                tracing::warn!(org, table, "could not merge the run files (they stay as they are): {}", crate::chain(&e))
+                tracing::warn!(
+                    org,
+                    table,
+                    "could not merge the run files (they stay as they are): {}",
+                    crate::chain(&e)
+                )
             }
         }
     }

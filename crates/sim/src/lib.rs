@@ -34,11 +34,11 @@ pub use auth::{AppKind, ConnectedApp};
 pub use faults::{Fault, FaultRule, Trigger};
 pub use generate::{CatalogueLicense, LicenseCatalogue, OrgSpec, generate};
 pub use ids::record_id;
-/// Key pairs and certificates live in the client crate (`sfetl init` makes them in production).
-pub use sfetl_extract::keys::{self, KeyAndCertificate};
 pub use license_counts::recount_licenses;
 pub use objects::FieldAccess;
 pub use server::API_VERSIONS;
+/// Key pairs and certificates live in the client crate (`sfetl init` makes them in production).
+pub use sfetl_extract::keys::{self, KeyAndCertificate};
 pub use store::OrgData;
 
 use server::SimState;
