@@ -43,7 +43,13 @@ bench:
 report *args="": build
     {{sfetl}} report {{args}}
 
+# The production binary's configuration (no simulator: `--no-default-features`) compiles; a check
+# build, so the debug `sfetl` the tests run keeps its demo.
+check-production:
+    cargo check --workspace --all-targets --no-default-features
+
 # Clippy on everything, warnings as errors. Its first run compiles DuckDB once more (a check
 # build, about 15 minutes on 2 cores), so CI leaves it out; run it before you push.
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets --no-default-features -- -D warnings
