@@ -104,5 +104,7 @@ fn a_program_runs_the_pipeline_on_a_current_thread_runtime_and_reads_a_typed_sum
         assert_eq!(json["orgs"][1]["outcome"]["error"]["kind"], "login");
         assert_eq!(json["orgs"][0]["tables"][0]["table"], expected[0]);
         assert_eq!(json["mode"], "incremental");
+        assert!(json["orgs"][0]["seconds"].as_f64().is_some_and(|s| s > 0.0), "{json}");
+        assert_eq!(json["orgs"][0]["api_calls"], good.api_calls);
     });
 }

@@ -16,7 +16,7 @@ pub struct RunSummary {
     pub orgs: Vec<OrgSummary>,
     /// Analytics views DuckDB refused: the files are in place, the warehouse lacks these views.
     pub refused_views: Vec<RefusedView>,
-    #[serde(serialize_with = "seconds")]
+    #[serde(rename = "seconds", serialize_with = "seconds")]
     pub elapsed: Duration,
 }
 
@@ -59,7 +59,7 @@ pub struct OrgSummary {
     pub api_calls: u64,
     /// Requests tried again after transient failures.
     pub retries: u64,
-    #[serde(serialize_with = "seconds")]
+    #[serde(rename = "seconds", serialize_with = "seconds")]
     pub elapsed: Duration,
 }
 
@@ -112,7 +112,7 @@ pub struct TableSummary {
     /// Rows written from this run's answers (on an incremental run, only the changed ones).
     pub fetched: u64,
     pub api_calls: u64,
-    #[serde(serialize_with = "seconds")]
+    #[serde(rename = "seconds", serialize_with = "seconds")]
     pub elapsed: Duration,
 }
 
