@@ -50,7 +50,7 @@ async fn each_setup_mistake_names_its_fix() {
     let org = org_with(|_| {}).await;
     let good = std::fs::read_to_string(org.pipeline("base", "")).unwrap_or_default();
     let other_key = sfetl_sim::keys::rsa_key_and_certificate("other").unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(org.dir.path().join("other.key"), &other_key.private_key_pem).unwrap_or_else(|e| panic!("{e}"));
+    crate::support::write_key(&org.dir.path().join("other.key"), &other_key.private_key_pem);
     std::fs::write(org.dir.path().join("other.crt"), &other_key.certificate_pem).unwrap_or_else(|e| panic!("{e}"));
     let outsider = org.sim.username_where(|p, active| p != "System Administrator" && active).unwrap_or_default();
     let cases: Vec<(&str, String, &str, &[&str])> = vec![

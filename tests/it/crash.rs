@@ -48,19 +48,7 @@ async fn ten_kills_at_random_moments_change_nothing() {
     }
     extract(&out);
     assert_eq!(every_table(&out), every_table(&reference), "the run after the kills equals an uninterrupted one");
-    let leftovers: Vec<_> = walk(&out).into_iter().filter(|p| p.contains(".tmp-")).collect();
+    let leftovers: Vec<_> =
+        crate::support::files(&out).into_iter().filter(|p| p.to_string_lossy().contains(".tmp-")).collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path.to_string_lossy().into_owned());
-        }
-    }
-    found
 }

@@ -37,16 +37,42 @@ fn every_problem_is_named_before_any_request() {
 #[test]
 fn a_key_that_is_not_a_key_is_refused() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("org.key"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("p.toml");
+    crate::support::write_key(
+        &dir.path().join("org.key"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    );
+    let path = org_with_key_file(dir.path());
+    let run = sfetl(&["extract", &path.to_string_lossy()], dir.path());
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert!(text(&run).contains("private_key_file"), "{}", text(&run));
+}
+
+/// The key opens the whole org: a key file others can read is refused, naming the `chmod`.
+#[test]
+fn a_key_readable_by_others_is_refused_with_the_chmod_to_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let key = sfetl_extract::keys::rsa_key_and_certificate("k").unwrap_or_else(|e| panic!("{e}"));
+    let key_file = dir.path().join("org.key");
+    crate::support::write_key(&key_file, &key.private_key_pem);
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap_or_else(|e| panic!("{e}"));
+    let path = org_with_key_file(dir.path());
+    let run = sfetl(&["extract", &path.to_string_lossy()], dir.path());
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert!(text(&run).contains(&format!("run `chmod 600 {}`", key_file.display())), "{}", text(&run));
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o400)).unwrap_or_else(|e| panic!("{e}"));
+    let check = sfetl(&["check", &path.to_string_lossy()], dir.path());
+    assert!(!text(&check).contains("chmod"), "an owner-only key passes: {}", text(&check));
+}
+
+/// A pipeline of one real org whose key is `org.key` beside it.
+fn org_with_key_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("p.toml");
     std::fs::write(
         &path,
         "[[orgs]]\nname = \"acme\"\nurl = \"https://acme.my.salesforce.com\"\nclient_id = \"x\"\nusername = \"u\"\n\
          private_key_file = \"org.key\"\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let run = sfetl(&["extract", &path.to_string_lossy()], dir.path());
-    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
-    assert!(text(&run).contains("private_key_file"), "{}", text(&run));
+    path
 }

@@ -25,7 +25,7 @@ impl SimOrg {
     /// A started simulator with the app the integration logs in through.
     pub fn with_app(sim: Sim, app: AppCredentials) -> SimOrg {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        std::fs::write(dir.path().join("org.key"), &app.key.private_key_pem).unwrap_or_else(|e| panic!("{e}"));
+        write_key(&dir.path().join("org.key"), &app.key.private_key_pem);
         SimOrg { sim, app, dir }
     }
 
@@ -105,6 +105,27 @@ pub fn sfetl_env(args: &[&str], cwd: &Path, vars: &[(&str, &str)]) -> Output {
         .envs(vars.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("running sfetl: {e}"))
+}
+
+/// Writes a private key as `sfetl init` does: readable by its owner only (sfetl refuses others).
+pub fn write_key(path: &Path, pem: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, pem).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Every file under `dir`, recursively.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
 }
 
 pub fn toml_string(value: &str) -> String {

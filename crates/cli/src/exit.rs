@@ -11,16 +11,18 @@ pub enum Exit {
     Internal,
     QuotaStopped,
     ViewsRefused,
+    Busy,
 }
 
 /// Each code and what it means, in order.
-pub const TABLE: [(Exit, u8, &str); 6] = [
+pub const TABLE: [(Exit, u8, &str); 7] = [
     (Exit::Success, 0, "success"),
     (Exit::OrgFailed, 1, "an org failed (the others were extracted), or a `check` step failed"),
     (Exit::Usage, 2, "the command line, the pipeline file or the SQL is wrong: nothing was done"),
     (Exit::Internal, 3, "an output or internal error (the output directory cannot be written, ...)"),
     (Exit::QuotaStopped, 4, "the API quota guard stopped an org early: what it had extracted is kept"),
     (Exit::ViewsRefused, 5, "the data was extracted, but DuckDB refused a view of the warehouse"),
+    (Exit::Busy, 6, "another run is writing the output directory: nothing was done (`--wait` waits for it)"),
 ];
 
 impl Exit {

@@ -58,6 +58,10 @@ enum Command {
         /// API calls, seconds, errors), for schedulers.
         #[arg(long)]
         summary_json: Option<PathBuf>,
+        /// When another run is writing the output directory, wait for it to end instead of
+        /// exiting with code 6.
+        #[arg(long)]
+        wait: bool,
     },
     /// Run SQL against warehouse.duckdb and print the result.
     #[command(
@@ -70,6 +74,10 @@ enum Command {
         out: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// CSV: write text cells as they are, even those a spreadsheet would run as a formula
+        /// (by default a cell starting with = + - @ tab or return gets a leading ').
+        #[arg(long)]
+        raw: bool,
     },
     /// Write an HTML report of the licenses: utilization, trend and inactive users, per org and company.
     #[command(
@@ -156,23 +164,30 @@ fn main() -> ExitCode {
 
 /// Prints the error and its causes, each once, and gives the exit code.
 fn fail(exit: Exit, error: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {error:#}");
+    eprintln!("error: {}", output::printable(&format!("{error:#}")));
     exit.into()
 }
 
 async fn dispatch(command: Command, progress: progress::Progress) -> anyhow::Result<Exit> {
     match command {
-        Command::Extract { pipeline, out, full, summary_json } => {
+        Command::Extract { pipeline, out, full, summary_json, wait } => {
             let pipeline = match Pipeline::load(&pipeline) {
                 Ok(p) => p,
                 Err(problems) => {
-                    eprintln!("error: {}", sfetl_pipeline::chain(&problems));
+                    eprintln!("error: {}", output::printable(&sfetl_pipeline::chain(&problems)));
                     return Ok(Exit::Usage);
                 }
             };
             let mode = if full { Mode::Full } else { Mode::Incremental };
-            let options = RunOptions { output: out, mode, progress: Arc::new(progress) };
-            let summary = sfetl_pipeline::run(&pipeline, options).await?;
+            let options = RunOptions { output: out, mode, progress: Arc::new(progress), wait_for_output: wait };
+            let summary = match sfetl_pipeline::run(&pipeline, options).await {
+                Ok(summary) => summary,
+                Err(busy @ sfetl_pipeline::RunError::Busy { .. }) => {
+                    eprintln!("error: {}", output::printable(&sfetl_pipeline::chain(&busy)));
+                    return Ok(Exit::Busy);
+                }
+                Err(e) => return Err(e.into()),
+            };
             output::run_summary(&summary);
             if let Some(path) = summary_json {
                 let json = serde_json::to_vec_pretty(&summary)?;
@@ -182,17 +197,17 @@ async fn dispatch(command: Command, progress: progress::Progress) -> anyhow::Res
             }
             Ok(summary.outcome().into())
         }
-        Command::Query { sql, out, format } => {
+        Command::Query { sql, out, format, raw } => {
             let warehouse = sfetl_load::Warehouse::open_existing(&out)?;
             let batches = match warehouse.query(&sql) {
                 Ok(batches) => batches,
                 // DuckDB refused the statement: the SQL is the user's to fix.
                 Err(e) => {
-                    eprintln!("error: {}", sfetl_pipeline::chain(&e));
+                    eprintln!("error: {}", output::printable(&sfetl_pipeline::chain(&e)));
                     return Ok(Exit::Usage);
                 }
             };
-            output::batches(&batches, format)?;
+            output::batches(&batches, format, raw)?;
             Ok(Exit::Success)
         }
         Command::Report { out, to } => {

@@ -31,14 +31,16 @@ pub fn run_summary(summary: &RunSummary) {
         match &org.outcome {
             OrgOutcome::Succeeded => total(org),
             OrgOutcome::Stopped { reason, .. } => {
-                println!("{:<16} STOPPED: {}", org.org, sfetl_pipeline::chain(reason));
+                println!("{:<16} STOPPED: {}", org.org, printable(&sfetl_pipeline::chain(reason)));
                 total(org);
             }
-            OrgOutcome::Failed { error } => println!("{:<16} FAILED: {}", org.org, sfetl_pipeline::chain(error)),
+            OrgOutcome::Failed { error } => {
+                println!("{:<16} FAILED: {}", org.org, printable(&sfetl_pipeline::chain(error)))
+            }
         }
     }
     for refused in &summary.refused_views {
-        println!("{:<16} REFUSED: {}", refused.view, sfetl_pipeline::chain(&refused.error));
+        println!("{:<16} REFUSED: {}", refused.view, printable(&sfetl_pipeline::chain(&refused.error)));
     }
     let warehouse = summary.output.join(sfetl_load::Warehouse::FILE_NAME);
     println!("output: {} (DuckDB: {})", summary.output.display(), warehouse.display());
@@ -51,16 +53,17 @@ pub enum Format {
     Json,
 }
 
-pub fn batches(batches: &[arrow::record_batch::RecordBatch], format: Format) -> anyhow::Result<()> {
+pub fn batches(batches: &[arrow::record_batch::RecordBatch], format: Format, raw: bool) -> anyhow::Result<()> {
     let batches = batches.iter().map(with_utc_as_offset).collect::<Result<Vec<_>, _>>()?;
     let batches = &batches[..];
     let stdout = std::io::stdout();
     match format {
-        Format::Table => println!("{}", arrow::util::pretty::pretty_format_batches(batches)?),
+        Format::Table => println!("{}", printable(&arrow::util::pretty::pretty_format_batches(batches)?.to_string())),
         Format::Csv => {
             let mut writer = arrow::csv::Writer::new(stdout.lock());
             for batch in batches {
-                writer.write(batch).context("writing CSV")?;
+                let batch = if raw { batch.clone() } else { without_formulas(batch)? };
+                writer.write(&batch).context("writing CSV")?;
             }
         }
         Format::Json => {
@@ -104,6 +107,43 @@ fn with_utc_as_offset(
     arrow::record_batch::RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
 }
 
+/// Text from elsewhere (a server's error message, a user's name) made safe for a terminal:
+/// control characters, ANSI escape sequences included, are shown escaped instead of obeyed.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The batch with each text cell that a spreadsheet would run as a formula (starting with
+/// `=`, `+`, `-`, `@`, tab or carriage return: OWASP, "CSV Injection") prefixed with `'`. User
+/// names and titles are typed by the users themselves.
+fn without_formulas(
+    batch: &arrow::record_batch::RecordBatch,
+) -> Result<arrow::record_batch::RecordBatch, arrow::error::ArrowError> {
+    use arrow::array::{Array, AsArray, StringArray};
+    let risky = |v: &str| v.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|column| match column.as_string_opt::<i32>() {
+            Some(text) if text.iter().flatten().any(risky) => {
+                let safe: StringArray =
+                    text.iter().map(|v| v.map(|v| if risky(v) { format!("'{v}") } else { v.to_string() })).collect();
+                std::sync::Arc::new(safe) as std::sync::Arc<dyn Array>
+            }
+            _ => column.clone(),
+        })
+        .collect();
+    arrow::record_batch::RecordBatch::try_new(batch.schema(), columns)
+}
+
 /// Prints the check's steps (text or JSON); success only when every step passed.
 pub fn check_steps(steps: &[Step], json: bool) -> Exit {
     if json {
@@ -115,13 +155,64 @@ pub fn check_steps(steps: &[Step], json: bool) -> Exit {
                 (true, true) => "warn",
                 (false, _) => "FAIL",
             };
-            println!("{mark} {:<14} {:<34} {}", step.org, step.step, step.detail);
+            println!("{mark} {:<14} {:<34} {}", step.org, step.step, printable(&step.detail));
             if let Some(fix) = &step.fix {
-                println!("     {:<14} {:<34} fix: {fix}", "", "");
+                println!("     {:<14} {:<34} fix: {}", "", "", printable(fix));
             }
         }
         let failed = steps.iter().filter(|s| !s.ok).count();
         println!("{} passed, {failed} failed", steps.len() - failed);
     }
     if steps.iter().all(|s| s.ok) { Exit::Success } else { Exit::OrgFailed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_text_cannot_drive_the_terminal() {
+        let hostile = "Bad \u{1b}[2J\u{1b}]0;title\u{7} query\r\nline two";
+        let shown = printable(hostile);
+        assert!(!shown.chars().any(|c| c.is_control() && c != '\n'), "{shown:?}");
+        assert!(shown.contains("\\u{1b}[2J") && shown.contains("\\r\nline two"), "{shown}");
+    }
+
+    #[test]
+    fn csv_cells_that_would_be_formulas_are_defused() -> Result<(), arrow::error::ArrowError> {
+        use arrow::array::{AsArray, Int64Array, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        let names = StringArray::from(vec![
+            Some("=HYPERLINK(\"http://x\",\"y\")"),
+            Some("+1"),
+            Some("-2"),
+            Some("@SUM(A1)"),
+            Some("\tcmd"),
+            Some("O'Brien"),
+            None,
+        ]);
+        let numbers = Int64Array::from(vec![-1, 2, 3, 4, 5, 6, 7]);
+        let schema =
+            Schema::new(vec![Field::new("name", DataType::Utf8, true), Field::new("n", DataType::Int64, false)]);
+        let batch = arrow::record_batch::RecordBatch::try_new(
+            std::sync::Arc::new(schema),
+            vec![std::sync::Arc::new(names), std::sync::Arc::new(numbers)],
+        )?;
+        let safe = without_formulas(&batch)?;
+        let text: Vec<Option<&str>> = safe.column(0).as_string::<i32>().iter().collect();
+        assert_eq!(
+            text,
+            [
+                Some("'=HYPERLINK(\"http://x\",\"y\")"),
+                Some("'+1"),
+                Some("'-2"),
+                Some("'@SUM(A1)"),
+                Some("'\tcmd"),
+                Some("O'Brien"),
+                None
+            ]
+        );
+        assert_eq!(safe.column(1), batch.column(1), "numbers are not text");
+        Ok(())
+    }
 }

@@ -32,6 +32,9 @@ pub struct BulkQuery<'c> {
     timeout: Duration,
     /// Records per result set.
     result_set: usize,
+    object: String,
+    /// Every locator received: one that comes back would loop.
+    seen_locators: std::collections::HashSet<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -56,6 +59,8 @@ impl SalesforceClient {
             calls: AtomicU64::new(0),
             timeout: Duration::from_secs(3600),
             result_set: RESULT_SET,
+            object: query.object.clone(),
+            seen_locators: std::collections::HashSet::new(),
         }
     }
 }
@@ -114,6 +119,13 @@ impl BulkQuery<'_> {
             query.push(("locator", locator));
         }
         let (body, next) = self.client.get_text_counted(&path, &query, &self.calls).await?;
+        // A locator given twice would read the same result set again, without end.
+        if let Some(next) = &next
+            && (Some(next) == locator.as_ref() || !self.seen_locators.insert(next.clone()))
+        {
+            let why = format!("the Bulk API result locator {next} came back");
+            return Err(Error::Looping { object: self.object.clone(), why });
+        }
         self.done = next.is_none();
         self.locator = next;
         let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(std::io::Cursor::new(body));
@@ -199,13 +211,8 @@ mod tests {
         assert_eq!(read_page(&mut reader, &header).map(|r| r.len()).ok(), Some(0));
     }
 
-    /// Every User record through a job read in many small result sets, against the simulator.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_job_read_in_many_result_sets_gives_every_record_once() {
-        let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(5, 4_500));
-        config.bulk_fixed_cost = Duration::from_millis(100);
-        config.bulk_per_record = Duration::ZERO;
-        let sim = sfetl_sim::Sim::start(config).await.unwrap_or_else(|e| panic!("{e}"));
+    /// A client logged in to the simulated org through a connected app.
+    fn client_of(sim: &sfetl_sim::Sim) -> SalesforceClient {
         let app = sim.create_connected_app("System Administrator").unwrap_or_else(|e| panic!("{e}"));
         let credentials = crate::Credentials {
             login_url: sim.url().to_string(),
@@ -215,8 +222,17 @@ mod tests {
             my_domain_url: None,
             pinned: None,
         };
-        let client =
-            SalesforceClient::new(credentials, crate::ConnectionSettings::default()).unwrap_or_else(|e| panic!("{e}"));
+        SalesforceClient::new(credentials, crate::ConnectionSettings::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Every User record through a job read in many small result sets, against the simulator.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_read_in_many_result_sets_gives_every_record_once() {
+        let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(5, 4_500));
+        config.bulk_fixed_cost = Duration::from_millis(100);
+        config.bulk_per_record = Duration::ZERO;
+        let sim = sfetl_sim::Sim::start(config).await.unwrap_or_else(|e| panic!("{e}"));
+        let client = client_of(&sim);
         let query = SoqlQuery::new("User", ["Id", "Profile.Name", "IsActive"]);
         let mut job = client.bulk_query(&query).result_set(1_000);
         let mut ids = Vec::new();
@@ -232,5 +248,32 @@ mod tests {
         let sets = sim.request_log().iter().filter(|r| r.path.ends_with("/results")).count();
         assert_eq!(sets, 5, "4,500 records in sets of 1,000");
         assert!(job.api_calls() >= 7, "create, poll, five sets: {}", job.api_calls());
+    }
+
+    /// A result locator that comes back (salesforce-api.md: each set names the next; a server
+    /// that repeats one would be read forever) ends the job with an error.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_locator_that_comes_back_ends_the_job() {
+        let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(5, 3_000));
+        config.bulk_fixed_cost = Duration::from_millis(100);
+        config.bulk_per_record = Duration::ZERO;
+        let sim = sfetl_sim::Sim::start(config).await.unwrap_or_else(|e| panic!("{e}"));
+        let client = client_of(&sim);
+        // The second set (asked with the first set's locator) names that locator again.
+        sim.add_fault(
+            sfetl_sim::FaultRule::new(sfetl_sim::Fault::RepeatLocator, sfetl_sim::Trigger::Nth(2)).on_paths("/results"),
+        );
+        let mut job = client.bulk_query(&SoqlQuery::new("User", ["Id"])).result_set(1_000);
+        let mut read = 0;
+        let error = loop {
+            match job.next_records().await {
+                Ok(Some(records)) => read += records.len(),
+                Ok(None) => panic!("the job ended normally after {read} records"),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(error, Error::Looping { .. }), "{error}");
+        let sets = sim.request_log().iter().filter(|r| r.path.ends_with("/results")).count();
+        assert_eq!(sets, 2, "stopped at the repeated locator");
     }
 }

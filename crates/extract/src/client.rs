@@ -18,6 +18,10 @@ pub const NEWEST_API_VERSION: &str = "67.0";
 /// Developer Guide, "Call Options Header"), so an admin sees what spent the quota.
 pub const CALL_OPTIONS: &str = concat!("client=sfetl/", env!("CARGO_PKG_VERSION"));
 
+/// The default cap on an answer's decompressed size: a REST page of 2,000 wide records is a few
+/// megabytes, a Bulk API result set (`maxRecords`) tens of them.
+pub const DEFAULT_MAX_BODY_MB: u64 = 512;
+
 /// How to talk to one org.
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
@@ -34,6 +38,8 @@ pub struct ConnectionSettings {
     pub retry: RetryPolicy,
     /// Limits on the org's daily API requests this run may spend.
     pub quota: QuotaGuard,
+    /// The most bytes one answer may have once decompressed.
+    pub max_body_bytes: u64,
 }
 
 /// Stops a run before it eats the org's daily API quota, which the org's other integrations need
@@ -60,6 +66,7 @@ impl Default for ConnectionSettings {
             timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
             quota: QuotaGuard::default(),
+            max_body_bytes: DEFAULT_MAX_BODY_MB << 20,
         }
     }
 }
@@ -95,6 +102,9 @@ impl SalesforceClient {
             .gzip(true)
             .connect_timeout(Duration::from_secs(20))
             .timeout(settings.timeout)
+            // A redirect would carry the request (and for API calls the token) to a host nobody
+            // checked; Salesforce's API answers in place.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("sfetl/", env!("CARGO_PKG_VERSION")))
             .default_headers(reqwest::header::HeaderMap::from_iter([(
                 reqwest::header::HeaderName::from_static("sforce-call-options"),
@@ -354,7 +364,7 @@ impl SalesforceClient {
         let transport = |e: reqwest::Error| Error::Transport { url: url.to_string(), message: describe(&e) };
         let response = self.http.get(url).send().await.map_err(transport)?;
         let status = response.status().as_u16();
-        Ok((status, response.bytes().await.map_err(transport)?))
+        Ok((status, read_body(response, url, self.settings.max_body_bytes).await?))
     }
 
     /// Reads `/limits` (the daily API quota) so the guard knows where the org stands before the
@@ -423,7 +433,7 @@ impl SalesforceClient {
     async fn send_once(&self, session: &LoginSession, request: &Request<'_>, calls: &AtomicU64) -> Result<Answer> {
         self.reserve_call()?;
         calls.fetch_add(1, Ordering::SeqCst);
-        let url = format!("{}{}", session.instance_url, request.path);
+        let url = crate::hosts::api_url(&session.instance, request.path)?.to_string();
         let transport = |e: reqwest::Error| Error::Transport { url: url.clone(), message: describe(&e) };
         let mut builder = self
             .http
@@ -452,7 +462,11 @@ impl SalesforceClient {
             .and_then(|h| h.to_str().ok())
             .filter(|l| !l.is_empty() && *l != "null")
             .map(String::from);
-        let body = response.bytes().await.map_err(transport)?;
+        if (300..400).contains(&status) {
+            let location = response.headers().get("location").and_then(|h| h.to_str().ok()).unwrap_or_default();
+            return Err(Error::Redirect { url, status, location: location.to_string() });
+        }
+        let body = read_body(response, &url, self.settings.max_body_bytes).await?;
         if (200..300).contains(&status) {
             return Ok(Answer { url, status, body, locator, retry_after });
         }
@@ -535,6 +549,22 @@ fn parse_usage(header: &str) -> Option<ApiUsage> {
     let value = header.split(',').find_map(|kv| kv.trim().strip_prefix("api-usage="))?;
     let (used, max) = value.split_once('/')?;
     Some(ApiUsage { used: used.trim().parse().ok()?, max: max.trim().parse().ok()? })
+}
+
+/// The answer's body, decompressed, refused once it passes `limit` bytes (a gzip bomb or a
+/// hostile server cannot fill the memory).
+pub(crate) async fn read_body(mut response: reqwest::Response, url: &str, limit: u64) -> Result<bytes::Bytes> {
+    let too_large = || Error::BodyTooLarge { url: url.to_string(), limit_mb: limit >> 20 };
+    let transport = |e: reqwest::Error| Error::Transport { url: url.to_string(), message: describe(&e) };
+    // Content-Length is the compressed size when the body is gzipped: only a hint.
+    let mut body = bytes::BytesMut::with_capacity(response.content_length().unwrap_or(0).min(limit) as usize);
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// A reqwest error with its causes (reqwest alone says only "error sending request").

@@ -91,6 +91,26 @@ pub enum Error {
     )]
     Bulk { job: String, message: String },
     #[error(
+        "Salesforce's token answer names the instance {instance_url}, and {why}: sfetl sends the access token nowhere else than the org's `url` host or a Salesforce domain; check `url`, `login_url` and the network between this machine and Salesforce"
+    )]
+    ForeignInstance { instance_url: String, why: String },
+    #[error(
+        "a response pointed at `{url}`, which is not a path under /services/data/ on the org's instance: refused (the access token goes nowhere else)"
+    )]
+    ForeignUrl { url: String },
+    #[error(
+        "{url} answered HTTP {status}, a redirect to `{location}`: sfetl follows no redirect with the access token; set `url` to the org's My Domain (Setup > My Domain)"
+    )]
+    Redirect { url: String, status: u16, location: String },
+    #[error(
+        "{url} answered more than {limit_mb} MB (after decompression): refused; raise `max_response_mb` if this org's pages really are that large"
+    )]
+    BodyTooLarge { url: String, limit_mb: u64 },
+    #[error(
+        "the query of {object} went round in circles ({why}): stopped, so that it neither loops nor spends the API quota; nothing of it is kept"
+    )]
+    Looping { object: String, why: String },
+    #[error(
         "the org offers API versions {offered}, none of which sfetl reads ({}..={}); pin one with `api_version`",
         crate::client::OLDEST_API_VERSION,
         crate::client::NEWEST_API_VERSION

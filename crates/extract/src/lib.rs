@@ -9,6 +9,7 @@ mod bulk;
 mod client;
 mod describe;
 mod error;
+pub mod hosts;
 pub mod keys;
 mod login;
 mod query;
@@ -19,7 +20,8 @@ pub mod soql;
 
 pub use bulk::BulkQuery;
 pub use client::{
-    ApiUsage, CALL_OPTIONS, ConnectionSettings, NEWEST_API_VERSION, OLDEST_API_VERSION, QuotaGuard, SalesforceClient,
+    ApiUsage, CALL_OPTIONS, ConnectionSettings, DEFAULT_MAX_BODY_MB, NEWEST_API_VERSION, OLDEST_API_VERSION,
+    QuotaGuard, SalesforceClient,
 };
 pub use describe::why_missing;
 pub use error::{ApiError, Error, LoginError, Result};

@@ -64,6 +64,8 @@ impl Credentials {
 #[derive(Debug, Clone)]
 pub struct LoginSession {
     pub access_token: Secret,
+    /// The instance, checked ([`crate::hosts::trusted_instance`]): where the token may go.
+    pub instance: url::Url,
     pub instance_url: String,
     /// `https://login.salesforce.com/id/<orgId>/<userId>`.
     pub identity_url: String,
@@ -123,22 +125,25 @@ pub(crate) async fn login(
         .await
         .map_err(|e| Error::Transport { url: url.clone(), message: crate::client::describe(&e) })?;
     let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| Error::Transport { url: url.clone(), message: crate::client::describe(&e) })?;
-    // Both answers are JSON; anything else (an HTML error page, a cut body) is unexpected.
+    // A token answer is small: a megabyte is plenty.
+    let body = crate::client::read_body(response, &url, 1 << 20).await?;
+    // Both answers are JSON; anything else (an HTML error page, a cut body) is unexpected. The
+    // token endpoint's body is never quoted: a success that does not parse may hold the token.
     let unexpected = || Error::UnexpectedBody {
         url: url.clone(),
         status: status.as_u16(),
-        excerpt: crate::client::excerpt(&body),
+        excerpt: "the token endpoint's answer is not shown".into(),
         retry_after: None,
     };
     if status.is_success() {
         let token: TokenResponse = serde_json::from_slice(&body).map_err(|_| unexpected())?;
+        let mut configured = vec![credentials.login_url.as_str(), route.token_url.as_str()];
+        configured.extend(credentials.my_domain_url.as_deref());
+        let instance = crate::hosts::trusted_instance(&token.instance_url, &configured)?;
         return Ok(LoginSession {
             access_token: Secret::new(token.access_token),
-            instance_url: token.instance_url.trim_end_matches('/').to_string(),
+            instance_url: instance.as_str().trim_end_matches('/').to_string(),
+            instance,
             identity_url: token.id,
         });
     }

@@ -9,7 +9,7 @@
 //! until each part answers.
 
 use crate::client::SalesforceClient;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::soql::{SoqlQuery, datetime, quote};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -57,6 +57,8 @@ pub struct QueryStream<'c> {
     received_before_window: u64,
     splits: usize,
     calls: AtomicU64,
+    /// Every `nextRecordsUrl` followed: one seen again means the server is going round.
+    followed: std::collections::HashSet<String>,
 }
 
 impl SalesforceClient {
@@ -76,6 +78,7 @@ impl SalesforceClient {
             pending: Vec::new(),
             received: 0,
             received_before_window: 0,
+            followed: std::collections::HashSet::new(),
             splits: 0,
             calls: AtomicU64::new(0),
         }
@@ -184,6 +187,19 @@ impl QueryStream<'_> {
                     }
                     self.started = true;
                     self.next = if page.done { None } else { page.next_records_url.clone() };
+                    // A page that is not the last brings records and a cursor not followed before:
+                    // otherwise the query would loop until the quota guard stopped it.
+                    let looping = |why: &str| Error::Looping { object: self.query.object.clone(), why: why.into() };
+                    match &self.next {
+                        None if !page.done => return Err(looping("a page that is not the last has no next page")),
+                        Some(_) if page.records.is_empty() => {
+                            return Err(looping("a page with no records is not the last"));
+                        }
+                        Some(next) if !self.followed.insert(next.clone()) => {
+                            return Err(looping("a next page that was already read"));
+                        }
+                        _ => {}
+                    }
                     self.received += page.records.len() as u64;
                     page.total_size = self.total_size.unwrap_or(page.total_size);
                     if let Some(id) = page.records.last().and_then(|r| r.get("Id")).and_then(Value::as_str) {

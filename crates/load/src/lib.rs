@@ -13,7 +13,7 @@ mod warehouse;
 
 pub use compact::compact_runs;
 pub use local_sql::{LocalSql, expand, fits, parquet_source, sql_literal};
-pub use parquet_sink::{ParquetSink, PartitionWriter, remove_leftovers};
+pub use parquet_sink::{ParquetSink, PartitionWriter, create_private_dir, create_private_file, remove_leftovers};
 pub use warehouse::{Published, View, Warehouse};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -84,12 +84,12 @@ impl ParquetSink {
             return Err(Error::BadPartition(value.to_string()));
         }
         let dir = self.root.join(table).join(format!("{key}={value}"));
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+        create_private_dir(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
         let final_path = dir.join(format!("{stem}.parquet"));
         let temp_path = dir.join(format!("{stem}.parquet.tmp-{}", std::process::id()));
         // One writer per partition and run: any temporary file here is a killed run's.
-        remove_leftovers(&dir, ".parquet.tmp-");
-        let file = File::create(&temp_path).map_err(|source| Error::Io { path: temp_path.clone(), source })?;
+        remove_leftovers(&dir, |stem| stem.ends_with(".parquet"));
+        let file = create_private_file(&temp_path).map_err(|source| Error::Io { path: temp_path.clone(), source })?;
         let level = ZstdLevel::try_new(3).map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
@@ -101,15 +101,34 @@ impl ParquetSink {
     }
 }
 
-/// Removes temporary files a killed run left behind (names containing `marker`). They are never
-/// read (their names do not end in `.parquet`); this only reclaims the space.
-pub fn remove_leftovers(dir: &Path, marker: &str) {
+/// Removes temporary files a killed run left behind: exactly the names `<stem>.tmp-<pid>` (and
+/// `<stem>.tmp-<pid>.wal`) whose stem passes `is_stem`. They are never read (they do not end in `.parquet`), and one run at a
+/// time writes an output (the pipeline holds its lock), so any such file is a dead run's.
+pub fn remove_leftovers(dir: &Path, is_stem: impl Fn(&str) -> bool) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().contains(marker) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // `<stem>.tmp-<pid>`, or DuckDB's write-ahead log of such a file (`….tmp-<pid>.wal`).
+        let leftover = name.rsplit_once(".tmp-").is_some_and(|(stem, pid)| {
+            let pid = pid.strip_suffix(".wal").unwrap_or(pid);
+            !pid.is_empty() && pid.chars().all(|c| c.is_ascii_digit()) && is_stem(stem)
+        });
+        if leftover {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// Creates `dir` and its missing parents owner-only (0700): the output holds personal data.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Creates a new file readable and writable by the owner only (0600).
+pub fn create_private_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
 }
 
 impl PartitionWriter {

@@ -75,7 +75,7 @@ impl Warehouse {
     pub fn publish(root: &Path, tables: &[&str], views: &[View<'_>]) -> Result<Published> {
         let path = root.join(Self::FILE_NAME);
         let temp = root.join(format!("{}.tmp-{}", Self::FILE_NAME, std::process::id()));
-        crate::parquet_sink::remove_leftovers(root, &format!("{}.tmp-", Self::FILE_NAME));
+        crate::parquet_sink::remove_leftovers(root, |stem| stem == Self::FILE_NAME);
         let fail = |source| Error::DuckDb { path: temp.clone(), source };
         let config = offline_config().and_then(|c| c.with("storage_compatibility_version", Self::STORAGE_VERSION));
         let config = config.map_err(fail)?;
@@ -116,6 +116,9 @@ impl Warehouse {
             warehouse.connection.execute_batch("CHECKPOINT").map_err(fail)?;
             Published { registered, failed }
         };
+        // DuckDB creates its file with the process's umask; the views name every table's files.
+        std::fs::set_permissions(&temp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|source| Error::Io { path: temp.clone(), source })?;
         std::fs::rename(&temp, &path).map_err(|source| Error::Io { path: path.clone(), source })?;
         // A write-ahead log left by an older database would be replayed onto the new one.
         let _ = std::fs::remove_file(root.join(format!("{}.wal", Self::FILE_NAME)));

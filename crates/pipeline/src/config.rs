@@ -98,6 +98,8 @@ pub struct OrgSettings {
     /// A full read of a table with more rows than this goes through a Bulk API 2.0 query job
     /// instead of REST pages (default 100,000; 0: never).
     pub bulk_threshold: Option<u64>,
+    /// The most megabytes one answer may have once decompressed (default 512, 1 to 4096).
+    pub max_response_mb: Option<u64>,
     /// Run against a simulated org started for this run instead of a real one.
     pub simulated: Option<SimulatedOrg>,
 }
@@ -157,6 +159,8 @@ pub struct OrgPlan {
     pub incremental_overlap: std::time::Duration,
     /// Rows above which a full read uses a Bulk API job; `None`: never.
     pub bulk_threshold: Option<u64>,
+    /// The cap on one answer's decompressed size.
+    pub max_body_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -297,6 +301,17 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
     if !(1..=20).contains(&retry.max_attempts) {
         complain("retry_attempts", format!("is {}: choose 1 (no retry) to 20", retry.max_attempts));
     }
+    let ranges = [
+        ("retry_budget_seconds", org.retry_budget_seconds, 1..=86_400, "seconds"),
+        ("incremental_overlap_seconds", org.incremental_overlap_seconds, 0..=86_400, "seconds"),
+        ("bulk_threshold", org.bulk_threshold, 0..=1_000_000_000, "rows (0: never)"),
+        ("max_response_mb", org.max_response_mb, 1..=4096, "megabytes"),
+    ];
+    for (key, value, range, unit) in ranges {
+        if let Some(value) = value.filter(|v| !range.contains(v)) {
+            complain(key, format!("is {value}: choose {} to {} {unit}", range.start(), range.end()));
+        }
+    }
     let connection = if let Some(sim) = &org.simulated {
         let set: Vec<&str> = [
             ("url", org.url.is_some()),
@@ -351,6 +366,7 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
         retry,
         incremental_overlap: std::time::Duration::from_secs(org.incremental_overlap_seconds.unwrap_or(300)),
         bulk_threshold: Some(org.bulk_threshold.unwrap_or(100_000)).filter(|&rows| rows > 0),
+        max_body_bytes: org.max_response_mb.unwrap_or(sfetl_extract::DEFAULT_MAX_BODY_MB).min(4096) << 20,
     })
 }
 
@@ -397,11 +413,9 @@ fn real_connection(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&st
     });
     let route_urls = pinned_route.iter().flat_map(|r| [("token_url", &r.token_url), ("audience", &r.audience)]);
     for (key, value) in [("url", &url), ("login_url", &login_url)].into_iter().chain(route_urls) {
-        if !value.is_empty()
-            && !value.starts_with("https://")
-            && !value.starts_with("http://127.0.0.1")
-            && !value.starts_with("http://localhost")
-        {
+        // https only; plain http for an exact loopback address (a simulator, a local proxy).
+        let allowed = url::Url::parse(value).is_ok_and(|u| sfetl_extract::hosts::is_allowed_origin(&u));
+        if !value.is_empty() && !allowed {
             complain(key, format!("is `{value}`: expected an https:// URL"));
         }
     }
@@ -416,9 +430,21 @@ fn real_connection(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&st
         }
         (Some(file), None) => {
             let path = base.join(file);
-            match std::fs::read_to_string(&path) {
-                Ok(pem) => Some(pem),
-                Err(e) => {
+            match (std::fs::read_to_string(&path), key_mode(&path)) {
+                // The key opens the whole org: only its owner may read it.
+                (Ok(_), Some(mode)) if mode & 0o077 != 0 => {
+                    complain(
+                        "private_key_file",
+                        format!(
+                            "`{}` can be read by other users (mode {mode:o}): run `chmod 600 {}`, or give the key in `private_key_env`",
+                            path.display(),
+                            path.display()
+                        ),
+                    );
+                    None
+                }
+                (Ok(pem), _) => Some(pem),
+                (Err(e), _) => {
                     complain("private_key_file", format!("`{}` cannot be read: {e}", path.display()));
                     None
                 }
@@ -458,6 +484,12 @@ fn real_connection(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&st
     })
 }
 
+/// A file's permission bits.
+fn key_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o777)
+}
+
 /// The org's API host from the `url` a user copied, and whether it is a sandbox. The browser's
 /// Lightning host (`acme.lightning.force.com`) and the Setup host (`acme.my.salesforce-setup.com`)
 /// are not API hosts: the API answers at My Domain (`acme.my.salesforce.com`); sandboxes are
@@ -486,7 +518,10 @@ mod tests {
     fn a_sandbox_url_defaults_the_login_url_and_routes_can_be_pinned() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let key = sfetl_extract::keys::rsa_key_and_certificate("t").unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(dir.path().join("k.key"), key.private_key_pem).unwrap_or_else(|e| panic!("{e}"));
+        let key_file = dir.path().join("k.key");
+        std::fs::write(&key_file, key.private_key_pem).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("{e}"));
         let org = |name: &str, url: &str, extra: &str| {
             format!(
                 "[[orgs]]\nname = \"{name}\"\nurl = \"{url}\"\nclient_id = \"c\"\nusername = \"u\"\n\

@@ -21,6 +21,7 @@ pub async fn connect(org: &OrgPlan) -> Result<OrgConnection, OrgError> {
         batch_size: org.batch_size,
         quota: org.quota,
         retry: org.retry,
+        max_body_bytes: org.max_body_bytes,
         ..ConnectionSettings::default()
     };
     match &org.connection {

@@ -128,6 +128,8 @@ mod tests {
         empty("runs", runs::schema(), true);
         let key = sfetl_extract::keys::rsa_key_and_certificate("t").unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.path().join("k.key"), key.private_key_pem).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(dir.path().join("k.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("{e}"));
         let toml = "[[orgs]]\nname = \"acme\"\nurl = \"https://acme.my.salesforce.com\"\nclient_id = \"c\"\n\
                     username = \"u\"\nprivate_key_file = \"k.key\"\npaid_licenses = [\"Nonesuch\"]\n";
         let pipeline = crate::Pipeline::parse(toml, &dir.path().join("p.toml"));

@@ -62,6 +62,13 @@ pub enum RunError {
     Output { path: PathBuf, source: std::io::Error },
     #[error("cannot open the warehouse")]
     Warehouse(#[source] sfetl_load::Error),
+    #[error(
+        "{} is being written by {holder}: one run at a time per output; try again when it ends, or pass `--wait`",
+        path.display()
+    )]
+    Busy { path: PathBuf, holder: String },
+    #[error("cannot lock the output ({})", path.display())]
+    Lock { path: PathBuf, source: std::io::Error },
     #[error("a background task of the run failed")]
     Task(#[from] tokio::task::JoinError),
 }

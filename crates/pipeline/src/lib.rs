@@ -24,6 +24,7 @@ mod connect;
 mod demo;
 mod derive;
 mod error;
+mod lock;
 mod progress;
 mod read_table;
 mod run;

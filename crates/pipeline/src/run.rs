@@ -36,11 +36,14 @@ pub struct RunOptions {
     pub output: Option<PathBuf>,
     pub mode: Mode,
     pub progress: Arc<dyn Progress>,
+    /// When another run is writing the output: wait for it to end (`true`) or refuse
+    /// ([`RunError::Busy`]).
+    pub wait_for_output: bool,
 }
 
 impl Default for RunOptions {
     fn default() -> RunOptions {
-        RunOptions { output: None, mode: Mode::Incremental, progress: Arc::new(NoProgress) }
+        RunOptions { output: None, mode: Mode::Incremental, progress: Arc::new(NoProgress), wait_for_output: false }
     }
 }
 
@@ -49,7 +52,9 @@ impl Default for RunOptions {
 pub async fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     let output = options.output.clone().unwrap_or_else(|| pipeline.output.clone());
-    std::fs::create_dir_all(&output).map_err(|source| RunError::Output { path: output.clone(), source })?;
+    sfetl_load::create_private_dir(&output).map_err(|source| RunError::Output { path: output.clone(), source })?;
+    // Held to the end of the run: a second run on this output waits or is refused.
+    let _lock = crate::lock::OutputLock::acquire(&output, options.wait_for_output).await?;
     let sink = ParquetSink::new(&output);
     let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
     let context = RunContext {

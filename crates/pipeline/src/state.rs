@@ -51,12 +51,13 @@ pub fn save(output: &Path, org: &str, state: &OrgState) -> Result<(), OrgError> 
     let path = path(output, org);
     let dir = path.parent().unwrap_or(output).to_path_buf();
     let fail = |source| OrgError::State { path: path.clone(), source };
-    std::fs::create_dir_all(&dir).map_err(fail)?;
-    sfetl_load::remove_leftovers(&dir, &format!("{org}.json.tmp-"));
+    sfetl_load::create_private_dir(&dir).map_err(fail)?;
+    let stem = format!("{org}.json");
+    sfetl_load::remove_leftovers(&dir, |s| s == stem);
     let temp = dir.join(format!("{org}.json.tmp-{}", std::process::id()));
     let json = serde_json::to_vec_pretty(state).map_err(|e| fail(e.into()))?;
     let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&temp)?;
+        let mut file = sfetl_load::create_private_file(&temp)?;
         file.write_all(&json)?;
         file.sync_all()?;
         std::fs::rename(&temp, &path)?;

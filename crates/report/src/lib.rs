@@ -134,9 +134,13 @@ pub fn write(out: &Path, to: &Path) -> Result<usize, ReportError> {
     }
     let generated = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
     let page = html::page(&orgs, &generated).into_string();
-    // Written beside its final name and renamed: an open report is never half replaced.
-    let temp = to.with_extension("html.tmp");
-    std::fs::write(&temp, page).map_err(|source| ReportError::Write { path: temp.clone(), source })?;
-    std::fs::rename(&temp, to).map_err(|source| ReportError::Write { path: to.to_path_buf(), source })?;
+    // Written to a new file of an unpredictable name beside the report (owner-only: it lists
+    // people), then renamed over it: an open report is never half replaced, and a link planted
+    // at a predictable temporary name is never followed.
+    let fail = |source| ReportError::Write { path: to.to_path_buf(), source };
+    let dir = to.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new().prefix(".report-").suffix(".tmp").tempfile_in(dir).map_err(fail)?;
+    std::io::Write::write_all(&mut temp, page.as_bytes()).map_err(fail)?;
+    temp.persist(to).map_err(|e| fail(e.error))?;
     Ok(orgs.len())
 }

@@ -24,6 +24,20 @@ pub enum Fault {
     /// 403 `REQUEST_LIMIT_EXCEEDED` with `ConcurrentRequests Limit exceeded.`: too many
     /// long-running requests in the org at this moment, not the daily quota.
     ConcurrentRequests,
+    /// A token answer whose `instance_url` is this (what a man in the middle, or a DNS or proxy
+    /// mix-up, would send): a client must not send the token there.
+    ForeignInstance(String),
+    /// A query page whose `nextRecordsUrl` is this text followed by the real one (`@host:port`
+    /// turns a glued URL into another host).
+    HostileNextUrl(String),
+    /// 307 to this origin plus the request's path and query.
+    Redirect(String),
+    /// A query page (read through its `nextRecordsUrl`) whose `nextRecordsUrl` is itself again.
+    RepeatNextUrl,
+    /// A Bulk API result set whose `Sforce-Locator` is the one it was asked with again.
+    RepeatLocator,
+    /// A whole JSON answer with stray text after it: it does not parse (a token answer too).
+    GarbledJson,
 }
 
 /// Which requests a fault hits, counted over the requests whose path contains the rule's filter.
@@ -99,9 +113,17 @@ impl std::str::FromStr for FaultRule {
             "expire-sessions" => Fault::ExpireSessions,
             "invalidate-locators" => Fault::InvalidateLocators,
             "concurrent-limit" => Fault::ConcurrentRequests,
+            "foreign-instance" => Fault::ForeignInstance("https://evil.example".into()),
+            "hostile-next-url" => Fault::HostileNextUrl("@evil.example".into()),
+            "redirect" => Fault::Redirect("https://evil.example".into()),
+            "repeat-next-url" => Fault::RepeatNextUrl,
+            "repeat-locator" => Fault::RepeatLocator,
+            "garbled-json" => Fault::GarbledJson,
             other => {
                 return Err(format!(
-                    "fault kind `{other}`: expected 503, 500, query-timeout, reset, truncate, stall, expire-sessions, invalidate-locators or concurrent-limit"
+                    "fault kind `{other}`: expected 503, 500, query-timeout, reset, truncate, stall, expire-sessions, \
+                     invalidate-locators, concurrent-limit, foreign-instance, hostile-next-url, redirect, \
+                     repeat-next-url, repeat-locator or garbled-json"
                 ));
             }
         };

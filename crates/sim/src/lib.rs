@@ -323,6 +323,11 @@ impl Sim {
         }
     }
 
+    /// Every access token the org has handed out.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state.issued.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
     pub fn request_log(&self) -> Vec<LoggedRequest> {
         self.state.log.lock().map(|l| l.clone()).unwrap_or_default()
     }

@@ -38,6 +38,8 @@ pub(crate) struct SimState {
     pub org_id: String,
     pub apps: RwLock<Vec<ConnectedApp>>,
     pub sessions: Mutex<HashMap<String, Session>>,
+    /// Every access token handed out, expired or not (for tests that look for leaks).
+    pub issued: Mutex<Vec<String>>,
     pub cursors: Mutex<HashMap<String, Cursor>>,
     pub api_used: AtomicU64,
     pub log: Mutex<Vec<LoggedRequest>>,
@@ -75,6 +77,7 @@ impl SimState {
             org_id,
             apps: RwLock::new(Vec::new()),
             sessions: Mutex::new(HashMap::new()),
+            issued: Mutex::new(Vec::new()),
             cursors: Mutex::new(HashMap::new()),
             api_used,
             log: Mutex::new(Vec::new()),
@@ -195,6 +198,9 @@ async fn token(State(state): State<Arc<SimState>>, headers: HeaderMap, body: Byt
     let token = auth::new_access_token(&state.org_id);
     if let Ok(mut sessions) = state.sessions.lock() {
         sessions.insert(token.clone(), Session { last_used: Instant::now() });
+    }
+    if let Ok(mut issued) = state.issued.lock() {
+        issued.push(token.clone());
     }
     let body = serde_json::json!({
         "access_token": token,
@@ -425,7 +431,11 @@ async fn around(State(state): State<Arc<SimState>>, request: Request, next: Next
     if let Some(delay) = state.config.latency_per_request {
         tokio::time::sleep(delay).await;
     }
+    let query = request.uri().query().unwrap_or_default().to_string();
     let mut response = next.run(request).await;
+    if let Some(fault) = &fault {
+        response = rewrite(response, fault, &path, &query).await;
+    }
     let (records, object) = response.extensions().get::<RecordCount>().map_or((0, None), |r| (r.0, Some(r.1)));
     if let Some(per_record) = state.config.latency_per_record {
         tokio::time::sleep(per_record * records as u32).await;
@@ -470,6 +480,45 @@ async fn around(State(state): State<Arc<SimState>>, request: Request, next: Next
     response
 }
 
+/// The faults that alter a good answer: its JSON (`instance_url`, `nextRecordsUrl`) or its
+/// `Sforce-Locator`.
+async fn rewrite(response: Response, fault: &Fault, path: &str, query: &str) -> Response {
+    if let Fault::RepeatLocator = fault {
+        let (mut parts, body) = response.into_parts();
+        let asked = query.split('&').find_map(|kv| kv.strip_prefix("locator="));
+        if let Some(value) = asked.and_then(|l| HeaderValue::from_str(l).ok()) {
+            parts.headers.insert("sforce-locator", value);
+        }
+        return Response::from_parts(parts, body);
+    }
+    if let Fault::GarbledJson = fault {
+        let (mut parts, body) = response.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else { return internal() };
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, Body::from([&bytes[..], b"<!-- -->"].concat()));
+    }
+    let field = match fault {
+        Fault::ForeignInstance(_) => "instance_url",
+        Fault::HostileNextUrl(_) | Fault::RepeatNextUrl => "nextRecordsUrl",
+        _ => return response,
+    };
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else { return internal() };
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    if let Some(value) = json.get_mut(field) {
+        let current = value.as_str().unwrap_or_default().to_string();
+        *value = serde_json::Value::String(match fault {
+            Fault::ForeignInstance(url) => url.clone(),
+            Fault::HostileNextUrl(prefix) => format!("{prefix}{current}"),
+            _ => path.to_string(),
+        });
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(json.to_string()))
+}
+
 fn early_fault(fault: Option<&Fault>) -> Option<Response> {
     Some(match fault? {
         Fault::ServiceUnavailableHtml => {
@@ -487,6 +536,13 @@ fn early_fault(fault: Option<&Fault>) -> Option<Response> {
         }
         Fault::QueryTimeout => {
             api_error(StatusCode::BAD_REQUEST, "QUERY_TIMEOUT", "Your query request was running for too long.")
+        }
+        Fault::Redirect(origin) => {
+            let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(location) = HeaderValue::from_str(origin) {
+                r.headers_mut().insert(header::LOCATION, location);
+            }
+            r
         }
         Fault::ResetConnection => {
             let stream = futures_util::stream::once(async {
