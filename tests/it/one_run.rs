@@ -52,3 +52,29 @@ async fn a_second_run_on_the_same_output_is_refused_or_waits_and_nothing_is_lost
     let runs = rows(&out, "SELECT status FROM runs ORDER BY finished_at");
     assert_eq!(runs, [["succeeded"], ["succeeded"]], "two runs recorded, the refused one not");
 }
+
+/// History survives clocks (#13, point 4): after a run whose clock was a year ahead, later runs
+/// take ids after it (with a warning), and merging the run files loses none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_after_a_clock_that_ran_ahead_keep_their_history() {
+    let org = SimOrg::start(60, 24).await;
+    let pipeline = org.pipeline("clock", "");
+    let out = org.out();
+    org.extract(&pipeline);
+    // As if that run's clock had been a year ahead.
+    std::fs::write(out.join("_state/run_id"), "20991231T235959.999Z").unwrap_or_else(|e| panic!("{e}"));
+    let mut warned = 0;
+    for _ in 0..4 {
+        let run = org.extract_with_env(&pipeline, &[("SFETL_RUN_FILES_PER_MERGE", "2")]);
+        warned += usize::from(text(&run).contains("ahead of this machine's clock"));
+    }
+    assert_eq!(warned, 4, "each run says the clock is behind the output's history");
+    let ids = rows(&out, "SELECT run_id FROM runs ORDER BY finished_at");
+    assert_eq!(ids.len(), 5, "every run's row is kept: {ids:?}");
+    assert!(ids[1][0].as_str() > "20991231T235959.999Z", "{ids:?}");
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids, "run ids grow in run order");
+    let snapshots = rows(&out, "SELECT count(DISTINCT run_id)::BIGINT FROM subscription_history");
+    assert_eq!(snapshots[0][0], "5", "every run's seat snapshot is kept");
+}

@@ -144,6 +144,13 @@ impl PartitionWriter {
         self.rows
     }
 
+    /// Records `key = value` in the file's footer (Parquet key-value metadata).
+    pub fn set_metadata(&mut self, key: &str, value: String) {
+        if let Some(writer) = self.writer.as_mut() {
+            writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(key.to_string(), value));
+        }
+    }
+
     /// Finishes the file, syncs it, and renames it into place. Returns the rows written.
     pub fn commit(mut self) -> Result<u64> {
         let Some(writer) = self.writer.take() else { return Ok(self.rows) };

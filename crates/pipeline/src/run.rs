@@ -56,7 +56,7 @@ pub async fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunSummary,
     // Held to the end of the run: a second run on this output waits or is refused.
     let _lock = crate::lock::OutputLock::acquire(&output, options.wait_for_output).await?;
     let sink = ParquetSink::new(&output);
-    let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+    let run_id = crate::state::claim_run_id(&output)?;
     let context = RunContext {
         sink: &sink,
         run_id: &run_id,
