@@ -195,13 +195,17 @@ mod tests {
     }
 
     fn rows(dir: &Path) -> Result<Vec<String>> {
-        let sql = format!(
+        texts(&format!(
             "SELECT run_id || ':' || n AS row FROM read_parquet('{}/*.parquet') ORDER BY 1",
             dir.to_string_lossy()
-        );
+        ))
+    }
+
+    /// The one text column `row` of a query's answer.
+    fn texts(sql: &str) -> Result<Vec<String>> {
         let text = Arc::new(Schema::new(vec![Field::new("row", DataType::Utf8, true)]));
         let mut out = Vec::new();
-        LocalSql::open()?.select_each(&sql, &text, |batch| {
+        LocalSql::open()?.select_each(sql, &text, |batch| {
             let column = batch.column(0).as_any().downcast_ref::<StringArray>().cloned();
             out.extend(column.into_iter().flat_map(|c| c.iter().flatten().map(String::from).collect::<Vec<_>>()));
             Ok(())
@@ -292,14 +296,7 @@ mod tests {
              FROM read_parquet('{}/*.parquet') ORDER BY 1",
             dir.to_string_lossy()
         );
-        let text = Arc::new(Schema::new(vec![Field::new("row", DataType::Utf8, true)]));
-        let mut out = Vec::new();
-        LocalSql::open()?.select_each(&sql, &text, |batch| {
-            let column = batch.column(0).as_any().downcast_ref::<StringArray>().cloned();
-            out.extend(column.into_iter().flat_map(|c| c.iter().flatten().map(String::from).collect::<Vec<_>>()));
-            Ok(())
-        })?;
-        assert_eq!(out, ["r0:kept:null", "r1:-:null", "r1:-:null", "r2:-:null", "r2:-:null"]);
+        assert_eq!(texts(&sql)?, ["r0:kept:null", "r1:-:null", "r1:-:null", "r2:-:null", "r2:-:null"]);
         Ok(())
     }
 }
