@@ -6,6 +6,8 @@ export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", home_directory
 # unify dependency features differently and make cargo rebuild DuckDB from scratch.
 cargo_build := "cargo build --workspace --all-targets"
 sfetl := CARGO_TARGET_DIR / "debug/sfetl"
+# Python tools for the interop checks and the benchmark's baseline.
+venv := env_var_or_default("SFETL_VENV", home_directory() / ".cache/sfetl/venv")
 
 # List the recipes.
 default:
@@ -35,8 +37,14 @@ test:
 interop: build
     scripts/interop.sh {{sfetl}}
 
-# Benchmarks, each reported as a ratio against a baseline measured in the same run (release build).
+# Benchmarks, each reported as a ratio against a baseline measured in the same run (release build):
+# the whole pipeline against a simple-salesforce + pyarrow script (bench/results.md), then the
+# simulator's serving rate. SFETL_BENCH_SCENARIOS=small,latency,large,incremental and
+# SFETL_BENCH_RUNS=3 choose what and how often.
 bench:
+    cargo build --release --workspace --bins
+    scripts/venv.sh
+    python3 bench/run.py {{CARGO_TARGET_DIR}}/release/sfetl {{venv}}/bin/python
     cargo bench -p sfetl-sim --bench serve
 
 # Write data/report.html from the warehouse: utilization, trend, inactive licensed users.

@@ -5,10 +5,7 @@ set -euo pipefail
 sfetl="$1"
 users=10000
 venv="${SFETL_VENV:-$HOME/.cache/sfetl/venv}"
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check simple-salesforce PyJWT cryptography duckdb pyarrow polars
+"$(dirname "$0")/venv.sh"
 
 dir="$(mktemp -d)"
 trap 'kill "$sim_pid" 2>/dev/null || true; rm -rf "$dir"' EXIT

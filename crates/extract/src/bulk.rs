@@ -14,8 +14,8 @@ const RESULT_SET: usize = 50_000;
 /// Records handed out at once from a result set: a set's CSV text is held, its records are
 /// made a page at a time, as from the REST API.
 const PAGE: usize = 2000;
-/// Longest wait between two polls of a job's state.
-const POLL_CEILING: Duration = Duration::from_secs(10);
+/// The wait between two polls of a job that has run for a minute.
+const POLL_CEILING: Duration = Duration::from_secs(5);
 
 /// One query job, read result set by result set.
 pub struct BulkQuery<'c> {
@@ -135,13 +135,12 @@ impl BulkQuery<'_> {
         Ok(())
     }
 
-    /// Creates the job and polls it, backing off, until it completes.
+    /// Creates the job and polls it ([`poll_interval`]) until it completes.
     async fn run_job(&self) -> Result<String> {
         let body = serde_json::json!({ "operation": "query", "query": self.soql });
         let created: JobInfo = self.client.post_json_counted(&self.jobs_path(), &body, &self.calls).await?;
         tracing::info!(job = %created.id, "Bulk API query job created");
         let started = Instant::now();
-        let mut wait = Duration::from_millis(200);
         loop {
             let path = format!("{}/{}", self.jobs_path(), created.id);
             let info: JobInfo = self.client.get_counted(&path, &[], &self.calls).await?;
@@ -157,13 +156,17 @@ impl BulkQuery<'_> {
                         message: format!("still {} after {:?}", info.state, self.timeout),
                     });
                 }
-                _ => {
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(POLL_CEILING);
-                }
+                _ => tokio::time::sleep(poll_interval(started.elapsed())).await,
             }
         }
     }
+}
+
+/// How long to wait before asking about a job again: a steady second while a job is young (most
+/// finish within seconds of their fixed cost, and a doubling wait would find them up to its
+/// whole length late), then every five seconds, so that a long job costs few API calls.
+fn poll_interval(elapsed: Duration) -> Duration {
+    if elapsed < Duration::from_secs(60) { Duration::from_secs(1) } else { POLL_CEILING }
 }
 
 /// Up to [`PAGE`] rows of a CSV result set as records keyed by the header's field paths; empty

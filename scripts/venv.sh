@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The Python environment of `just interop` and `just bench`: simple-salesforce (the baseline's
+# client), PyJWT for its login, and the readers of sfetl's output.
+set -euo pipefail
+venv="${SFETL_VENV:-$HOME/.cache/sfetl/venv}"
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check simple-salesforce PyJWT cryptography duckdb pyarrow polars
