@@ -68,3 +68,77 @@ async fn incremental_runs_read_only_the_change_and_equal_a_full_extract() {
     let titles = rows(&out, "SELECT count(*)::BIGINT FROM users WHERE title LIKE 'Changed at %'");
     assert_eq!(titles[0][0], (200 + 50).to_string());
 }
+
+/// Assignment tables are read by their changes (#12, point 3). A removed assignment shows in no
+/// change; counting finds it: the totals differ, the license whose count differs is read again,
+/// and the table equals a full read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assignment_tables_read_their_changes_and_find_deletions_by_counting() {
+    const OBJECT: &str = "PermissionSetLicenseAssign";
+    let org = SimOrg::start(3000, 32).await;
+    let pipeline = org.pipeline("assign", "");
+    let (out, full_out) = (org.out(), org.dir.path().join("full"));
+    let table = "SELECT * EXCLUDE (extracted_at) FROM permission_set_license_assignments ORDER BY ALL";
+    org.extract(&pipeline);
+    let calls_about = |since: usize| {
+        let log = org.sim.request_log();
+        let about: Vec<_> = log[since..].iter().filter(|r| r.object == Some(OBJECT)).map(|r| r.records).collect();
+        (about.len(), about.iter().sum::<usize>())
+    };
+
+    // Nothing changed: the changes (the rows within the overlap before the newest) and one COUNT().
+    let stamps: Vec<i64> = org
+        .sim
+        .org()
+        .table(OBJECT)
+        .rows
+        .iter()
+        .filter_map(|r| match r[5] {
+            Value::DateTime(at) => Some(at),
+            _ => None,
+        })
+        .collect();
+    let newest = stamps.iter().copied().max().unwrap_or_default();
+    let overlap = stamps.iter().filter(|&&at| at >= newest - 300_000).count();
+    let before = org.sim.request_log().len();
+    org.extract(&pipeline);
+    assert_eq!(calls_about(before), (2, overlap));
+
+    // Three assignments of one license are removed; one is added to another license.
+    let now = chrono::Utc::now().timestamp() * 1000;
+    let mut shrunk = String::new();
+    org.sim.update_org(|data| {
+        let assignments = data.table_mut(OBJECT);
+        let license = |row: &Vec<Value>| row[2].as_str().unwrap_or_default().to_string();
+        shrunk = license(&assignments.rows[0]);
+        let mut removed = 0;
+        assignments.retain(|row| {
+            let gone = removed < 3 && license(row) == shrunk;
+            removed += usize::from(gone);
+            !gone
+        });
+        let mut added = assignments.rows.iter().find(|row| license(row) != shrunk).cloned().unwrap_or_default();
+        added[0] = Value::str(sfetl_sim::record_id("2LA", "zzz", 4242));
+        for (i, value) in added.iter_mut().enumerate() {
+            if matches!(value, Value::DateTime(_)) && i > 2 {
+                *value = Value::DateTime(now);
+            }
+        }
+        assignments.push(added);
+    });
+    let before = org.sim.request_log().len();
+    org.extract(&pipeline);
+    let (calls, records) = calls_about(before);
+    let licenses = org.sim.org().table("PermissionSetLicense").rows.len();
+    // The change, the total, a count per license held, and the one license again.
+    assert!(calls <= 2 + licenses + 1, "{calls} calls");
+    let held_by_shrunk =
+        org.sim.org().table(OBJECT).rows.iter().filter(|r| r[2].as_str() == Some(shrunk.as_str())).count();
+    assert!(records > held_by_shrunk, "the new assignment, and the shrunk license's assignments again");
+    let full = crate::support::sfetl(
+        &["extract", &pipeline.to_string_lossy(), "--out", &full_out.to_string_lossy(), "--full"],
+        org.dir.path(),
+    );
+    assert!(full.status.success(), "{}", text(&full));
+    assert_eq!(rows(&out, table), rows(&full_out, table), "incremental equals full");
+}

@@ -31,6 +31,7 @@ mod run;
 mod scope;
 mod state;
 mod summary;
+mod verify;
 
 pub use config::{
     CompanyFilter, ConfigError, Connection, OrgPlan, OrgSettings, PORTAL_USER_TYPES, Pipeline, PipelineFile,

@@ -8,6 +8,7 @@ use crate::run::RunContext;
 use crate::scope::UserScope;
 use crate::state::Cursor;
 use crate::summary::TableSummary;
+use crate::verify;
 use arrow::array::{AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
@@ -16,7 +17,7 @@ use sfetl_extract::{BulkQuery, QueryPage, QueryStream, SalesforceClient};
 use sfetl_load::PartitionWriter;
 use sfetl_transform::tables::TableDef;
 use sfetl_transform::{BatchBuilder, CompanyMatcher, parse_datetime};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
 
 /// One table read: its files (written, not yet committed), what it took, and the newest row seen
@@ -93,6 +94,9 @@ pub(crate) async fn read_table(
     let mut changed: HashSet<String> = HashSet::new();
     let mut newest = since.clone();
     let mut newest_activity = since.as_ref().and_then(|c| c.activity);
+    // For a table checked by counts: the changed rows read, per group.
+    let verifying = table.verified_by.filter(|_| since.is_some());
+    let mut held = verify::GroupCounts::new();
     while !done {
         let mut records = match bulk.as_mut() {
             Some(job) => match job.next_records().await? {
@@ -148,6 +152,10 @@ pub(crate) async fn read_table(
             if since.is_some() {
                 changed.insert(id.to_string());
             }
+            if let Some(group) = verifying {
+                let key = record.get(group).and_then(|v| v.as_str()).unwrap_or_default();
+                *held.entry(key.to_string()).or_default() += 1;
+            }
         }
         let received = records.len() as u64;
         if let Some(scope) = &scope {
@@ -160,14 +168,56 @@ pub(crate) async fn read_table(
         }
         bar.advance(received);
     }
-    let (mut writer, history) = encoder.finish().await?;
+    let (mut writer, mut history) = encoder.finish().await?;
+    // Deletions the changes do not show: the groups whose counts differ are read again.
+    let mut stale = BTreeSet::new();
+    let mut verify_calls = 0;
+    if let Some(group_field) = verifying
+        && previous.is_some()
+    {
+        let group = table.column_of(group_field).unwrap_or(0);
+        let previous_rows = sink.existing(table.name, "org", &org.name, &schema)?;
+        let skip = changed.clone();
+        let held = tokio::task::spawn_blocking(move || -> Result<verify::GroupCounts, OrgError> {
+            for batch in previous_rows.into_iter().flatten() {
+                verify::count_groups(&mut held, &batch?, group, &skip);
+            }
+            Ok(held)
+        })
+        .await??;
+        let recount = verify::stale_groups(client, table.object, group_field, &held).await?;
+        verify_calls = recount.calls;
+        if !recount.stale.is_empty() {
+            tracing::info!(org = %org.name, table = table.name, groups = recount.stale.len(),
+                "rows were deleted in Salesforce: reading these groups again");
+            let encoder = Encoder::start(writer, history);
+            for filter in verify::group_filters(group_field, &recount.stale) {
+                let again = SoqlQuery::new(table.object, query.fields.clone()).filter(filter).order_by("Id");
+                let mut pages = client.query(&again);
+                while let Some(page) = pages.next_page().await? {
+                    let fresh: Vec<_> = page
+                        .records
+                        .into_iter()
+                        .filter(|r| r.get("Id").and_then(|v| v.as_str()).is_none_or(|id| !changed.contains(id)))
+                        .collect();
+                    if encoder.batches.send(builder.build(&fresh)?).await.is_err() {
+                        break;
+                    }
+                }
+                verify_calls += pages.api_calls();
+            }
+            (writer, history) = encoder.finish().await?;
+            stale = recount.stale;
+        }
+    }
     let fetched = writer.rows();
     if since.is_some()
         && let Some(previous) = previous
     {
+        let group = table.verified_by.and_then(|field| table.column_of(field)).unwrap_or(0);
         writer = tokio::task::spawn_blocking(move || -> Result<PartitionWriter, OrgError> {
             for batch in previous {
-                writer.write(&without_ids(&batch?, &changed, table.name)?)?;
+                writer.write(&kept_rows(&batch?, &changed, (group, &stale), table.name)?)?;
             }
             Ok(writer)
         })
@@ -182,7 +232,7 @@ pub(crate) async fn read_table(
         tracing::info!(org = %org.name, table = table.name, resumed = stream.resumes(), split = stream.splits(),
             "the query recovered: resumed after lost cursors, split after timeouts");
     }
-    let api_calls = opened.calls + stream.api_calls() + bulk.as_ref().map_or(0, BulkQuery::api_calls);
+    let api_calls = opened.calls + stream.api_calls() + bulk.as_ref().map_or(0, BulkQuery::api_calls) + verify_calls;
     let summary = TableSummary { table: table.name, rows, fetched, api_calls, elapsed: started.elapsed() };
     let cursor =
         newest.map(|cursor| Cursor { activity: newest_activity.filter(|_| table.activity.is_some()), ..cursor });
@@ -299,9 +349,23 @@ async fn open_query<'c>(
     Ok(OpenQuery { query, stream, first, calls: calls.into_inner(), absent: false })
 }
 
-/// The batch without the rows whose Id (first column) is in `ids`.
-fn without_ids(batch: &RecordBatch, ids: &HashSet<String>, table: &'static str) -> Result<RecordBatch, OrgError> {
+/// The previous file's batch without the rows whose Id (first column) is in `ids` (read again
+/// this run), nor those whose group column is one of the `stale` groups (read again whole).
+fn kept_rows(
+    batch: &RecordBatch,
+    ids: &HashSet<String>,
+    (group, stale): (usize, &BTreeSet<String>),
+    table: &'static str,
+) -> Result<RecordBatch, OrgError> {
     let column = batch.column(0).as_string::<i32>();
-    let keep: BooleanArray = column.iter().map(|id| Some(!id.is_some_and(|id| ids.contains(id)))).collect();
+    let groups = batch.column(group).as_string::<i32>();
+    let keep: BooleanArray = column
+        .iter()
+        .zip(groups.iter())
+        .map(|(id, group)| {
+            let read_again = id.is_some_and(|id| ids.contains(id)) || stale.contains(group.unwrap_or_default());
+            Some(!read_again)
+        })
+        .collect();
     filter_record_batch(batch, &keep).map_err(|source| sfetl_transform::Error::Arrow { table, source }.into())
 }

@@ -86,6 +86,11 @@ pub struct TableDef {
     /// Only rows whose date field lies within this many days before the run: objects that grow
     /// by a row per license per day.
     pub recent: Option<(&'static str, u32)>,
+    /// An incremental table whose deleted rows Salesforce does not show (a removed assignment is
+    /// gone, not in the recycle bin): after the changed rows are read, the table's row count is
+    /// checked against Salesforce's `COUNT()`, and when they differ, each group of rows (this
+    /// field: the license) whose count differs is read again whole.
+    pub verified_by: Option<&'static str>,
 }
 
 impl TableDef {
@@ -101,7 +106,14 @@ impl TableDef {
             condition: None,
             optional_object: None,
             recent: None,
+            verified_by: None,
         }
+    }
+
+    /// The same, read incrementally, its deletions found by counting the rows of each `group`
+    /// (see [`TableDef::verified_by`]).
+    const fn counted_by(self, group: &'static str) -> TableDef {
+        TableDef { incremental: true, verified_by: Some(group), ..self }
     }
 
     /// The same, for an object the org may not offer or the user may not read (why, for the
@@ -122,6 +134,11 @@ impl TableDef {
             .map(|c| Field::new(c.name, c.kind.arrow(), !matches!(c.source, Source::ExtractedAt | Source::Field("Id"))))
             .collect();
         Arc::new(Schema::new(fields))
+    }
+
+    /// The position of the column read from this Salesforce field.
+    pub fn column_of(&self, path: &str) -> Option<usize> {
+        self.columns.iter().position(|c| matches!(c.source, Source::Field(field) if field == path))
     }
 
     /// Whether the table can do without this Salesforce field (see [`Column::required`]).
@@ -224,6 +241,7 @@ pub static USERS: TableDef = TableDef {
     condition: None,
     optional_object: None,
     recent: None,
+    verified_by: None,
     columns: &[
         text("user_id", "Id"),
         text("username", "Username"),
@@ -275,6 +293,8 @@ pub static PERMISSION_SET_LICENSES: TableDef = TableDef::full(
     ],
 );
 
+/// Assignments change rarely and are the biggest tables after users: read incrementally, their
+/// deletions caught by counting each license's assignments.
 pub static PERMISSION_SET_LICENSE_ASSIGNMENTS: TableDef = TableDef::full(
     "permission_set_license_assignments",
     "PermissionSetLicenseAssign",
@@ -286,7 +306,8 @@ pub static PERMISSION_SET_LICENSE_ASSIGNMENTS: TableDef = TableDef::full(
         timestamp("modified_at", "SystemModstamp"),
         EXTRACTED_AT,
     ],
-);
+)
+.counted_by("PermissionSetLicenseId");
 
 pub static PACKAGE_LICENSES: TableDef = TableDef::full(
     "package_licenses",
@@ -316,7 +337,8 @@ pub static USER_PACKAGE_LICENSES: TableDef = TableDef::full(
         timestamp("modified_at", "SystemModstamp"),
         EXTRACTED_AT,
     ],
-);
+)
+.counted_by("PackageLicenseId");
 
 /// Frozen and password-locked users (SOAP API Developer Guide, "UserLogin"): a frozen user is
 /// active and holds its licenses but cannot log in. Freezing does not touch the User record, so
@@ -334,6 +356,7 @@ pub static USER_LOGINS: TableDef = TableDef {
         "frozen users are not collected (is_frozen stays false): UserLogin is not readable by the integration user; give it \"Manage Users\"",
     ),
     recent: None,
+    verified_by: None,
     columns: &[
         text("user_login_id", "Id"),
         text("user_id", "UserId"),
