@@ -10,6 +10,13 @@ use parquet::file::properties::WriterProperties;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+/// Rows per row group at most: DuckDB reads a file's row groups in parallel and skips them by
+/// their statistics, and works best with groups of about 120,000 rows.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Buffered bytes at which a row group is closed before it reaches [`ROW_GROUP_ROWS`] (wide
+/// rows): what one table being written holds in memory.
+const ROW_GROUP_MEMORY: usize = 24 << 20;
+
 /// Writes `<root>/<table>/<key>=<value>/<table>.parquet`.
 #[derive(Debug, Clone)]
 pub struct ParquetSink {
@@ -93,7 +100,7 @@ impl ParquetSink {
         let level = ZstdLevel::try_new(3).map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
-            .set_max_row_group_row_count(Some(128 * 1024))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
         let writer = ArrowWriter::try_new(file, schema, Some(props))
             .map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;
@@ -134,8 +141,14 @@ pub fn create_private_file(path: &Path) -> std::io::Result<File> {
 impl PartitionWriter {
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if let Some(writer) = self.writer.as_mut() {
-            writer.write(batch).map_err(|source| Error::Parquet { path: self.temp_path.clone(), source })?;
+            let fail = |source| Error::Parquet { path: self.temp_path.clone(), source };
+            writer.write(batch).map_err(fail)?;
             self.rows += batch.num_rows() as u64;
+            // A row group is held in memory until written out: closing it at a size bounds the
+            // memory of a run by the page size, not the org's (each open table holds one).
+            if writer.memory_size() > ROW_GROUP_MEMORY {
+                writer.flush().map_err(fail)?;
+            }
         }
         Ok(())
     }
@@ -175,5 +188,47 @@ impl Drop for PartitionWriter {
         if self.writer.take().is_some() {
             let _ = std::fs::remove_file(&self.temp_path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::StringArray;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    /// Wide rows close their row group by size, long before its row count: the memory a table
+    /// being written holds does not grow with the org.
+    #[test]
+    fn wide_rows_close_row_groups_by_size() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|source| Error::Io { path: "tmp".into(), source })?;
+        let sink = ParquetSink::new(tmp.path());
+        let schema = Arc::new(Schema::new(vec![Field::new("text", DataType::Utf8, true)]));
+        let mut writer = sink.open("wide", "org", "acme", schema.clone())?;
+        // 60,000 rows of 1 KB of pseudo-random hex (it compresses about 2:1): 30 MB encoded.
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut noise = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            format!("{state:016x}")
+        };
+        for _ in 0..30 {
+            let values: Vec<String> = (0..2000).map(|_| (0..64).map(|_| noise()).collect()).collect();
+            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(values))])
+                .map_err(|e| Error::Schema { sql: "test".into(), detail: e.to_string() })?;
+            writer.write(&batch)?;
+        }
+        let path = writer.final_path.clone();
+        assert_eq!(writer.commit()?, 60_000);
+        let file = File::open(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet { path, source })?;
+        let groups: Vec<i64> = reader.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
+        assert!(groups.len() >= 2, "{groups:?}");
+        assert!(groups.iter().all(|&rows| rows < 50_000), "{groups:?}");
+        assert_eq!(groups.iter().sum::<i64>(), 60_000);
+        Ok(())
     }
 }
