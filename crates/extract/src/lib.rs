@@ -11,6 +11,7 @@ mod describe;
 mod error;
 pub mod hosts;
 pub mod keys;
+mod lean;
 mod login;
 mod query;
 mod retry;

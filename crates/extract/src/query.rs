@@ -15,7 +15,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// One page of records, as Salesforce sent them (with `attributes` and nested parents).
+/// One page of records, as Salesforce sent them with their nested parents (without the
+/// `attributes` objects, which nothing reads).
 #[derive(Debug, Clone, Deserialize)]
 pub struct QueryPage {
     /// Rows the whole query matches (repeated on every page; the first answer's count after a
@@ -25,6 +26,7 @@ pub struct QueryPage {
     pub done: bool,
     #[serde(rename = "nextRecordsUrl")]
     pub next_records_url: Option<String>,
+    #[serde(deserialize_with = "crate::lean::records")]
     pub records: Vec<Map<String, Value>>,
 }
 
