@@ -20,9 +20,11 @@
 pub mod check;
 mod config;
 mod connect;
+mod connection;
 #[cfg(feature = "demo")]
 mod demo;
 mod derive;
+mod encoder;
 mod error;
 mod lock;
 mod progress;
@@ -35,8 +37,9 @@ mod verify;
 
 pub use config::{
     CompanyFilter, ConfigError, Connection, OrgPlan, OrgSettings, PORTAL_USER_TYPES, Pipeline, PipelineFile,
-    SimulatedOrg, my_domain,
+    SimulatedOrg,
 };
+pub use connection::my_domain;
 pub use error::{OrgError, RunError, chain};
 pub use progress::{NoProgress, Progress, TableProgress};
 pub use run::{Mode, RunOptions, run};

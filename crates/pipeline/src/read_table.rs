@@ -4,6 +4,7 @@
 
 use crate::OrgError;
 use crate::config::OrgPlan;
+use crate::encoder::Encoder;
 use crate::run::RunContext;
 use crate::scope::UserScope;
 use crate::state::Cursor;
@@ -237,35 +238,6 @@ pub(crate) async fn read_table(
     let cursor =
         newest.map(|cursor| Cursor { activity: newest_activity.filter(|_| table.activity.is_some()), ..cursor });
     Ok(TableRead { files: std::iter::once(writer).chain(history).collect(), summary, cursor })
-}
-
-/// A table's files, written by a blocking task from the batches sent to it (two at most in
-/// flight, so memory stays bounded by the page size).
-struct Encoder {
-    batches: tokio::sync::mpsc::Sender<RecordBatch>,
-    task: tokio::task::JoinHandle<Result<(PartitionWriter, Option<PartitionWriter>), OrgError>>,
-}
-
-impl Encoder {
-    fn start(mut writer: PartitionWriter, mut history: Option<PartitionWriter>) -> Encoder {
-        let (batches, mut received) = tokio::sync::mpsc::channel::<RecordBatch>(2);
-        let task = tokio::task::spawn_blocking(move || {
-            while let Some(batch) = received.blocking_recv() {
-                writer.write(&batch)?;
-                if let Some(history) = history.as_mut() {
-                    history.write(&batch)?;
-                }
-            }
-            Ok((writer, history))
-        });
-        Encoder { batches, task }
-    }
-
-    /// Every batch sent is written: the files, or the first error.
-    async fn finish(self) -> Result<(PartitionWriter, Option<PartitionWriter>), OrgError> {
-        drop(self.batches);
-        self.task.await?
-    }
 }
 
 /// The first page, already read when the query was opened, then the stream's next pages.
