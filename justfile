@@ -43,8 +43,9 @@ interop: build
 # SFETL_BENCH_RUNS=3 choose what and how often.
 bench:
     cargo build --release --workspace --bins
+    cargo build --release -p sfetl-extract --example floor
     scripts/venv.sh
-    python3 bench/run.py {{CARGO_TARGET_DIR}}/release/sfetl {{venv}}/bin/python
+    python3 bench/run.py {{CARGO_TARGET_DIR}}/release/sfetl {{venv}}/bin/python {{CARGO_TARGET_DIR}}/release/examples/floor
     cargo bench -p sfetl-sim --bench serve
 
 # Write data/report.html from the warehouse: utilization, trend, inactive licensed users.
