@@ -5,6 +5,11 @@ use crate::support::{SimOrg, rows, sfetl, text};
 use sfetl_sim::{OrgSpec, SimConfig};
 use std::time::Duration;
 
+/// Requests about Bulk API query jobs the org received.
+fn jobs(org: &SimOrg) -> usize {
+    org.sim.request_log().iter().filter(|r| r.path.contains("/jobs/query")).count()
+}
+
 async fn org(bulk_failure: Option<&str>) -> SimOrg {
     let mut config = SimConfig::new(OrgSpec::new(81, 12_000));
     config.bulk_fixed_cost = Duration::from_millis(300);
@@ -21,10 +26,9 @@ async fn big_reads_go_through_bulk_jobs_with_the_same_rows_for_fewer_calls() {
     let rest = org.pipeline("rest", &format!("{settings}bulk_threshold = 0"));
     let run = sfetl(&["extract", &rest.to_string_lossy(), "--out", &rest_out.to_string_lossy()], org.dir.path());
     assert!(run.status.success(), "{}", text(&run));
-    let jobs = |org: &SimOrg| org.sim.request_log().iter().filter(|r| r.path.contains("/jobs/query")).count();
     assert_eq!(jobs(&org), 0, "bulk_threshold = 0 keeps to REST");
 
-    org.extract(&org.pipeline("bulk", &format!("{settings}bulk_threshold = 2000")));
+    org.extract(&org.pipeline("bulk", &format!("{settings}bulk_threshold = 2000\nbulk = \"always\"")));
     let out = org.out();
     assert!(jobs(&org) >= 3, "the big tables went through Bulk jobs");
     for (table, key) in [
@@ -55,7 +59,7 @@ async fn big_reads_go_through_bulk_jobs_with_the_same_rows_for_fewer_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_job_fails_the_org_and_names_the_way_around() {
     let org = org(Some("InternalServerError: retry later")).await;
-    let pipeline = org.pipeline("failing", "bulk_threshold = 2000");
+    let pipeline = org.pipeline("failing", "bulk_threshold = 2000\nbulk = \"always\"");
     let out = org.out();
     let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
     let said = text(&run);
@@ -70,7 +74,7 @@ async fn a_failed_job_fails_the_org_and_names_the_way_around() {
 async fn the_job_keeps_the_user_scope_on_salesforces_side() {
     let org = org(None).await;
     // Portal users left out (the default): Salesforce filters them, in the REST page and the job.
-    org.extract(&org.pipeline("scoped", "bulk_threshold = 2000"));
+    org.extract(&org.pipeline("scoped", "bulk_threshold = 2000\nbulk = \"always\""));
     let kept: usize = rows(&org.out(), "SELECT count(*) FROM users")[0][0].parse().unwrap_or(0);
     let fetched: usize = org.sim.request_log().iter().filter(|r| r.object == Some("User")).map(|r| r.records).sum();
     let all = org.sim.org().table("User").rows.len();
@@ -88,7 +92,9 @@ async fn a_split_query_is_not_switched_to_bulk_and_loses_nothing() {
     config.query_timeout_above = Some(2_500);
     config.bulk_fixed_cost = Duration::from_millis(100);
     let org = SimOrg::start_with(config).await;
-    let run = org.extract(&org.pipeline("split", "exclude_user_types = []\nbatch_size = 500\nbulk_threshold = 1000"));
+    let run = org.extract(
+        &org.pipeline("split", "exclude_user_types = []\nbatch_size = 500\nbulk_threshold = 1000\nbulk = \"always\""),
+    );
     assert!(text(&run).contains("split after timeouts"), "{}", text(&run));
     let data = org.sim.org();
     let users = data.table("User");
@@ -102,4 +108,25 @@ async fn a_split_query_is_not_switched_to_bulk_and_loses_nothing() {
     distinct.dedup();
     assert_eq!((read.len() - distinct.len(), missing), (0, 0), "users read twice, users missing");
     assert_eq!(read, expected);
+}
+
+/// `bulk = "faster"` (the default): a table over `bulk_threshold` goes through a job only when
+/// its remaining pages, at the first page's round trip, would take longer than a job's wait (12
+/// seconds). The margins are wide, so that a slow debug build decides the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_a_job_is_used_only_when_it_beats_the_pages() {
+    // At most 13 pages a table, without latency: a few seconds.
+    let quick = org(None).await;
+    quick.extract(&quick.pipeline("quick", "bulk_threshold = 1000"));
+    assert_eq!(jobs(&quick), 0, "pages without latency are quicker than a job");
+
+    let mut config = SimConfig::new(OrgSpec::new(82, 6_000));
+    config.bulk_fixed_cost = Duration::from_millis(300);
+    config.bulk_per_record = Duration::ZERO;
+    // 29 pages of users left at a second each: longer than a job's wait.
+    config.latency_per_request = Some(Duration::from_secs(1));
+    let slow = SimOrg::start_with(config).await;
+    slow.extract(&slow.pipeline("slow", "batch_size = 200
+bulk_threshold = 1000"));
+    assert!(jobs(&slow) >= 1, "a slow org's big reads go through jobs");
 }

@@ -98,10 +98,28 @@ pub struct OrgSettings {
     /// A full read of a table with more rows than this goes through a Bulk API 2.0 query job
     /// instead of REST pages (default 100,000; 0: never).
     pub bulk_threshold: Option<u64>,
+    /// Above `bulk_threshold`: `"faster"` (default) uses a Bulk job only when it would be faster
+    /// than the remaining REST pages, or when those pages would spend a tenth of the org's
+    /// remaining daily API requests; `"always"` uses one for every such read.
+    #[serde(default)]
+    pub bulk: BulkChoice,
     /// The most megabytes one answer may have once decompressed (default 512, 1 to 4096).
     pub max_response_mb: Option<u64>,
     /// Run against a simulated org started for this run instead of a real one.
     pub simulated: Option<SimulatedOrg>,
+}
+
+/// When a big full read goes through a Bulk API job instead of REST pages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkChoice {
+    /// When the job would be faster than the remaining pages (a job waits 10-15 s on
+    /// Salesforce's side, a page one round trip), or when the pages would spend too much of the
+    /// org's daily API requests.
+    #[default]
+    Faster,
+    /// For every full read above `bulk_threshold`.
+    Always,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -157,8 +175,9 @@ pub struct OrgPlan {
     pub quota: sfetl_extract::QuotaGuard,
     pub retry: sfetl_extract::RetryPolicy,
     pub incremental_overlap: std::time::Duration,
-    /// Rows above which a full read uses a Bulk API job; `None`: never.
+    /// Rows above which a full read may use a Bulk API job; `None`: never.
     pub bulk_threshold: Option<u64>,
+    pub bulk: BulkChoice,
     /// The cap on one answer's decompressed size.
     pub max_body_bytes: u64,
 }
@@ -366,6 +385,7 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
         retry,
         incremental_overlap: std::time::Duration::from_secs(org.incremental_overlap_seconds.unwrap_or(300)),
         bulk_threshold: Some(org.bulk_threshold.unwrap_or(100_000)).filter(|&rows| rows > 0),
+        bulk: org.bulk,
         max_body_bytes: org.max_response_mb.unwrap_or(sfetl_extract::DEFAULT_MAX_BODY_MB).min(4096) << 20,
     })
 }

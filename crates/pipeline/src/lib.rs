@@ -36,8 +36,8 @@ mod summary;
 mod verify;
 
 pub use config::{
-    CompanyFilter, ConfigError, Connection, OrgPlan, OrgSettings, PORTAL_USER_TYPES, Pipeline, PipelineFile,
-    SimulatedOrg,
+    BulkChoice, CompanyFilter, ConfigError, Connection, OrgPlan, OrgSettings, PORTAL_USER_TYPES, Pipeline,
+    PipelineFile, SimulatedOrg,
 };
 pub use connection::my_domain;
 pub use error::{OrgError, RunError, chain};

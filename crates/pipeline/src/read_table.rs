@@ -3,7 +3,7 @@
 //! merged by Id with the previous file.
 
 use crate::OrgError;
-use crate::config::OrgPlan;
+use crate::config::{BulkChoice, OrgPlan};
 use crate::encoder::Encoder;
 use crate::run::RunContext;
 use crate::scope::UserScope;
@@ -86,7 +86,9 @@ pub(crate) async fn read_table(
         // every changed user, so that one who left the scope is removed from the table too.
         query = query.filter(condition);
     }
+    let asked = Instant::now();
     let opened = open_query(client, &org.name, table, query).await?;
+    let first_page = asked.elapsed();
     let (query, mut stream, mut first) = (opened.query, opened.stream, Some(opened.first));
     // An optional object the org does not let the user read: the table is written empty.
     let mut done = opened.absent;
@@ -119,6 +121,7 @@ pub(crate) async fn read_table(
                         && more
                         && unsplit
                         && org.bulk_threshold.is_some_and(|rows| page.total_size > rows)
+                        && bulk_pays(client, org, &page, first_page)
                     {
                         // A big full read goes on in one Bulk API job: a few calls instead of one
                         // per page. The first page was ordered by Id: the job (which takes no
@@ -238,6 +241,26 @@ pub(crate) async fn read_table(
     let cursor =
         newest.map(|cursor| Cursor { activity: newest_activity.filter(|_| table.activity.is_some()), ..cursor });
     Ok(TableRead { files: std::iter::once(writer).chain(history).collect(), summary, cursor })
+}
+
+/// What a Bulk API job costs before its first result: Salesforce queues and runs it (10-15
+/// seconds for a small job, in the README's and the simulator's experience), and sfetl polls it
+/// every second.
+const BULK_JOB_SECONDS: f64 = 12.0;
+
+/// Whether the rest of a big full read should go through a Bulk API job: always with
+/// `bulk = "always"`; otherwise when the remaining REST pages, at the first page's round trip,
+/// would take longer than a job, or would spend more than a tenth of the org's remaining daily
+/// API requests (a job takes a handful).
+fn bulk_pays(client: &SalesforceClient, org: &OrgPlan, page: &QueryPage, first_page: std::time::Duration) -> bool {
+    if org.bulk == BulkChoice::Always {
+        return true;
+    }
+    let left = page.total_size.saturating_sub(page.records.len() as u64);
+    let pages = left.div_ceil(u64::from(org.batch_size).max(1));
+    let scarce = client.api_usage().is_some_and(|usage| pages > usage.max.saturating_sub(usage.used) / 10);
+    let rest_seconds = pages as f64 * first_page.as_secs_f64();
+    scarce || rest_seconds > BULK_JOB_SECONDS
 }
 
 /// The first page, already read when the query was opened, then the stream's next pages.
