@@ -126,7 +126,10 @@ async fn by_default_a_job_is_used_only_when_it_beats_the_pages() {
     // 29 pages of users left at a second each: longer than a job's wait.
     config.latency_per_request = Some(Duration::from_secs(1));
     let slow = SimOrg::start_with(config).await;
-    slow.extract(&slow.pipeline("slow", "batch_size = 200
-bulk_threshold = 1000"));
+    slow.extract(&slow.pipeline(
+        "slow",
+        "batch_size = 200
+bulk_threshold = 1000",
+    ));
     assert!(jobs(&slow) >= 1, "a slow org's big reads go through jobs");
 }

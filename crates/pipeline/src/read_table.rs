@@ -174,7 +174,7 @@ pub(crate) async fn read_table(
     }
     let (mut writer, mut history) = encoder.finish().await?;
     // Deletions the changes do not show: the groups whose counts differ are read again.
-    let mut stale = BTreeSet::new();
+    let (mut stale, mut everything) = (BTreeSet::new(), false);
     let mut verify_calls = 0;
     if let Some(group_field) = verifying
         && previous.is_some()
@@ -191,12 +191,19 @@ pub(crate) async fn read_table(
         .await??;
         let recount = verify::stale_groups(client, table.object, group_field, &held).await?;
         verify_calls = recount.calls;
-        if !recount.stale.is_empty() {
-            tracing::info!(org = %org.name, table = table.name, groups = recount.stale.len(),
+        if recount.everything || !recount.stale.is_empty() {
+            tracing::info!(org = %org.name, table = table.name, groups = recount.stale.len(), whole = recount.everything,
                 "rows were deleted in Salesforce: reading these groups again");
             let encoder = Encoder::start(writer, history);
-            for filter in verify::group_filters(group_field, &recount.stale) {
-                let again = SoqlQuery::new(table.object, query.fields.clone()).filter(filter).order_by("Id");
+            let filters: Vec<Option<String>> = match recount.everything {
+                true => vec![None],
+                false => verify::group_filters(group_field, &recount.stale).into_iter().map(Some).collect(),
+            };
+            for filter in filters {
+                let mut again = SoqlQuery::new(table.object, query.fields.clone()).order_by("Id");
+                if let Some(filter) = filter {
+                    again = again.filter(filter);
+                }
                 let mut pages = client.query(&again);
                 while let Some(page) = pages.next_page().await? {
                     let fresh: Vec<_> = page
@@ -211,11 +218,13 @@ pub(crate) async fn read_table(
                 verify_calls += pages.api_calls();
             }
             (writer, history) = encoder.finish().await?;
-            stale = recount.stale;
+            (stale, everything) = (recount.stale, recount.everything);
         }
     }
     let fetched = writer.rows();
+    // Read again whole, the table keeps nothing of its previous file.
     if since.is_some()
+        && !everything
         && let Some(previous) = previous
     {
         let group = table.verified_by.and_then(|field| table.column_of(field)).unwrap_or(0);

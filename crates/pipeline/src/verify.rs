@@ -30,15 +30,17 @@ pub fn count_groups(counts: &mut GroupCounts, batch: &RecordBatch, group: usize,
     }
 }
 
-/// The groups to read again, and the API calls spent finding them.
+/// The groups to read again (or the whole table), and the API calls spent finding them.
 pub struct Recount {
     pub stale: BTreeSet<String>,
+    /// The totals differ but no group's count does (rows held in no group, say): read it all.
+    pub everything: bool,
     pub calls: u64,
 }
 
 /// Compares the rows held with Salesforce's counts: nothing stale when the totals agree, else
-/// the groups whose counts differ (or, if none does, every group: the rows moved in a way the
-/// counts per group cannot place).
+/// the groups whose counts differ (or, if none does, the whole table: the rows moved in a way
+/// the counts per group cannot place).
 pub async fn stale_groups(
     client: &SalesforceClient,
     object: &str,
@@ -48,7 +50,7 @@ pub async fn stale_groups(
     let mut calls = 0;
     let total: u64 = held.values().sum();
     if count_rows(client, object, None, &mut calls).await? == total {
-        return Ok(Recount { stale: BTreeSet::new(), calls });
+        return Ok(Recount { stale: BTreeSet::new(), everything: false, calls });
     }
     let mut stale = BTreeSet::new();
     for (group, rows) in held {
@@ -61,10 +63,8 @@ pub async fn stale_groups(
             stale.insert(group.clone());
         }
     }
-    if stale.is_empty() {
-        stale.extend(held.keys().cloned());
-    }
-    Ok(Recount { stale, calls })
+    let everything = stale.is_empty();
+    Ok(Recount { stale, everything, calls })
 }
 
 /// `SELECT COUNT() FROM object [WHERE filter]`, adding the calls it took to `calls`.
