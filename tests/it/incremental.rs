@@ -142,3 +142,51 @@ async fn assignment_tables_read_their_changes_and_find_deletions_by_counting() {
     assert!(full.status.success(), "{}", text(&full));
     assert_eq!(rows(&out, table), rows(&full_out, table), "incremental equals full");
 }
+
+/// `sfetl sim` plays a night in an org on SIGUSR1 (`--churn`, what `just bench`'s incremental
+/// scenario uses): the next incremental run reads the users it changed and logged in, and no
+/// more than those and the overlap.
+#[test]
+fn a_night_of_churn_is_what_the_next_incremental_run_reads() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_sfetl"))
+        .args(["sim", "--users", "2000", "--churn", "2,10", "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut said = BufReader::new(sim.stdout.take().unwrap_or_else(|| panic!("stdout"))).lines();
+    // The simulator prints its settings once it listens.
+    assert!(said.by_ref().map_while(Result::ok).any(|line| line.starts_with("Ctrl-C stops it")));
+    let pipeline = dir.path().join("pipeline.toml");
+    let out = dir.path().join("data");
+    let summary = dir.path().join("summary.json");
+    let extract = || {
+        let args = [
+            "extract",
+            &pipeline.to_string_lossy(),
+            "--out",
+            &out.to_string_lossy(),
+            "--summary-json",
+            &summary.to_string_lossy(),
+        ];
+        let run = sfetl(&args, dir.path());
+        assert!(run.status.success(), "{}", text(&run));
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&summary).unwrap_or_default()).unwrap_or_default();
+        let users = json["orgs"][0]["tables"].as_array().into_iter().flatten().find(|t| t["table"] == "users").cloned();
+        users.and_then(|t| t["fetched"].as_u64()).unwrap_or_default()
+    };
+    extract();
+    let signal = std::process::Command::new("kill").args(["-USR1", &sim.id().to_string()]).status();
+    assert!(signal.is_ok_and(|s| s.success()));
+    let night = said.map_while(Result::ok).find(|line| line.starts_with("churned:")).unwrap_or_default();
+    assert_eq!(night, "churned: 40 users changed, 200 logged in");
+    let fetched = extract();
+    let _ = sim.kill();
+    let _ = sim.wait();
+    // Changed and logged-in users (some are portal users, left out), plus the overlap's few.
+    assert!((150..=300).contains(&fetched), "{fetched} users read after the night");
+}

@@ -69,6 +69,11 @@ pub struct SimArgs {
     /// versions, limit and licenses; --users and the field options then come from the shape).
     #[arg(long)]
     shape: Option<PathBuf>,
+    /// What one SIGUSR1 does to the org, as percentages of its users: CHANGED,LOGGED_IN (edited,
+    /// so that `SystemModstamp` moves; logged in, which moves only `LastLoginDate`). A night in a
+    /// real org, for incremental benchmarks: `kill -USR1 <pid>`.
+    #[arg(long, default_value = "1,5", value_name = "CHANGED,LOGGED_IN")]
+    churn: String,
 }
 
 pub async fn run(args: SimArgs) -> anyhow::Result<Exit> {
@@ -133,8 +138,51 @@ pub async fn run(args: SimArgs) -> anyhow::Result<Exit> {
     }
     println!("  pipeline        : {} (sfetl extract {0})", dir.join("pipeline.toml").display());
     println!("Ctrl-C stops it.");
-    tokio::signal::ctrl_c().await?;
-    Ok(Exit::Success)
+    let (changed, logged_in) = args
+        .churn
+        .split_once(',')
+        .and_then(|(c, l)| Some((c.trim().parse::<f64>().ok()?, l.trim().parse::<f64>().ok()?)))
+        .filter(|(c, l)| (0.0..=100.0).contains(c) && (0.0..=100.0).contains(l))
+        .ok_or_else(|| anyhow::anyhow!("--churn {}: give two percentages, like 1,5", args.churn))?;
+    let mut nights = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    loop {
+        tokio::select! {
+            stop = tokio::signal::ctrl_c() => {
+                stop?;
+                return Ok(Exit::Success);
+            }
+            _ = nights.recv() => {
+                let (edited, logins) = churn(&sim, changed, logged_in);
+                println!("churned: {edited} users changed, {logins} logged in");
+            }
+        }
+    }
+}
+
+/// Edits `changed` % of the users (a new title, `SystemModstamp` now) and logs in `logged_in` %
+/// others (`LastLoginDate` now), spread over the org.
+fn churn(sim: &Sim, changed: f64, logged_in: f64) -> (usize, usize) {
+    use sfetl_sim::value::Value;
+    let now = chrono::Utc::now().timestamp_millis();
+    let every = |share: f64| if share > 0.0 { (100.0 / share).round().max(1.0) as usize } else { usize::MAX };
+    let mut edited = 0;
+    sim.update_org(|data| {
+        let users = data.table_mut("User");
+        for i in (0..users.rows.len()).step_by(every(changed)) {
+            users.set(i, "Title", Value::str(format!("Changed at {now}")));
+            users.set(i, "LastModifiedDate", Value::DateTime(now));
+            users.set(i, "SystemModstamp", Value::DateTime(now));
+            edited += 1;
+        }
+    });
+    let org = sim.org();
+    let users = org.table("User");
+    let ids: Vec<String> = (1..users.rows.len())
+        .step_by(every(logged_in))
+        .filter_map(|i| users.get(i, "Id").as_str().map(String::from))
+        .collect();
+    sim.log_in(&ids, now);
+    (edited, ids.len())
 }
 
 fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
