@@ -117,7 +117,7 @@ impl SalesforceClient {
         }
         let http = builder
             .build()
-            .map_err(|e| Error::Transport { url: credentials.login_url.clone(), message: describe(&e) })?;
+            .map_err(|e| Error::Transport { url: credentials.login_url.clone(), message: crate::error::chain(&e) })?;
         let settings_version = settings.api_version.clone();
         Ok(SalesforceClient {
             http,
@@ -361,7 +361,7 @@ impl SalesforceClient {
 
     /// One GET of a resource that needs no session (and costs no API request): status and body.
     async fn get_without_session(&self, url: &str) -> Result<(u16, bytes::Bytes)> {
-        let transport = |e: reqwest::Error| Error::Transport { url: url.to_string(), message: describe(&e) };
+        let transport = |e: reqwest::Error| Error::Transport { url: url.to_string(), message: crate::error::chain(&e) };
         let response = self.http.get(url).send().await.map_err(transport)?;
         let status = response.status().as_u16();
         Ok((status, read_body(response, url, self.settings.max_body_bytes).await?))
@@ -434,7 +434,7 @@ impl SalesforceClient {
         self.reserve_call()?;
         calls.fetch_add(1, Ordering::SeqCst);
         let url = crate::hosts::api_url(&session.instance, request.path)?.to_string();
-        let transport = |e: reqwest::Error| Error::Transport { url: url.clone(), message: describe(&e) };
+        let transport = |e: reqwest::Error| Error::Transport { url: url.clone(), message: crate::error::chain(&e) };
         let mut builder = self
             .http
             .request(request.method.clone(), &url)
@@ -555,7 +555,7 @@ fn parse_usage(header: &str) -> Option<ApiUsage> {
 /// hostile server cannot fill the memory).
 pub(crate) async fn read_body(mut response: reqwest::Response, url: &str, limit: u64) -> Result<bytes::Bytes> {
     let too_large = || Error::BodyTooLarge { url: url.to_string(), limit_mb: limit >> 20 };
-    let transport = |e: reqwest::Error| Error::Transport { url: url.to_string(), message: describe(&e) };
+    let transport = |e: reqwest::Error| Error::Transport { url: url.to_string(), message: crate::error::chain(&e) };
     // Content-Length is the compressed size when the body is gzipped: only a hint.
     let mut body = bytes::BytesMut::with_capacity(response.content_length().unwrap_or(0).min(limit) as usize);
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
@@ -565,18 +565,6 @@ pub(crate) async fn read_body(mut response: reqwest::Response, url: &str, limit:
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
-}
-
-/// A reqwest error with its causes (reqwest alone says only "error sending request").
-pub(crate) fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The start of a body that is not the JSON expected, for the error message.

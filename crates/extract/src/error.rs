@@ -2,6 +2,19 @@
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error and its causes on one line, `outer: cause: root cause` (reqwest's own message is
+/// only "error sending request"; the cause says what went wrong).
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// A refused login, explained in terms of the connected app's setup steps.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {

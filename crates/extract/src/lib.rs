@@ -25,7 +25,7 @@ pub use client::{
     QuotaGuard, SalesforceClient,
 };
 pub use describe::why_missing;
-pub use error::{ApiError, Error, LoginError, Result};
+pub use error::{ApiError, Error, LoginError, Result, chain};
 pub use login::{Credentials, LoginRoute, LoginSession, encoding_key};
 pub use query::{QueryPage, QueryStream};
 pub use retry::RetryPolicy;

@@ -123,7 +123,7 @@ pub(crate) async fn login(
         .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())])
         .send()
         .await
-        .map_err(|e| Error::Transport { url: url.clone(), message: crate::client::describe(&e) })?;
+        .map_err(|e| Error::Transport { url: url.clone(), message: crate::error::chain(&e) })?;
     let status = response.status();
     // A token answer is small: a megabyte is plenty.
     let body = crate::client::read_body(response, &url, 1 << 20).await?;

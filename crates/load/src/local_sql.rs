@@ -76,7 +76,7 @@ impl LocalSql {
 /// string, a timestamp (in any unit or zone: an instant) or a date for a timestamp, and NULL for
 /// anything.
 /// A number is not text and text is not a number: a cast would hide a column computed wrong.
-pub fn fits(got: &DataType, declared: &DataType) -> bool {
+fn fits(got: &DataType, declared: &DataType) -> bool {
     use DataType::*;
     let integer = |t: &DataType| t.is_integer() || matches!(t, Decimal128(_, 0));
     match (got, declared) {

@@ -74,16 +74,7 @@ pub enum RunError {
 }
 
 /// An error and its causes on one line, `outer: cause: root cause`.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use sfetl_extract::chain;
 
 #[cfg(test)]
 mod tests {
