@@ -38,6 +38,19 @@ fn classify(path: &Path, table: &str) -> Option<RunFile> {
     })
 }
 
+/// The newest run id in the names of a per-run table's files, over every partition (a run's
+/// file names its id, a merged file its first and last).
+pub fn newest_run_id(root: &Path, table: &str) -> Option<String> {
+    let partitions = std::fs::read_dir(root.join(table)).into_iter().flatten().flatten();
+    let files = partitions.flat_map(|p| std::fs::read_dir(p.path()).into_iter().flatten().flatten());
+    files
+        .filter_map(|f| match classify(&f.path(), table)? {
+            RunFile::Run(id, _) => Some(id),
+            RunFile::Merged { last, .. } => Some(last),
+        })
+        .max()
+}
+
 /// Which run ids a merged file holds: those its footer lists. A file merged before the ids were
 /// recorded is taken to hold its name's range.
 enum Held {

@@ -11,7 +11,7 @@ mod local_sql;
 mod parquet_sink;
 mod warehouse;
 
-pub use compact::compact_runs;
+pub use compact::{compact_runs, newest_run_id};
 pub use local_sql::{LocalSql, expand, parquet_source, sql_literal};
 pub use parquet_sink::{ParquetSink, PartitionWriter, create_private_dir, create_private_file, remove_leftovers};
 pub use warehouse::{Published, View, Warehouse};

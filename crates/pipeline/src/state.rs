@@ -45,25 +45,29 @@ pub fn load(output: &Path, org: &str) -> OrgState {
     }
 }
 
-/// Replaces the org's state atomically (temporary file, fsync, rename).
+/// Replaces the org's state atomically.
 pub fn save(output: &Path, org: &str, state: &OrgState) -> Result<(), OrgError> {
-    use std::io::Write;
     let path = path(output, org);
-    let dir = path.parent().unwrap_or(output).to_path_buf();
     let fail = |source| OrgError::State { path: path.clone(), source };
-    sfetl_load::create_private_dir(&dir).map_err(fail)?;
-    let stem = format!("{org}.json");
-    sfetl_load::remove_leftovers(&dir, |s| s == stem);
-    let temp = dir.join(format!("{org}.json.tmp-{}", std::process::id()));
     let json = serde_json::to_vec_pretty(state).map_err(|e| fail(e.into()))?;
-    let write = || -> std::io::Result<()> {
-        let mut file = sfetl_load::create_private_file(&temp)?;
-        file.write_all(&json)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, &path)?;
-        std::fs::File::open(&dir)?.sync_all()
+    replace_private(&path, &json).map_err(fail)
+}
+
+/// Replaces a small file of the output whole (a temporary file beside it, fsync, rename, then
+/// the directory synced), owner-only, after removing what a killed run left of the same.
+fn replace_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().map(|n| n.to_string_lossy().into_owned())) else {
+        return Err(std::io::Error::other(format!("{} is not a file path", path.display())));
     };
-    write().map_err(fail)
+    sfetl_load::create_private_dir(dir)?;
+    sfetl_load::remove_leftovers(dir, |stem| stem == name);
+    let temp = dir.join(format!("{name}.tmp-{}", std::process::id()));
+    let mut file = sfetl_load::create_private_file(&temp)?;
+    file.write_all(content)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// How run ids are written: they sort as text in time order.
@@ -91,7 +95,7 @@ pub fn claim_run_id(output: &Path) -> Result<String, crate::RunError> {
         .ok()
         .map(|id| id.trim().to_string())
         .into_iter()
-        .chain(run_ids(output))
+        .chain(sfetl_load::newest_run_id(output, "runs"))
         .max();
     let (run_id, ahead) = next_run_id(chrono::Utc::now(), newest.as_deref());
     if let Some(newest) = ahead {
@@ -102,32 +106,9 @@ pub fn claim_run_id(output: &Path) -> Result<String, crate::RunError> {
              keeps its order; check the clock (NTP)"
         );
     }
-    let fail = |source| crate::RunError::Output { path: recorded.clone(), source };
-    sfetl_load::create_private_dir(&output.join("_state")).map_err(fail)?;
-    let temp = recorded.with_extension(format!("tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut file = sfetl_load::create_private_file(&temp)?;
-        file.write_all(run_id.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, &recorded)
-    };
-    write().map_err(fail)?;
+    replace_private(&recorded, run_id.as_bytes())
+        .map_err(|source| crate::RunError::Output { path: recorded.clone(), source })?;
     Ok(run_id)
-}
-
-/// The run ids in the names of the output's `runs` files (`runs-<id>`, `runs-<first>..<last>`).
-fn run_ids(output: &Path) -> Vec<String> {
-    let partitions = std::fs::read_dir(output.join("runs")).into_iter().flatten().flatten();
-    let names = partitions.flat_map(|p| std::fs::read_dir(p.path()).into_iter().flatten().flatten());
-    names
-        .filter_map(|f| {
-            let name = f.file_name().to_string_lossy().into_owned();
-            let ids = name.strip_prefix("runs-")?.strip_suffix(".parquet")?.to_string();
-            let last = ids.split_once("..").map_or(ids.as_str(), |(_, last)| last);
-            Some(last.split_once('+').map_or(last, |(last, _)| last).to_string())
-        })
-        .collect()
 }
 
 #[cfg(test)]
