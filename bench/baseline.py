@@ -9,14 +9,14 @@ JSON line: records read and API requests made.
 import json
 import os
 import sys
-import time
-import tomllib
 
-import jwt
 import pyarrow as pa
 import pyarrow.parquet as pq
 import requests
 from simple_salesforce import Salesforce
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from sim_login import login  # noqa: E402
 
 FIELDS = [
     "Id", "Username", "Name", "FirstName", "LastName", "Email", "IsActive", "UserType", "ProfileId",
@@ -26,23 +26,7 @@ FIELDS = [
 
 
 def main(sim_dir: str, out_file: str) -> None:
-    with open(os.path.join(sim_dir, "pipeline.toml"), "rb") as f:
-        org = tomllib.load(f)["orgs"][0]
-    os.environ["REQUESTS_CA_BUNDLE"] = org["ca_file"]
-    with open(os.path.join(sim_dir, org["private_key_file"])) as f:
-        key = f.read()
-    assertion = jwt.encode(
-        {"iss": org["client_id"], "sub": org["username"], "aud": org["login_url"], "exp": int(time.time()) + 120},
-        key,
-        algorithm="RS256",
-    )
-    token = requests.post(
-        org["login_url"] + "/services/oauth2/token",
-        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion},
-        timeout=60,
-    )
-    token.raise_for_status()
-    body = token.json()
+    body = login(sim_dir)
     session = requests.Session()
     calls = {"n": 0}
     session.hooks["response"].append(lambda r, *a, **k: calls.__setitem__("n", calls["n"] + 1))

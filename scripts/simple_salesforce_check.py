@@ -6,37 +6,14 @@ session_id and instance_url to simple-salesforce and checks that query_all_iter 
 exactly once.
 """
 
-import os
 import sys
-import time
-import tomllib
 
-import jwt
-import requests
 from simple_salesforce import Salesforce
+from sim_login import login
 
 
 def main(sim_dir: str, expected_users: int) -> int:
-    with open(os.path.join(sim_dir, "pipeline.toml"), "rb") as f:
-        org = tomllib.load(f)["orgs"][0]
-    ca_file = os.path.join(sim_dir, org["ca_file"]) if not os.path.isabs(org["ca_file"]) else org["ca_file"]
-    # requests lets REQUESTS_CA_BUNDLE override a session's own `verify`: point it at the simulator.
-    os.environ["REQUESTS_CA_BUNDLE"] = ca_file
-    with open(os.path.join(sim_dir, org["private_key_file"])) as f:
-        key = f.read()
-    assertion = jwt.encode(
-        {"iss": org["client_id"], "sub": org["username"], "aud": org["login_url"], "exp": int(time.time()) + 120},
-        key,
-        algorithm="RS256",
-    )
-    token = requests.post(
-        org["login_url"] + "/services/oauth2/token",
-        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion},
-        verify=ca_file,
-        timeout=30,
-    )
-    token.raise_for_status()
-    body = token.json()
+    body = login(sim_dir)
     sf = Salesforce(session_id=body["access_token"], instance_url=body["instance_url"], version="66.0")
     seen = {}
     for record in sf.query_all_iter("SELECT Id, Username, Profile.Name FROM User"):
