@@ -26,7 +26,8 @@ fn touch(org: &SimOrg, offset: usize, step: usize, at: i64) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_runs_read_only_the_change_and_equal_a_full_extract() {
     let org = SimOrg::start(20_000, 31).await;
-    let pipeline = org.pipeline("inc", "exclude_user_types = []");
+    // Page after page, so that the full run's pages can be counted exactly.
+    let pipeline = org.pipeline("inc", "exclude_user_types = []\nparallel_cursors = 1");
     let (out, full_out) = (org.out(), org.dir.path().join("full"));
     let extract = |dir: &std::path::Path, extra: &[&str]| {
         let mut args = vec![

@@ -14,6 +14,7 @@ mod licenses;
 mod model;
 mod one_run;
 mod pipeline_errors;
+mod ranges;
 mod real_orgs;
 mod report;
 mod resilience;

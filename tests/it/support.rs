@@ -136,6 +136,31 @@ pub fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
+/// The Ids of every row of `object` in the simulated org, sorted.
+pub fn org_ids(org: &SimOrg, object: &str) -> Vec<String> {
+    let data = org.sim.org();
+    let source = data.table(object);
+    let mut ids: Vec<String> =
+        (0..source.rows.len()).filter_map(|i| source.get(i, "Id").as_str().map(String::from)).collect();
+    ids.sort();
+    ids
+}
+
+/// The values of `column` of `table` in the warehouse, sorted.
+pub fn column_sorted(out: &Path, table: &str, column: &str) -> Vec<String> {
+    rows(out, &format!("SELECT {column} FROM {table} ORDER BY 1")).into_iter().map(|r| r[0].clone()).collect()
+}
+
+/// Every table's rows (without `extracted_at`), sorted, as text.
+pub fn all_tables(out: &Path) -> Vec<(String, Vec<Vec<String>>)> {
+    sfetl_transform::tables::ALL
+        .iter()
+        .map(|t| {
+            (t.name.to_string(), rows(out, &format!("SELECT * EXCLUDE (extracted_at) FROM {} ORDER BY ALL", t.name)))
+        })
+        .collect()
+}
+
 /// Runs SQL on the warehouse with DuckDB directly; every value as text (NULL as "NULL").
 pub fn rows(out: &Path, sql: &str) -> Vec<Vec<String>> {
     let db = duckdb::Connection::open(out.join("warehouse.duckdb")).unwrap_or_else(|e| panic!("open: {e}"));

@@ -4,6 +4,7 @@
 
 use crate::client::SalesforceClient;
 use crate::error::{Error, Result};
+use crate::records::{JsonRecords, RecordDecoder};
 use crate::soql::SoqlQuery;
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,13 +85,18 @@ impl BulkQuery<'_> {
     /// The next records, up to 2,000 (field path -> value; null fields are `null`), or `None`
     /// when every result set has been read. The first call creates the job and waits for it.
     pub async fn next_records(&mut self) -> Result<Option<Vec<Map<String, Value>>>> {
+        self.next_decoded(&JsonRecords).await
+    }
+
+    /// Like [`BulkQuery::next_records`], the records decoded by `decoder`.
+    pub async fn next_decoded<D: RecordDecoder>(&mut self, decoder: &D) -> Result<Option<D::Page>> {
         loop {
             if let Some((reader, header)) = self.set.as_mut() {
                 let job = self.job.clone().unwrap_or_default();
-                let records = read_page(reader, header)
+                let rows = read_rows(reader)
                     .map_err(|e| Error::Bulk { job, message: format!("unreadable CSV result: {e}") })?;
-                if !records.is_empty() {
-                    return Ok(Some(records));
+                if !rows.is_empty() {
+                    return Ok(Some(decoder.decode_csv(header, &rows)));
                 }
                 self.set = None;
             }
@@ -169,26 +175,14 @@ fn poll_interval(elapsed: Duration) -> Duration {
     if elapsed < Duration::from_secs(60) { Duration::from_secs(1) } else { POLL_CEILING }
 }
 
-/// Up to [`PAGE`] rows of a CSV result set as records keyed by the header's field paths; empty
-/// values are null (Bulk API 2.0 writes null as nothing).
-fn read_page(
-    reader: &mut csv::Reader<impl std::io::Read>,
-    header: &csv::StringRecord,
-) -> std::result::Result<Vec<Map<String, Value>>, csv::Error> {
-    let mut records = Vec::new();
+/// Up to [`PAGE`] rows of a CSV result set.
+fn read_rows(reader: &mut csv::Reader<impl std::io::Read>) -> std::result::Result<Vec<csv::StringRecord>, csv::Error> {
+    let mut rows = Vec::with_capacity(PAGE);
     let mut row = csv::StringRecord::new();
-    while records.len() < PAGE && reader.read_record(&mut row)? {
-        let record: Map<String, Value> = header
-            .iter()
-            .zip(row.iter())
-            .map(|(field, value)| {
-                let value = if value.is_empty() { Value::Null } else { Value::String(value.to_string()) };
-                (field.to_string(), value)
-            })
-            .collect();
-        records.push(record);
+    while rows.len() < PAGE && reader.read_record(&mut row)? {
+        rows.push(row.clone());
     }
-    Ok(records)
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -205,13 +199,15 @@ mod tests {
         }
         let mut reader = csv::ReaderBuilder::new().from_reader(&body[..]);
         let header = reader.headers().cloned().unwrap_or_default();
-        let records = read_page(&mut reader, &header).unwrap_or_default();
+        let page =
+            |reader: &mut csv::Reader<&[u8]>| JsonRecords.decode_csv(&header, &read_rows(reader).unwrap_or_default());
+        let records = page(&mut reader);
         assert_eq!(records.len(), PAGE);
         assert_eq!(records[0]["Name"], "O'Brien, \"Zoë\"");
         assert_eq!(records[0]["Profile.Name"], Value::Null);
         assert_eq!(records[0]["IsActive"], "true");
-        assert_eq!(read_page(&mut reader, &header).map(|r| r.len()).ok(), Some(1), "the rest, on the next page");
-        assert_eq!(read_page(&mut reader, &header).map(|r| r.len()).ok(), Some(0));
+        assert_eq!(page(&mut reader).len(), 1, "the rest, on the next page");
+        assert_eq!(page(&mut reader).len(), 0);
     }
 
     /// A client logged in to the simulated org through a connected app.

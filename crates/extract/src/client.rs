@@ -263,6 +263,19 @@ impl SalesforceClient {
         self.call(&request, calls, decode_json).await
     }
 
+    /// Like [`SalesforceClient::get_counted`], decoding the JSON body with `decode` (a query
+    /// page's records by the caller's decoder). A body `decode` refuses is retried as garbled.
+    pub(crate) async fn get_decoded<T>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        calls: &AtomicU64,
+        decode: impl Fn(&[u8]) -> serde_json::Result<T>,
+    ) -> Result<T> {
+        let request = Request { method: reqwest::Method::GET, path, query, body: None };
+        self.call(&request, calls, |answer| decode_body(answer, &decode)).await
+    }
+
     /// POSTs a JSON body (a Bulk API job) and decodes the JSON answer. A retried POST may
     /// create a second job; it is never read, and costs the org nothing but its record.
     pub async fn post_json_counted<T: DeserializeOwned>(
@@ -529,7 +542,11 @@ struct Answer {
 }
 
 fn decode_json<T: DeserializeOwned>(answer: Answer) -> Result<T> {
-    serde_json::from_slice(&answer.body).map_err(|_| Error::UnexpectedBody {
+    decode_body(answer, |body| serde_json::from_slice(body))
+}
+
+fn decode_body<T>(answer: Answer, decode: impl Fn(&[u8]) -> serde_json::Result<T>) -> Result<T> {
+    decode(&answer.body).map_err(|_| Error::UnexpectedBody {
         url: answer.url,
         status: answer.status,
         excerpt: excerpt(&answer.body),

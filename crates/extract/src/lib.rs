@@ -3,17 +3,20 @@
 //! whole in memory.
 //!
 //! The crate knows Salesforce, not sfetl's tables: callers say which object and fields to read
-//! (the transform stage owns that list) and receive [`QueryPage`]s of JSON records.
+//! (the transform stage owns that list) and receive [`QueryPage`]s of records, decoded by their
+//! [`RecordDecoder`] (JSON maps by default).
 
 mod bulk;
 mod client;
 mod describe;
 mod error;
 pub mod hosts;
+pub mod ids;
 pub mod keys;
 mod lean;
 mod login;
 mod query;
+mod records;
 mod retry;
 mod secret;
 pub mod shape;
@@ -24,9 +27,11 @@ pub use client::{
     ApiUsage, CALL_OPTIONS, ConnectionSettings, DEFAULT_MAX_BODY_MB, NEWEST_API_VERSION, OLDEST_API_VERSION,
     QuotaGuard, SalesforceClient,
 };
+pub use csv::StringRecord;
 pub use describe::why_missing;
 pub use error::{ApiError, Error, LoginError, Result, chain};
 pub use login::{Credentials, LoginRoute, LoginSession, encoding_key};
 pub use query::{QueryPage, QueryStream};
+pub use records::{JsonRecords, RecordDecoder};
 pub use retry::RetryPolicy;
 pub use secret::Secret;

@@ -105,6 +105,9 @@ pub struct OrgSettings {
     pub bulk: BulkChoice,
     /// The most megabytes one answer may have once decompressed (default 512, 1 to 4096).
     pub max_response_mb: Option<u64>,
+    /// Query cursors one big table may be read through at once, each over a range of Ids
+    /// (default 6, 1 to 10; 1 reads page after page).
+    pub parallel_cursors: Option<u64>,
     /// Run against a simulated org started for this run instead of a real one.
     pub simulated: Option<SimulatedOrg>,
 }
@@ -180,6 +183,8 @@ pub struct OrgPlan {
     pub bulk: BulkChoice,
     /// The cap on one answer's decompressed size.
     pub max_body_bytes: u64,
+    /// Query cursors one big full read may use at once (1: one after another).
+    pub parallel_cursors: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -325,6 +330,7 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
         ("incremental_overlap_seconds", org.incremental_overlap_seconds, 0..=86_400, "seconds"),
         ("bulk_threshold", org.bulk_threshold, 0..=1_000_000_000, "rows (0: never)"),
         ("max_response_mb", org.max_response_mb, 1..=4096, "megabytes"),
+        ("parallel_cursors", org.parallel_cursors, 1..=10, "cursors"),
     ];
     for (key, value, range, unit) in ranges {
         if let Some(value) = value.filter(|v| !range.contains(v)) {
@@ -387,5 +393,6 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
         bulk_threshold: Some(org.bulk_threshold.unwrap_or(100_000)).filter(|&rows| rows > 0),
         bulk: org.bulk,
         max_body_bytes: org.max_response_mb.unwrap_or(sfetl_extract::DEFAULT_MAX_BODY_MB).min(4096) << 20,
+        parallel_cursors: org.parallel_cursors.unwrap_or(6).clamp(1, 10) as usize,
     })
 }

@@ -17,6 +17,10 @@ pub enum OrgError {
     Load(#[from] sfetl_load::Error),
     #[error("{object}.{field} cannot be read in this org, and `{table}` needs it: {why}")]
     RequiredFieldMissing { object: &'static str, field: String, table: &'static str, why: &'static str },
+    #[error(
+        "Salesforce returned {object} {id} to a query for the Ids {range}: this org does not order Ids byte by byte, so reading in ranges could repeat rows; set `parallel_cursors = 1` for it"
+    )]
+    IdOrder { object: String, id: String, range: String },
     #[error("cannot save the incremental state {path}")]
     State { path: PathBuf, source: std::io::Error },
     #[error("deriving the license model from the files just written")]
@@ -42,7 +46,7 @@ impl OrgError {
         match self {
             OrgError::Salesforce(e) if e.login_refusal().is_some() => "login",
             OrgError::Salesforce(e) if e.is_quota_stop() => "quota",
-            OrgError::Salesforce(_) => "salesforce",
+            OrgError::Salesforce(_) | OrgError::IdOrder { .. } => "salesforce",
             OrgError::Transform(_) => "transform",
             OrgError::Load(_) | OrgError::State { .. } => "output",
             OrgError::RequiredFieldMissing { .. } => "missing_field",

@@ -5,6 +5,8 @@
 use crate::OrgError;
 use crate::config::{BulkChoice, OrgPlan};
 use crate::encoder::Encoder;
+use crate::pages::{ArrowPages, PageWatch};
+use crate::ranges::{RangeReads, Tally, take_spares};
 use crate::run::RunContext;
 use crate::scope::UserScope;
 use crate::state::Cursor;
@@ -14,12 +16,14 @@ use arrow::array::{AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use sfetl_extract::soql::{self, SoqlQuery};
-use sfetl_extract::{BulkQuery, QueryPage, QueryStream, SalesforceClient};
+use sfetl_extract::{BulkQuery, QueryPage, QueryStream, RecordDecoder, SalesforceClient};
 use sfetl_load::PartitionWriter;
 use sfetl_transform::tables::TableDef;
-use sfetl_transform::{BatchBuilder, CompanyMatcher, parse_datetime};
+use sfetl_transform::{CompanyMatcher, DecodedPage, TableDecoder};
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::Semaphore;
 
 /// One table read: its files (written, not yet committed), what it took, and the newest row seen
 /// (the next cursor).
@@ -39,13 +43,14 @@ pub(crate) async fn read_table(
     table: &'static TableDef,
     since: Option<Cursor>,
     run: &RunContext<'_>,
+    spares: &Arc<Semaphore>,
 ) -> Result<TableRead, OrgError> {
     let RunContext { sink, run_id, progress, .. } = *run;
     let started = Instant::now();
     let extracted_at = chrono::Utc::now().timestamp_millis();
     // Only the users table has a scope (user types, companies); the others keep every row.
     let scope = (table.object == "User").then(|| UserScope::new(org));
-    let builder = BatchBuilder::new(table, extracted_at).with_companies(CompanyMatcher::new(&org.company_names));
+    let pages = ArrowPages(TableDecoder::new(table, extracted_at, CompanyMatcher::new(&org.company_names)));
     let schema = table.schema();
     // The previous file, for an incremental run; without one (first run, new layout), read all.
     let previous = match &since {
@@ -87,85 +92,45 @@ pub(crate) async fn read_table(
         query = query.filter(condition);
     }
     let asked = Instant::now();
-    let opened = open_query(client, &org.name, table, query).await?;
+    let opened = open_query(client, &org.name, table, query, &pages).await?;
     let first_page = asked.elapsed();
     let (query, mut stream, mut first) = (opened.query, opened.stream, Some(opened.first));
     // An optional object the org does not let the user read: the table is written empty.
     let mut done = opened.absent;
-    let mut bulk: Option<BulkQuery> = None;
+    let mut rest = Rest::Pages;
     let bar = progress.table(&org.name, table.name);
-    let mut changed: HashSet<String> = HashSet::new();
-    let mut newest = since.clone();
-    let mut newest_activity = since.as_ref().and_then(|c| c.activity);
-    // For a table checked by counts: the changed rows read, per group.
-    let verifying = table.verified_by.filter(|_| since.is_some());
-    let mut held = verify::GroupCounts::new();
+    let mut watch = PageWatch::new(table, since.as_ref());
     while !done {
-        let mut records = match bulk.as_mut() {
-            Some(job) => match job.next_records().await? {
-                Some(records) => records,
-                None => {
-                    done = true;
-                    continue;
-                }
-            },
-            None => match next_page(&mut first, &mut stream).await? {
-                Some(page) => {
-                    bar.set_total(page.total_size);
-                    let more = page.total_size > page.records.len() as u64;
-                    // Only an unsplit query may switch: after a QUERY_TIMEOUT split the page is one
-                    // SystemModstamp window's, and the rest of the query after its last Id would
-                    // miss the later windows' lower Ids (and read some rows twice).
-                    let unsplit = stream.splits() == 0;
-                    if since.is_none()
-                        && more
-                        && unsplit
-                        && org.bulk_threshold.is_some_and(|rows| page.total_size > rows)
-                        && bulk_pays(client, org, &page, first_page)
-                    {
-                        // A big full read goes on in one Bulk API job: a few calls instead of one
-                        // per page. The first page was ordered by Id: the job (which takes no
-                        // ORDER BY) reads the same rows after its last.
-                        let mut rest = SoqlQuery { order_by: None, ..query.clone() };
-                        if let Some(last) = page.records.last().and_then(|r| r.get("Id")).and_then(|v| v.as_str()) {
-                            rest = rest.filter(format!("Id > {}", soql::quote(last)));
+        let page = match &mut rest {
+            Rest::Bulk(job) => job.next_decoded(&pages).await?,
+            Rest::Ranges(ranges) => ranges.next_page().await?.map(|page| page.records),
+            Rest::Pages => {
+                let deciding = first.is_some();
+                match next_page(&mut first, &mut stream).await? {
+                    Some(page) => {
+                        bar.set_total(page.total_size);
+                        // Only an unsplit full read may change course: after a QUERY_TIMEOUT split
+                        // the page is one SystemModstamp window's, and the rest of the query after
+                        // its last Id would miss the later windows' lower Ids.
+                        if deciding && since.is_none() && stream.splits() == 0 {
+                            rest = choose_rest(client, org, &query, &pages, &page, first_page, spares).await?;
                         }
-                        tracing::info!(org = %org.name, table = table.name, rows = page.total_size,
-                            "reading the rest through a Bulk API query job");
-                        bulk = Some(client.bulk_query(&rest));
+                        Some(page.records)
                     }
-                    page.records
+                    None => None,
                 }
-                None => {
-                    done = true;
-                    continue;
-                }
-            },
+            }
         };
-        for record in &records {
-            let id = record.get("Id").and_then(|v| v.as_str()).unwrap_or_default();
-            let modstamp = record.get("SystemModstamp").and_then(|v| v.as_str()).and_then(parse_datetime);
-            if let Some(modstamp) = modstamp {
-                let seen = Cursor { system_modstamp: modstamp, id: id.to_string(), activity: None };
-                if newest.as_ref().is_none_or(|n| seen.is_after(n)) {
-                    newest = Some(seen);
-                }
-            }
-            let activity = table.activity.and_then(|f| record.get(f)).and_then(|v| v.as_str()).and_then(parse_datetime);
-            newest_activity = newest_activity.max(activity);
-            if since.is_some() {
-                changed.insert(id.to_string());
-            }
-            if let Some(group) = verifying {
-                let key = record.get(group).and_then(|v| v.as_str()).unwrap_or_default();
-                *held.entry(key.to_string()).or_default() += 1;
-            }
-        }
-        let received = records.len() as u64;
+        let Some(page) = page else {
+            done = true;
+            continue;
+        };
+        let received = page.rows as u64;
+        let mut batch = page.batch?;
+        watch.observe(&batch);
         if let Some(scope) = &scope {
-            records.retain(|record| scope.keeps(record));
+            batch = scope.keep(&batch)?;
         }
-        let batch = builder.build(&records)?;
         if encoder.batches.send(batch).await.is_err() {
             // The encoder ends before the batches only on an error, which `finish` returns.
             break;
@@ -173,10 +138,14 @@ pub(crate) async fn read_table(
         bar.advance(received);
     }
     let (mut writer, mut history) = encoder.finish().await?;
+    let PageWatch { newest, newest_activity, ids: changed, groups: held, .. } = watch;
+    let changed = changed.unwrap_or_default();
+    // For a table checked by counts: the changed rows read, per group.
+    let verifying = table.verified_by.zip(held);
     // Deletions the changes do not show: the groups whose counts differ are read again.
     let (mut stale, mut everything) = (BTreeSet::new(), false);
     let mut verify_calls = 0;
-    if let Some(group_field) = verifying
+    if let Some((group_field, mut held)) = verifying
         && previous.is_some()
     {
         let group = table.column_of(group_field).unwrap_or(0);
@@ -204,18 +173,14 @@ pub(crate) async fn read_table(
                 if let Some(filter) = filter {
                     again = again.filter(filter);
                 }
-                let mut pages = client.query(&again);
-                while let Some(page) = pages.next_page().await? {
-                    let fresh: Vec<_> = page
-                        .records
-                        .into_iter()
-                        .filter(|r| r.get("Id").and_then(|v| v.as_str()).is_none_or(|id| !changed.contains(id)))
-                        .collect();
-                    if encoder.batches.send(builder.build(&fresh)?).await.is_err() {
+                let mut again = client.query_decoded(&again, pages.clone());
+                while let Some(page) = again.next_page().await? {
+                    let fresh = kept_rows(&page.records.batch?, &changed, (0, &BTreeSet::new()), table.name)?;
+                    if encoder.batches.send(fresh).await.is_err() {
                         break;
                     }
                 }
-                verify_calls += pages.api_calls();
+                verify_calls += again.api_calls();
             }
             (writer, history) = encoder.finish().await?;
             (stale, everything) = (recount.stale, recount.everything);
@@ -241,11 +206,18 @@ pub(crate) async fn read_table(
     if since.is_some() {
         tracing::info!(org = %org.name, table = table.name, changed = fetched, rows, "merged the changes into the table");
     }
-    if stream.resumes() > 0 || stream.splits() > 0 {
-        tracing::info!(org = %org.name, table = table.name, resumed = stream.resumes(), split = stream.splits(),
+    let mut tally =
+        Tally { calls: stream.api_calls(), resumes: u64::from(stream.resumes()), splits: stream.splits() as u64 };
+    match &rest {
+        Rest::Pages => {}
+        Rest::Bulk(job) => tally.calls += job.api_calls(),
+        Rest::Ranges(ranges) => tally.add(ranges.tally),
+    }
+    if tally.resumes > 0 || tally.splits > 0 {
+        tracing::info!(org = %org.name, table = table.name, resumed = tally.resumes, split = tally.splits,
             "the query recovered: resumed after lost cursors, split after timeouts");
     }
-    let api_calls = opened.calls + stream.api_calls() + bulk.as_ref().map_or(0, BulkQuery::api_calls) + verify_calls;
+    let api_calls = opened.calls + tally.calls + verify_calls;
     let summary = TableSummary { table: table.name, rows, fetched, api_calls, elapsed: started.elapsed() };
     let cursor =
         newest.map(|cursor| Cursor { activity: newest_activity.filter(|_| table.activity.is_some()), ..cursor });
@@ -256,27 +228,72 @@ pub(crate) async fn read_table(
 /// seconds for a small job, in the README's and the simulator's experience), and sfetl polls it
 /// every second.
 const BULK_JOB_SECONDS: f64 = 12.0;
+/// Pages left after the first below which a read goes on as it began.
+const PAGES_WORTH_CUTTING: u64 = 4;
 
-/// Whether the rest of a big full read should go through a Bulk API job: always with
-/// `bulk = "always"`; otherwise when the remaining REST pages, at the first page's round trip,
-/// would take longer than a job, or would spend more than a tenth of the org's remaining daily
-/// API requests (a job takes a handful).
-fn bulk_pays(client: &SalesforceClient, org: &OrgPlan, page: &QueryPage, first_page: std::time::Duration) -> bool {
-    if org.bulk == BulkChoice::Always {
-        return true;
+/// How the rest of a table is read after its first page.
+enum Rest<'c> {
+    /// Page after page of the query as opened.
+    Pages,
+    /// One Bulk API job for the rows after the first page's.
+    Bulk(Box<BulkQuery<'c>>),
+    /// Several queries at once, over ranges of Ids.
+    Ranges(RangeReads<'c>),
+}
+
+/// Chooses how a full read goes on after its first page (ordered by Id):
+/// - a Bulk API job, for a table over `bulk_threshold` rows, always with `bulk = "always"`, or
+///   when its remaining pages would take longer than a job even read in ranges at the first
+///   page's round trip, or spend more than a tenth of the org's remaining daily API requests (a
+///   job takes a handful);
+/// - ranges of Ids read at once, when enough pages are left and spare cursors allow;
+/// - otherwise the query's own pages.
+async fn choose_rest<'c>(
+    client: &'c SalesforceClient,
+    org: &OrgPlan,
+    query: &SoqlQuery,
+    pages: &ArrowPages,
+    page: &QueryPage<DecodedPage>,
+    first_page: std::time::Duration,
+    spares: &Arc<Semaphore>,
+) -> Result<Rest<'c>, OrgError> {
+    let left = page.total_size.saturating_sub(page.records.rows as u64);
+    let Some(after) = ArrowPages::last_id(&page.records).filter(|_| !page.done && left > 0) else {
+        return Ok(Rest::Pages);
+    };
+    let pages_left = left.div_ceil(u64::from(org.batch_size).max(1));
+    // Ranges of two pages at least; one cursor is the table's own.
+    let wanted = (pages_left as usize / 2).min(org.parallel_cursors - 1);
+    let permits = if pages_left >= PAGES_WORTH_CUTTING { take_spares(spares, wanted) } else { Vec::new() };
+    let over_threshold = org.bulk_threshold.is_some_and(|rows| page.total_size > rows);
+    let scarce = client.api_usage().is_some_and(|usage| pages_left > usage.max.saturating_sub(usage.used) / 10);
+    let rest_seconds = pages_left as f64 * first_page.as_secs_f64() / (permits.len() + 1) as f64;
+    if over_threshold && (org.bulk == BulkChoice::Always || scarce || rest_seconds > BULK_JOB_SECONDS) {
+        // A few calls instead of one per page. The job (which takes no ORDER BY) reads the same
+        // rows after the first page's last Id.
+        let rest = SoqlQuery { order_by: None, ..query.clone() }.filter(format!("Id > {}", soql::quote(&after)));
+        tracing::info!(org = %org.name, object = %query.object, rows = page.total_size,
+            "reading the rest through a Bulk API query job");
+        return Ok(Rest::Bulk(Box::new(client.bulk_query(&rest))));
     }
-    let left = page.total_size.saturating_sub(page.records.len() as u64);
-    let pages = left.div_ceil(u64::from(org.batch_size).max(1));
-    let scarce = client.api_usage().is_some_and(|usage| pages > usage.max.saturating_sub(usage.used) / 10);
-    let rest_seconds = pages as f64 * first_page.as_secs_f64();
-    scarce || rest_seconds > BULK_JOB_SECONDS
+    if permits.is_empty() {
+        return Ok(Rest::Pages);
+    }
+    Ok(match RangeReads::open(client, query, pages, &after, permits).await? {
+        Some(ranges) => {
+            tracing::info!(org = %org.name, object = %query.object, ranges = ranges.ranges, pages = pages_left,
+                "reading the rest in ranges of Ids at once");
+            Rest::Ranges(ranges)
+        }
+        None => Rest::Pages,
+    })
 }
 
 /// The first page, already read when the query was opened, then the stream's next pages.
 async fn next_page(
-    first: &mut Option<Option<QueryPage>>,
-    stream: &mut QueryStream<'_>,
-) -> sfetl_extract::Result<Option<QueryPage>> {
+    first: &mut Option<Option<QueryPage<DecodedPage>>>,
+    stream: &mut QueryStream<'_, ArrowPages>,
+) -> sfetl_extract::Result<Option<QueryPage<DecodedPage>>> {
     match first.take() {
         Some(page) => Ok(page),
         None => stream.next_page().await,
@@ -287,8 +304,8 @@ async fn next_page(
 /// calls spent before that stream (a refused first attempt and the describes).
 struct OpenQuery<'c> {
     query: SoqlQuery,
-    stream: QueryStream<'c>,
-    first: Option<QueryPage>,
+    stream: QueryStream<'c, ArrowPages>,
+    first: Option<QueryPage<DecodedPage>>,
     calls: u64,
     /// The object is optional and not readable here: nothing to read.
     absent: bool,
@@ -305,8 +322,9 @@ async fn open_query<'c>(
     org: &str,
     table: &'static TableDef,
     mut query: SoqlQuery,
+    pages: &ArrowPages,
 ) -> Result<OpenQuery<'c>, OrgError> {
-    let mut stream = client.query(&query);
+    let mut stream = client.query_decoded(&query, pages.clone());
     let refusal = match stream.next_page().await {
         Err(e) if e.is_invalid_field() => e,
         // What a user without access to the object gets (as for setup objects without "View
@@ -348,7 +366,7 @@ async fn open_query<'c>(
         );
     }
     query.fields.retain(|f| !missing.contains(f));
-    let mut stream = client.query(&query);
+    let mut stream = client.query_decoded(&query, pages.clone());
     let first = stream.next_page().await?;
     Ok(OpenQuery { query, stream, first, calls: calls.into_inner(), absent: false })
 }

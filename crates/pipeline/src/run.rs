@@ -5,6 +5,7 @@
 use crate::config::{OrgPlan, Pipeline};
 use crate::connect::connect;
 use crate::progress::{NoProgress, Progress};
+use crate::ranges::spare_cursors;
 use crate::summary::{DerivedTable, OrgOutcome, OrgSummary, RefusedView, RunSummary};
 use crate::{OrgError, RunError};
 use futures_util::future::BoxFuture;
@@ -17,6 +18,7 @@ use sfetl_transform::tables;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::Semaphore;
 
 /// How a run treats the incremental tables.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -188,14 +190,17 @@ async fn read_org(
     // Tables are read concurrently (network waits overlap parsing and writing), in order.
     // (Built in a loop, boxed: futures made in a closure hide from the compiler that the run's
     // future is `Send`.)
+    // The query cursors the tables read at once leave spare, for big tables read in ranges.
+    let spares = Arc::new(Semaphore::new(spare_cursors(&client.api_version(), run.concurrency)));
+    let spares = &spares;
     let mut reads: Vec<BoxFuture<'_, _>> = Vec::new();
     for table in tables::ALL {
         let since = match run.mode {
             Mode::Incremental if table.incremental => state.cursors.get(table.name).cloned(),
             _ => None,
         };
-        reads
-            .push(crate::read_table::read_table(client, org, table, since, run).map(move |read| (table, read)).boxed());
+        let read = crate::read_table::read_table(client, org, table, since, run, spares);
+        reads.push(read.map(move |read| (table, read)).boxed());
     }
     let results: Vec<_> = futures_util::stream::iter(reads).buffered(run.concurrency).collect().await;
     let mut pending: Vec<PartitionWriter> = Vec::new();

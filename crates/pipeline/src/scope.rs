@@ -2,10 +2,13 @@
 //! SaaS-management products count seats), and `company_filter = "only"` keeps the configured
 //! legal entities only.
 
+use crate::OrgError;
 use crate::config::{CompanyFilter, OrgPlan};
-use serde_json::{Map, Value};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
 use sfetl_extract::soql::{like_contains, quote};
 use sfetl_transform::CompanyMatcher;
+use sfetl_transform::tables::USERS;
 
 pub struct UserScope {
     excluded_types: Vec<String>,
@@ -39,12 +42,22 @@ impl UserScope {
         (!conditions.is_empty()).then(|| conditions.join(" AND "))
     }
 
-    /// Whether a User record belongs in the table.
-    pub fn keeps(&self, record: &Map<String, Value>) -> bool {
-        let user_type = record.get("UserType").and_then(Value::as_str).unwrap_or_default().to_lowercase();
-        if self.excluded_types.contains(&user_type) {
-            return false;
-        }
-        !self.only_companies || self.companies.matching(record.get("CompanyName").and_then(Value::as_str)).is_some()
+    /// The rows of a `users` batch that belong in the table: not of an excluded user type (compared
+    /// without regard to ASCII case), and, with `company_filter = "only"`, matching a configured
+    /// company (the batch's `company` column is that match).
+    pub fn keep(&self, batch: &RecordBatch) -> Result<RecordBatch, OrgError> {
+        let column = |name: &str| batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>());
+        let (Some(user_types), Some(companies)) = (column("user_type"), column("company")) else {
+            return Ok(batch.clone());
+        };
+        let keep: BooleanArray = (0..batch.num_rows())
+            .map(|row| {
+                let user_type = if user_types.is_valid(row) { user_types.value(row) } else { "" };
+                let excluded = self.excluded_types.iter().any(|t| t.eq_ignore_ascii_case(user_type));
+                Some(!excluded && (!self.only_companies || companies.is_valid(row)))
+            })
+            .collect();
+        filter_record_batch(batch, &keep)
+            .map_err(|source| sfetl_transform::Error::Arrow { table: USERS.name, source }.into())
     }
 }

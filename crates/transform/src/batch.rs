@@ -1,4 +1,5 @@
-//! Pages of JSON records into Arrow record batches of one table's schema.
+//! One table's Arrow column builders, filled a value at a time and finished into a batch of the
+//! table's schema. The decoders ([`crate::decode`]) say which column each value belongs to.
 
 use crate::companies::CompanyMatcher;
 use crate::error::{Error, Result};
@@ -8,15 +9,7 @@ use arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow::record_batch::RecordBatch;
-use serde_json::{Map, Value};
 use std::sync::Arc;
-
-/// Turns records of one table into batches; `extracted_at` is the run's timestamp (UTC millis).
-pub struct BatchBuilder {
-    table: &'static TableDef,
-    extracted_at: i64,
-    companies: CompanyMatcher,
-}
 
 enum ColumnBuilder {
     Text(StringBuilder),
@@ -27,62 +20,115 @@ enum ColumnBuilder {
     TextList(ListBuilder<StringBuilder>),
 }
 
-impl BatchBuilder {
-    pub fn new(table: &'static TableDef, extracted_at: i64) -> BatchBuilder {
-        BatchBuilder { table, extracted_at, companies: CompanyMatcher::default() }
-    }
+/// A value as Salesforce sent it: REST JSON has types, Bulk API CSV only text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Value<'v> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(&'v str),
+}
 
-    /// Fills the `company` column from these configured legal entities.
-    pub fn with_companies(mut self, companies: CompanyMatcher) -> BatchBuilder {
-        self.companies = companies;
-        self
-    }
+/// The columns of the batch being built. Each record sets the columns it has values for, in any
+/// order; [`Columns::end_record`] fills the rest (null, or the run's constants), so every column
+/// always holds one value per record.
+pub(crate) struct Columns<'t> {
+    table: &'static TableDef,
+    builders: Vec<ColumnBuilder>,
+    /// The record number (from 1) that last set each column.
+    set_in: Vec<u32>,
+    record: u32,
+    extracted_at: i64,
+    companies: &'t CompanyMatcher,
+    /// The first value that did not fit its column; the batch is refused with it.
+    error: Option<Error>,
+}
 
-    /// One batch from one page of records. Relationship paths (`Profile.UserLicense.Name`) are
-    /// followed through the nested objects; a `null` parent gives a null column.
-    pub fn build(&self, records: &[Map<String, Value>]) -> Result<RecordBatch> {
-        let n = records.len();
-        let mut builders: Vec<ColumnBuilder> = self
-            .table
+impl<'t> Columns<'t> {
+    pub fn new(table: &'static TableDef, extracted_at: i64, companies: &'t CompanyMatcher, rows: usize) -> Self {
+        let builders = table
             .columns
             .iter()
             .map(|c| match c.kind {
-                ColumnType::Text => ColumnBuilder::Text(StringBuilder::with_capacity(n, n * 16)),
-                ColumnType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(n)),
-                ColumnType::Integer => ColumnBuilder::Integer(Int64Builder::with_capacity(n)),
-                ColumnType::Timestamp => ColumnBuilder::Timestamp(TimestampMillisecondBuilder::with_capacity(n)),
-                ColumnType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(n)),
-                ColumnType::TextList => ColumnBuilder::TextList(ListBuilder::with_capacity(StringBuilder::new(), n)),
+                ColumnType::Text => ColumnBuilder::Text(StringBuilder::with_capacity(rows, rows * 16)),
+                ColumnType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(rows)),
+                ColumnType::Integer => ColumnBuilder::Integer(Int64Builder::with_capacity(rows)),
+                ColumnType::Timestamp => ColumnBuilder::Timestamp(TimestampMillisecondBuilder::with_capacity(rows)),
+                ColumnType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(rows)),
+                ColumnType::TextList => ColumnBuilder::TextList(ListBuilder::with_capacity(StringBuilder::new(), rows)),
             })
             .collect();
-        for record in records {
-            for (column, builder) in self.table.columns.iter().zip(builders.iter_mut()) {
-                let derived;
-                let value = match column.source {
-                    Source::Field(path) => lookup(record, path),
-                    Source::ExtractedAt => {
-                        if let ColumnBuilder::Timestamp(b) = builder {
-                            b.append_value(self.extracted_at);
-                        }
-                        continue;
-                    }
-                    Source::Company => {
-                        let company_name = lookup(record, "CompanyName").as_str();
-                        derived =
-                            self.companies.matching(company_name).map_or(Value::Null, |c| Value::String(c.to_string()));
-                        &derived
-                    }
-                    Source::CompanyNames => {
-                        if let ColumnBuilder::TextList(b) = builder {
-                            b.append_value(self.companies.names().map(Some));
-                        }
-                        continue;
-                    }
-                };
-                self.append(builder, column.name, value)?;
+        let set_in = vec![0; table.columns.len()];
+        Columns { table, builders, set_in, record: 1, extracted_at, companies, error: None }
+    }
+
+    /// Records finished so far.
+    pub fn rows(&self) -> usize {
+        self.record as usize - 1
+    }
+
+    /// Sets `column` of the current record. A value that does not fit is kept as the batch's
+    /// error (the column gets a null, so that the columns stay aligned).
+    pub fn set(&mut self, column: usize, value: Value<'_>) {
+        if self.set_in[column] == self.record {
+            // A field given twice: the first value stands.
+            return;
+        }
+        self.set_in[column] = self.record;
+        if let Err(expected) = append(&mut self.builders[column], value) {
+            let name = self.table.columns[column].name;
+            self.reject(name, value, expected);
+            append_null(&mut self.builders[column]);
+        }
+    }
+
+    pub fn column_name(&self, column: usize) -> &'static str {
+        self.table.columns[column].name
+    }
+
+    /// Sets the `company` column from a `CompanyName` value.
+    pub fn set_company(&mut self, column: usize, company_name: Option<&str>) {
+        let company = self.companies.matching(company_name);
+        self.set(column, company.map_or(Value::Null, Value::Text));
+    }
+
+    /// A value the decoder could not take (an object where text belongs, say).
+    pub fn reject(&mut self, column: &'static str, value: Value<'_>, expected: &'static str) {
+        if self.error.is_none() {
+            let value = excerpt(&match value {
+                Value::Null => "null".to_string(),
+                Value::Bool(b) => b.to_string(),
+                Value::Int(i) => i.to_string(),
+                Value::Float(f) => f.to_string(),
+                Value::Text(t) => format!("{t:?}"),
+            });
+            self.error = Some(Error::BadValue { table: self.table.name, column, value, expected });
+        }
+    }
+
+    /// Ends the current record: the columns it did not set get the run's constants or null.
+    pub fn end_record(&mut self) {
+        for (i, column) in self.table.columns.iter().enumerate() {
+            if self.set_in[i] == self.record {
+                continue;
+            }
+            match (column.source, &mut self.builders[i]) {
+                (Source::ExtractedAt, ColumnBuilder::Timestamp(b)) => b.append_value(self.extracted_at),
+                (Source::CompanyNames, ColumnBuilder::TextList(b)) => b.append_value(self.companies.names().map(Some)),
+                (_, builder) => append_null(builder),
             }
         }
-        let arrays: Vec<ArrayRef> = builders
+        self.record += 1;
+    }
+
+    /// The batch, or the first value that did not fit.
+    pub fn finish(self) -> Result<RecordBatch> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let arrays: Vec<ArrayRef> = self
+            .builders
             .into_iter()
             .map(|b| -> ArrayRef {
                 match b {
@@ -98,128 +144,61 @@ impl BatchBuilder {
         RecordBatch::try_new(self.table.schema(), arrays)
             .map_err(|source| Error::Arrow { table: self.table.name, source })
     }
+}
 
-    fn append(&self, builder: &mut ColumnBuilder, column: &'static str, value: &Value) -> Result<()> {
-        let bad = |expected| Error::BadValue { table: self.table.name, column, value: excerpt(value), expected };
-        match (builder, value) {
-            (ColumnBuilder::Text(b), Value::Null) => b.append_null(),
-            (ColumnBuilder::Boolean(b), Value::Null) => b.append_null(),
-            (ColumnBuilder::Integer(b), Value::Null) => b.append_null(),
-            (ColumnBuilder::Timestamp(b), Value::Null) => b.append_null(),
-            (ColumnBuilder::Date(b), Value::Null) => b.append_null(),
-            (ColumnBuilder::TextList(b), Value::Null) => b.append_null(),
-            (ColumnBuilder::Text(b), Value::String(s)) => b.append_value(s),
-            (ColumnBuilder::Boolean(b), Value::Bool(v)) => b.append_value(*v),
-            // Bulk API CSV sends every value as text.
-            (ColumnBuilder::Boolean(b), Value::String(v)) => b.append_value(match v.as_str() {
-                "true" => true,
-                "false" => false,
-                _ => return Err(bad("true or false")),
-            }),
-            (ColumnBuilder::Integer(b), Value::String(v)) => {
-                let whole = v.parse::<i64>().ok().or_else(|| {
-                    v.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)
-                });
-                b.append_value(whole.ok_or_else(|| bad("an integer"))?)
-            }
-            (ColumnBuilder::Integer(b), Value::Number(n)) => {
-                // Salesforce sends some integer fields as 5.0.
-                let v = n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64));
-                b.append_value(v.ok_or_else(|| bad("an integer"))?)
-            }
-            (ColumnBuilder::Timestamp(b), Value::String(s)) => {
-                b.append_value(parse_datetime(s).ok_or_else(|| bad("a datetime like 2024-01-15T10:30:00.000+0000"))?)
-            }
-            (ColumnBuilder::Date(b), Value::String(s)) => {
-                b.append_value(parse_date(s).ok_or_else(|| bad("a date like 2024-01-15"))?)
-            }
-            (ColumnBuilder::Text(_), _) => return Err(bad("text")),
-            (ColumnBuilder::Boolean(_), _) => return Err(bad("true or false")),
-            (ColumnBuilder::Integer(_), _) => return Err(bad("an integer")),
-            (ColumnBuilder::Timestamp(_), _) => return Err(bad("a datetime")),
-            (ColumnBuilder::Date(_), _) => return Err(bad("a date")),
-            (ColumnBuilder::TextList(_), _) => return Err(bad("a list of text")),
-        }
-        Ok(())
+fn append_null(builder: &mut ColumnBuilder) {
+    match builder {
+        ColumnBuilder::Text(b) => b.append_null(),
+        ColumnBuilder::Boolean(b) => b.append_null(),
+        ColumnBuilder::Integer(b) => b.append_null(),
+        ColumnBuilder::Timestamp(b) => b.append_null(),
+        ColumnBuilder::Date(b) => b.append_null(),
+        ColumnBuilder::TextList(b) => b.append_null(),
     }
 }
 
-/// Follows `Profile.UserLicense.Name` through nested objects (REST JSON), or takes the flat key
-/// of that name (Bulk API CSV); a missing or null step is null.
-fn lookup<'r>(record: &'r Map<String, Value>, path: &str) -> &'r Value {
-    if let Some(value) = record.get(path) {
-        return value;
-    }
-    let mut current = record;
-    let mut parts = path.split('.').peekable();
-    while let Some(part) = parts.next() {
-        let value = current.get(part).unwrap_or(&Value::Null);
-        if parts.peek().is_none() {
-            return value;
+/// Appends `value`, or says what the column expected.
+fn append(builder: &mut ColumnBuilder, value: Value<'_>) -> std::result::Result<(), &'static str> {
+    match (builder, value) {
+        (builder, Value::Null) => append_null(builder),
+        (ColumnBuilder::Text(b), Value::Text(s)) => b.append_value(s),
+        (ColumnBuilder::Boolean(b), Value::Bool(v)) => b.append_value(v),
+        // Bulk API CSV sends every value as text.
+        (ColumnBuilder::Boolean(b), Value::Text(v)) => b.append_value(match v {
+            "true" => true,
+            "false" => false,
+            _ => return Err("true or false"),
+        }),
+        (ColumnBuilder::Integer(b), Value::Int(v)) => b.append_value(v),
+        // Salesforce sends some integer fields as 5.0.
+        (ColumnBuilder::Integer(b), Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            b.append_value(f as i64)
         }
-        match value {
-            Value::Object(next) => current = next,
-            _ => return &Value::Null,
+        (ColumnBuilder::Integer(b), Value::Text(v)) => {
+            let whole = v
+                .parse::<i64>()
+                .ok()
+                .or_else(|| v.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64));
+            b.append_value(whole.ok_or("an integer")?)
         }
+        (ColumnBuilder::Timestamp(b), Value::Text(s)) => {
+            b.append_value(parse_datetime(s).ok_or("a datetime like 2024-01-15T10:30:00.000+0000")?)
+        }
+        (ColumnBuilder::Date(b), Value::Text(s)) => b.append_value(parse_date(s).ok_or("a date like 2024-01-15")?),
+        (ColumnBuilder::Text(_), _) => return Err("text"),
+        (ColumnBuilder::Boolean(_), _) => return Err("true or false"),
+        (ColumnBuilder::Integer(_), _) => return Err("an integer"),
+        (ColumnBuilder::Timestamp(_), _) => return Err("a datetime"),
+        (ColumnBuilder::Date(_), _) => return Err("a date"),
+        (ColumnBuilder::TextList(_), _) => return Err("a list of text"),
     }
-    &Value::Null
+    Ok(())
 }
 
-fn excerpt(value: &Value) -> String {
-    let text = value.to_string();
-    if text.chars().count() > 60 { format!("{}…", text.chars().take(60).collect::<String>()) } else { text }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tables::{PROFILES, USERS};
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::TimestampMillisecondType;
-
-    fn records(json: &str) -> Vec<Map<String, Value>> {
-        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    #[test]
-    fn flattens_parents_and_keeps_nulls() {
-        let page = records(
-            r#"[{"attributes":{"type":"Profile"},"Id":"00e1","Name":"Standard User","UserType":"Standard",
-                 "UserLicenseId":"1001","UserLicense":{"attributes":{"type":"UserLicense"},"Name":"Salesforce"},
-                 "SystemModstamp":"2024-01-15T10:30:00.000+0000"},
-                {"attributes":{"type":"Profile"},"Id":"00e2","Name":"Zoë's profile","UserType":null,
-                 "UserLicenseId":null,"UserLicense":null,"SystemModstamp":"2024-01-15T10:30:00.000+0000"}]"#,
-        );
-        let batch = BatchBuilder::new(&PROFILES, 7).build(&page).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(batch.schema(), PROFILES.schema());
-        let license = batch.column_by_name("user_license_name").map(|c| c.as_string::<i32>().clone());
-        let license = license.unwrap_or_else(|| panic!("column"));
-        assert_eq!(license.value(0), "Salesforce");
-        assert!(license.is_null(1));
-        let names = batch.column(1).as_string::<i32>();
-        assert_eq!(names.value(1), "Zoë's profile");
-        let stamps = batch.column(5).as_primitive::<TimestampMillisecondType>();
-        assert_eq!(stamps.value(0), 1_705_314_600_000);
-    }
-
-    #[test]
-    fn bulk_csv_text_reads_like_rest_json() {
-        let rest = records(
-            r#"[{"Id":"005A","IsActive":true,"Profile":{"Name":"Std","UserLicense":{"Name":"Salesforce"}},
-                 "LastLoginDate":"2024-01-15T10:30:00.000+0000","CompanyName":null}]"#,
-        );
-        let bulk = records(
-            r#"[{"Id":"005A","IsActive":"true","Profile.Name":"Std","Profile.UserLicense.Name":"Salesforce",
-                 "LastLoginDate":"2024-01-15T10:30:00.000+0000","CompanyName":null}]"#,
-        );
-        let build = |page| BatchBuilder::new(&USERS, 7).build(page).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(build(&rest), build(&bulk));
-    }
-
-    #[test]
-    fn a_wrong_type_names_the_column() {
-        let page = records(r#"[{"Id":"005x","IsActive":"yes"}]"#);
-        let err = BatchBuilder::new(&USERS, 0).build(&page).unwrap_err().to_string();
-        assert!(err.contains("users.is_active") && err.contains("\"yes\""), "{err}");
+fn excerpt(text: &str) -> String {
+    if text.chars().count() > 60 {
+        format!("{}…", text.chars().take(60).collect::<String>())
+    } else {
+        text.to_string()
     }
 }

@@ -6,6 +6,7 @@
 
 mod batch;
 mod companies;
+mod decode;
 mod error;
 pub mod model;
 pub mod rulebook;
@@ -13,8 +14,8 @@ pub mod runs;
 pub mod tables;
 mod values;
 
-pub use batch::BatchBuilder;
 pub use companies::CompanyMatcher;
+pub use decode::{DecodedPage, TableDecoder};
 pub use error::{Error, Result};
 pub use tables::{Column, ColumnType, Source, TableDef};
 pub use values::parse_datetime;
