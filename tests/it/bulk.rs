@@ -111,9 +111,9 @@ async fn a_split_query_is_not_switched_to_bulk_and_loses_nothing() {
 }
 
 /// `bulk = "faster"` (the default): a table over `bulk_threshold` goes through a job only when
-/// its remaining pages, at the first page's round trip and `parallel_cursors` at once, would take
-/// longer than a job's wait (12 seconds). The margins are wide, so that a slow debug build decides
-/// the same way.
+/// its remaining pages, at the second page's round trip and `parallel_cursors` at once, would take
+/// twice as long as a job's wait (12 seconds and 5 µs a row). The margins are wide, so that a
+/// slow debug build decides the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_default_a_job_is_used_only_when_it_beats_the_pages() {
     // At most 13 pages a table, without latency: a few seconds.
@@ -124,14 +124,14 @@ async fn by_default_a_job_is_used_only_when_it_beats_the_pages() {
     let mut config = SimConfig::new(OrgSpec::new(82, 6_000));
     config.bulk_fixed_cost = Duration::from_millis(300);
     config.bulk_per_record = Duration::ZERO;
-    // 29 pages of users left at a second each, two at a time: longer than a job's wait.
+    // 28 pages of users left at a second each, one after another: over twice a job's wait.
     config.latency_per_request = Some(Duration::from_secs(1));
     let slow = SimOrg::start_with(config).await;
     slow.extract(&slow.pipeline(
         "slow",
         "batch_size = 200
 bulk_threshold = 1000
-parallel_cursors = 2",
+parallel_cursors = 1",
     ));
     assert!(jobs(&slow) >= 1, "a slow org's big reads go through jobs");
 }

@@ -151,7 +151,7 @@ pub fn compact_runs(
     let mut writer = sink.open_file(table, key, value, &stem, union.clone())?;
     let ids: Vec<&str> = runs.iter().map(|(id, _)| id.as_str()).collect();
     writer.set_metadata(RUN_IDS_KEY, ids.join(","));
-    LocalSql::open()?.select_each(&sql, &union, |batch| writer.write(&batch))?;
+    LocalSql::open(&sink.spill_dir())?.select_each(&sql, &union, |batch| writer.write(&batch))?;
     writer.commit()?;
     for (_, path) in &runs {
         std::fs::remove_file(path).map_err(|source| Error::Io { path: path.clone(), source })?;
@@ -218,7 +218,8 @@ mod tests {
     fn texts(sql: &str) -> Result<Vec<String>> {
         let text = Arc::new(Schema::new(vec![Field::new("row", DataType::Utf8, true)]));
         let mut out = Vec::new();
-        LocalSql::open()?.select_each(sql, &text, |batch| {
+        let spill = std::env::temp_dir().join(format!("sfetl-spill-test-{}", std::process::id()));
+        LocalSql::open(&spill)?.select_each(sql, &text, |batch| {
             let column = batch.column(0).as_any().downcast_ref::<StringArray>().cloned();
             out.extend(column.into_iter().flat_map(|c| c.iter().flatten().map(String::from).collect::<Vec<_>>()));
             Ok(())

@@ -47,6 +47,12 @@ impl ParquetSink {
         &self.root
     }
 
+    /// Where DuckDB spills what does not fit its memory while deriving or merging this output's
+    /// tables (owner-only, beside the run's state; DuckDB removes its files when done).
+    pub fn spill_dir(&self) -> PathBuf {
+        self.root.join("_state").join("spill")
+    }
+
     /// Where the partition's file of a table is (whether or not it exists yet).
     pub fn final_path(&self, table: &str, key: &str, value: &str) -> PathBuf {
         self.root.join(table).join(format!("{key}={value}")).join(format!("{table}.parquet"))

@@ -98,9 +98,9 @@ pub struct OrgSettings {
     /// A full read of a table with more rows than this goes through a Bulk API 2.0 query job
     /// instead of REST pages (default 100,000; 0: never).
     pub bulk_threshold: Option<u64>,
-    /// Above `bulk_threshold`: `"faster"` (default) uses a Bulk job only when it would be faster
-    /// than the remaining REST pages, or when those pages would spend a tenth of the org's
-    /// remaining daily API requests; `"always"` uses one for every such read.
+    /// Above `bulk_threshold`: `"faster"` (default) uses a Bulk job only when the remaining REST
+    /// pages (read `parallel_cursors` at once) would take twice as long, or would spend a tenth
+    /// of the org's remaining daily API requests; `"always"` uses one for every such read.
     #[serde(default)]
     pub bulk: BulkChoice,
     /// The most megabytes one answer may have once decompressed (default 512, 1 to 4096).
@@ -116,9 +116,9 @@ pub struct OrgSettings {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BulkChoice {
-    /// When the job would be faster than the remaining pages (a job waits 10-15 s on
-    /// Salesforce's side, a page one round trip), or when the pages would spend too much of the
-    /// org's daily API requests.
+    /// When the job would be twice as fast as the remaining pages (a job waits 10-15 s on
+    /// Salesforce's side, a page one round trip, several at once), or when the pages would spend
+    /// too much of the org's daily API requests.
     #[default]
     Faster,
     /// For every full read above `bulk_threshold`.

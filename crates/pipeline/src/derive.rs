@@ -24,7 +24,7 @@ pub fn derive_org(
     let excluded_user_types = text_list(&excluded);
     let rulebook = sfetl_transform::rulebook::values_sql();
     let org = plan.name.as_str();
-    let engine = LocalSql::open()?;
+    let engine = LocalSql::open(&sink.spill_dir())?;
     let mut fresh = written.to_vec();
     let mut derived = Vec::new();
     for table in DERIVED {

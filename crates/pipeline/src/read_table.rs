@@ -91,10 +91,11 @@ pub(crate) async fn read_table(
         // every changed user, so that one who left the scope is removed from the table too.
         query = query.filter(condition);
     }
-    let asked = Instant::now();
     let opened = open_query(client, &org.name, table, query, &pages).await?;
-    let first_page = asked.elapsed();
     let (query, mut stream, mut first) = (opened.query, opened.stream, Some(opened.first));
+    // A full read chooses how to go on at its second page: a query's first page also pays for
+    // running the query, so the second's round trip is the one the rest would repeat.
+    let (mut decided, mut received) = (since.is_some(), 0u64);
     // An optional object the org does not let the user read: the table is written empty.
     let mut done = opened.absent;
     let mut rest = Rest::Pages;
@@ -105,15 +106,18 @@ pub(crate) async fn read_table(
             Rest::Bulk(job) => job.next_decoded(&pages).await?,
             Rest::Ranges(ranges) => ranges.next_page().await?.map(|page| page.records),
             Rest::Pages => {
-                let deciding = first.is_some();
+                let (second, asked) = (first.is_none(), Instant::now());
                 match next_page(&mut first, &mut stream).await? {
                     Some(page) => {
                         bar.set_total(page.total_size);
-                        // Only an unsplit full read may change course: after a QUERY_TIMEOUT split
-                        // the page is one SystemModstamp window's, and the rest of the query after
-                        // its last Id would miss the later windows' lower Ids.
-                        if deciding && since.is_none() && stream.splits() == 0 {
-                            rest = choose_rest(client, org, &query, &pages, &page, first_page, spares).await?;
+                        received += page.records.rows as u64;
+                        // Only an unsplit read may change course: after a QUERY_TIMEOUT split the
+                        // page is one SystemModstamp window's, and the rest of the query after its
+                        // last Id would miss the later windows' lower Ids.
+                        if second && !decided && stream.splits() == 0 {
+                            decided = true;
+                            let left = Left { total: page.total_size, received, round_trip: asked.elapsed() };
+                            rest = choose_rest(client, org, &query, &pages, &page, left, spares).await?;
                         }
                         Some(page.records)
                     }
@@ -228,10 +232,23 @@ pub(crate) async fn read_table(
 /// seconds for a small job, in the README's and the simulator's experience), and sfetl polls it
 /// every second.
 const BULK_JOB_SECONDS: f64 = 12.0;
+/// And per row: Salesforce's processing of the job, then the CSV's download and decoding. An
+/// estimate (the simulator's 5 µs a row, as no measurement of real orgs is at hand): a job over
+/// a million rows is not a 12-second affair.
+const BULK_ROW_SECONDS: f64 = 5e-6;
 /// Pages left after the first below which a read goes on as it began.
 const PAGES_WORTH_CUTTING: u64 = 4;
 
-/// How the rest of a table is read after its first page.
+/// Where a read stands when it chooses how to go on.
+struct Left {
+    /// Rows the query matches, rows received so far.
+    total: u64,
+    received: u64,
+    /// The last page's round trip.
+    round_trip: std::time::Duration,
+}
+
+/// How the rest of a table is read after its first pages.
 enum Rest<'c> {
     /// Page after page of the query as opened.
     Pages,
@@ -241,11 +258,11 @@ enum Rest<'c> {
     Ranges(RangeReads<'c>),
 }
 
-/// Chooses how a full read goes on after its first page (ordered by Id):
+/// Chooses how a full read goes on after its second page (ordered by Id):
 /// - a Bulk API job, for a table over `bulk_threshold` rows, always with `bulk = "always"`, or
-///   when its remaining pages would take longer than a job even read in ranges at the first
-///   page's round trip, or spend more than a tenth of the org's remaining daily API requests (a
-///   job takes a handful);
+///   when its remaining pages would take twice as long as a job ([`BULK_JOB_SECONDS`] and
+///   [`BULK_ROW_SECONDS`]) even read in ranges at the second page's round trip, or spend more
+///   than a tenth of the org's remaining daily API requests (a job takes a handful);
 /// - ranges of Ids read at once, when enough pages are left and spare cursors allow;
 /// - otherwise the query's own pages.
 async fn choose_rest<'c>(
@@ -254,10 +271,10 @@ async fn choose_rest<'c>(
     query: &SoqlQuery,
     pages: &ArrowPages,
     page: &QueryPage<DecodedPage>,
-    first_page: std::time::Duration,
+    Left { total, received, round_trip }: Left,
     spares: &Arc<Semaphore>,
 ) -> Result<Rest<'c>, OrgError> {
-    let left = page.total_size.saturating_sub(page.records.rows as u64);
+    let left = total.saturating_sub(received);
     let Some(after) = ArrowPages::last_id(&page.records).filter(|_| !page.done && left > 0) else {
         return Ok(Rest::Pages);
     };
@@ -265,14 +282,17 @@ async fn choose_rest<'c>(
     // Ranges of two pages at least; one cursor is the table's own.
     let wanted = (pages_left as usize / 2).min(org.parallel_cursors - 1);
     let permits = if pages_left >= PAGES_WORTH_CUTTING { take_spares(spares, wanted) } else { Vec::new() };
-    let over_threshold = org.bulk_threshold.is_some_and(|rows| page.total_size > rows);
+    let over_threshold = org.bulk_threshold.is_some_and(|rows| total > rows);
     let scarce = client.api_usage().is_some_and(|usage| pages_left > usage.max.saturating_sub(usage.used) / 10);
-    let rest_seconds = pages_left as f64 * first_page.as_secs_f64() / (permits.len() + 1) as f64;
-    if over_threshold && (org.bulk == BulkChoice::Always || scarce || rest_seconds > BULK_JOB_SECONDS) {
+    let rest_seconds = pages_left as f64 * round_trip.as_secs_f64() / (permits.len() + 1) as f64;
+    // A job is a commitment (its wait cannot be cut short) and one slow page can mislead: it
+    // must promise to be twice as fast.
+    let job_seconds = BULK_JOB_SECONDS + left as f64 * BULK_ROW_SECONDS;
+    if over_threshold && (org.bulk == BulkChoice::Always || scarce || rest_seconds > 2.0 * job_seconds) {
         // A few calls instead of one per page. The job (which takes no ORDER BY) reads the same
         // rows after the first page's last Id.
         let rest = SoqlQuery { order_by: None, ..query.clone() }.filter(format!("Id > {}", soql::quote(&after)));
-        tracing::info!(org = %org.name, object = %query.object, rows = page.total_size,
+        tracing::info!(org = %org.name, object = %query.object, rows = total,
             "reading the rest through a Bulk API query job");
         return Ok(Rest::Bulk(Box::new(client.bulk_query(&rest))));
     }
