@@ -4,6 +4,7 @@
 mod bulk;
 mod check;
 mod companies;
+mod composite;
 mod crash;
 mod exit_codes;
 mod extract;

@@ -162,10 +162,12 @@ async fn calls_are_labelled_and_use_the_newest_common_api_version() {
     let org = SimOrg::start_with(config).await;
     org.extract(&org.pipeline("old", ""));
     let log = org.sim.request_log();
-    let api: Vec<_> = log.iter().filter(|r| r.path.starts_with("/services/data/v")).collect();
+    // Calls, and the subrequests of composite calls.
+    let path = |r: &&sfetl_sim::LoggedRequest| r.path.trim_start_matches("composite:").to_string();
+    let api: Vec<_> = log.iter().filter(|r| path(r).starts_with("/services/data/v")).collect();
     assert!(api.len() > 8);
     assert!(
-        api.iter().all(|r| r.path.starts_with("/services/data/v64.0/")),
+        api.iter().all(|r| path(r).starts_with("/services/data/v64.0/")),
         "{:?}",
         api.iter().map(|r| &r.path).collect::<Vec<_>>()
     );

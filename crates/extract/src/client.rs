@@ -288,6 +288,24 @@ impl SalesforceClient {
         self.call(&request, calls, decode_json).await
     }
 
+    /// Records per page asked for (`Sforce-Query-Options: batchSize`).
+    pub(crate) fn batch_size(&self) -> u32 {
+        self.settings.batch_size
+    }
+
+    /// Like [`SalesforceClient::post_json_counted`], decoding the answer with `decode` (a
+    /// composite call's pages, each by its query's decoder).
+    pub(crate) async fn post_decoded<T>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        calls: &AtomicU64,
+        decode: impl Fn(&[u8]) -> serde_json::Result<T>,
+    ) -> Result<T> {
+        let request = Request { method: reqwest::Method::POST, path, query: &[], body: Some(body) };
+        self.call(&request, calls, |answer| decode_body(answer, &decode)).await
+    }
+
     /// GETs a text body (a Bulk API result set) with its `Sforce-Locator` header.
     pub async fn get_text_counted(
         &self,

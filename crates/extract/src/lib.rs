@@ -8,6 +8,7 @@
 
 mod bulk;
 mod client;
+mod composite;
 mod describe;
 mod error;
 pub mod hosts;
@@ -27,6 +28,7 @@ pub use client::{
     ApiUsage, CALL_OPTIONS, ConnectionSettings, DEFAULT_MAX_BODY_MB, NEWEST_API_VERSION, OLDEST_API_VERSION,
     QuotaGuard, SalesforceClient,
 };
+pub use composite::{FirstPage, QUERIES_PER_CALL};
 pub use csv::StringRecord;
 pub use describe::why_missing;
 pub use error::{ApiError, Error, LoginError, Result, chain};

@@ -29,7 +29,7 @@ pub struct QueryPage<P = Vec<Map<String, Value>>> {
 }
 
 /// A REST query page's envelope, its `records` decoded by `D` in the same pass.
-struct PageSeed<'d, D>(&'d D);
+pub(crate) struct PageSeed<'d, D>(pub(crate) &'d D);
 
 impl<'de, D: RecordDecoder> DeserializeSeed<'de> for PageSeed<'_, D> {
     type Value = QueryPage<D::Page>;
@@ -147,6 +147,24 @@ impl SalesforceClient {
             splits: 0,
             calls: AtomicU64::new(0),
         }
+    }
+
+    /// A query whose first page was read already (in a composite call): the stream goes on with
+    /// the pages after it.
+    pub fn query_after<D: RecordDecoder>(
+        &self,
+        query: &SoqlQuery,
+        decoder: D,
+        first: &QueryPage<D::Page>,
+    ) -> QueryStream<'_, D> {
+        let mut stream = self.query_decoded(query, decoder);
+        stream.started = true;
+        stream.next = if first.done { None } else { first.next_records_url.clone() };
+        stream.followed.extend(stream.next.clone());
+        stream.total_size = Some(first.total_size);
+        stream.received = D::rows(&first.records) as u64;
+        stream.last_id = D::last_id(&first.records);
+        stream
     }
 
     /// Like `query`, through `queryAll` (deleted and archived rows too).

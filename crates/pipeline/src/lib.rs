@@ -26,6 +26,7 @@ mod demo;
 mod derive;
 mod encoder;
 mod error;
+mod first_pages;
 mod lock;
 mod pages;
 mod progress;

@@ -5,6 +5,7 @@
 use crate::OrgError;
 use crate::config::{BulkChoice, OrgPlan};
 use crate::encoder::Encoder;
+use crate::first_pages::FirstPages;
 use crate::pages::{ArrowPages, PageWatch};
 use crate::ranges::{RangeReads, Tally, take_spares};
 use crate::run::RunContext;
@@ -25,6 +26,13 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
 
+/// What the table reads of an org share: the query cursors spare for ranges, and the small
+/// tables' first pages waiting for a composite call.
+pub(crate) struct OrgShared {
+    pub spares: Arc<Semaphore>,
+    pub first_pages: FirstPages,
+}
+
 /// One table read: its files (written, not yet committed), what it took, and the newest row seen
 /// (the next cursor).
 pub(crate) struct TableRead {
@@ -43,7 +51,7 @@ pub(crate) async fn read_table(
     table: &'static TableDef,
     since: Option<Cursor>,
     run: &RunContext<'_>,
-    spares: &Arc<Semaphore>,
+    shared: &OrgShared,
 ) -> Result<TableRead, OrgError> {
     let RunContext { sink, run_id, progress, .. } = *run;
     let started = Instant::now();
@@ -91,7 +99,9 @@ pub(crate) async fn read_table(
         // every changed user, so that one who left the scope is removed from the table too.
         query = query.filter(condition);
     }
-    let opened = open_query(client, &org.name, table, query, &pages).await?;
+    // Every run's little tables, and an incremental run's changes, are expected to be small.
+    let batch = (since.is_some() || !table.incremental).then_some(&shared.first_pages);
+    let opened = open_query(client, &org.name, table, query, &pages, batch).await?;
     let (query, mut stream, mut first) = (opened.query, opened.stream, Some(opened.first));
     // A full read chooses how to go on at its second page: a query's first page also pays for
     // running the query, so the second's round trip is the one the rest would repeat.
@@ -117,7 +127,7 @@ pub(crate) async fn read_table(
                         if second && !decided && stream.splits() == 0 {
                             decided = true;
                             let left = Left { total: page.total_size, received, round_trip: asked.elapsed() };
-                            rest = choose_rest(client, org, &query, &pages, &page, left, spares).await?;
+                            rest = choose_rest(client, org, &query, &pages, &page, left, &shared.spares).await?;
                         }
                         Some(page.records)
                     }
@@ -343,9 +353,25 @@ async fn open_query<'c>(
     table: &'static TableDef,
     mut query: SoqlQuery,
     pages: &ArrowPages,
+    batch: Option<&FirstPages>,
 ) -> Result<OpenQuery<'c>, OrgError> {
     let mut stream = client.query_decoded(&query, pages.clone());
-    let refusal = match stream.next_page().await {
+    // A small table's first page may come in a composite call with others' (or, when that
+    // failed, on its own, as any other's).
+    let (first, batched_calls) = match batch {
+        Some(batch) => {
+            let batched = batch.first_page(client, &query, pages).await;
+            match batched.page {
+                Some(page) => {
+                    stream = client.query_after(&query, pages.clone(), &page);
+                    (Ok(Some(page)), batched.calls)
+                }
+                None => (stream.next_page().await, batched.calls),
+            }
+        }
+        None => (stream.next_page().await, 0),
+    };
+    let refusal = match first {
         Err(e) if e.is_invalid_field() => e,
         // What a user without access to the object gets (as for setup objects without "View
         // Setup and Configuration"): an optional object is then left empty.
@@ -357,11 +383,11 @@ async fn open_query<'c>(
                 table.object,
                 table.optional_object.unwrap_or_default()
             );
-            return Ok(OpenQuery { first: None, query, stream, calls: 0, absent: true });
+            return Ok(OpenQuery { first: None, query, stream, calls: batched_calls, absent: true });
         }
-        other => return Ok(OpenQuery { first: other?, query, stream, calls: 0, absent: false }),
+        other => return Ok(OpenQuery { first: other?, query, stream, calls: batched_calls, absent: false }),
     };
-    let calls = std::sync::atomic::AtomicU64::new(stream.api_calls());
+    let calls = std::sync::atomic::AtomicU64::new(stream.api_calls() + batched_calls);
     let fields: Vec<&str> = query.fields.iter().map(String::as_str).collect();
     let missing = client.missing_fields_counted(table.object, &fields, &calls).await?;
     if missing.is_empty() {

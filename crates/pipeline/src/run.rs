@@ -4,8 +4,10 @@
 
 use crate::config::{OrgPlan, Pipeline};
 use crate::connect::connect;
+use crate::first_pages::FirstPages;
 use crate::progress::{NoProgress, Progress};
 use crate::ranges::spare_cursors;
+use crate::read_table::OrgShared;
 use crate::summary::{DerivedTable, OrgOutcome, OrgSummary, RefusedView, RunSummary};
 use crate::{OrgError, RunError};
 use futures_util::future::BoxFuture;
@@ -191,15 +193,18 @@ async fn read_org(
     // (Built in a loop, boxed: futures made in a closure hide from the compiler that the run's
     // future is `Send`.)
     // The query cursors the tables read at once leave spare, for big tables read in ranges.
-    let spares = Arc::new(Semaphore::new(spare_cursors(&client.api_version(), run.concurrency)));
-    let spares = &spares;
+    let shared = OrgShared {
+        spares: Arc::new(Semaphore::new(spare_cursors(&client.api_version(), run.concurrency))),
+        first_pages: FirstPages::default(),
+    };
+    let shared = &shared;
     let mut reads: Vec<BoxFuture<'_, _>> = Vec::new();
     for table in tables::ALL {
         let since = match run.mode {
             Mode::Incremental if table.incremental => state.cursors.get(table.name).cloned(),
             _ => None,
         };
-        let read = crate::read_table::read_table(client, org, table, since, run, spares);
+        let read = crate::read_table::read_table(client, org, table, since, run, shared);
         reads.push(read.map(move |read| (table, read)).boxed());
     }
     let results: Vec<_> = futures_util::stream::iter(reads).buffered(run.concurrency).collect().await;

@@ -1,7 +1,7 @@
 //! Bulk API 2.0 query jobs: create, poll (`UploadComplete` -> `InProgress` -> `JobComplete`),
 //! abort, and results as CSV sets with `Sforce-Locator` / `Sforce-NumberOfRecords`.
 
-use crate::server::{SimState, api_error, authenticate, json_response};
+use crate::server::{SimState, api_error, authenticate, authenticated_body, json_response};
 use crate::soql::{self, Plan, value_at};
 use crate::store::OrgData;
 use crate::value::{Value, format_date, format_datetime};
@@ -84,11 +84,10 @@ pub(crate) async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = authenticate(&state, &version, &headers) {
-        return refused;
-    }
-    let Ok(request) = serde_json::from_slice::<CreateJob>(&body) else {
-        return api_error(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", "Expected a JSON job with operation and query");
+    let malformed = "Expected a JSON job with operation and query";
+    let request: CreateJob = match authenticated_body(&state, &version, &headers, &body, malformed) {
+        Ok(request) => request,
+        Err(refused) => return refused,
     };
     if request.operation != "query" && request.operation != "queryAll" {
         return api_error(StatusCode::BAD_REQUEST, "INVALIDJOB", "Operation must be query or queryAll");

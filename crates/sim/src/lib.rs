@@ -16,6 +16,7 @@
 
 mod auth;
 mod bulk;
+mod composite;
 mod describe;
 mod faults;
 mod generate;

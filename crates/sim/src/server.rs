@@ -130,6 +130,7 @@ pub(crate) fn router(state: Arc<SimState>) -> Router {
         .route("/services/data/{version}/queryAll", get(query))
         .route("/services/data/{version}/queryAll/", get(query))
         .route("/services/data/{version}/query/{locator}", get(next_page))
+        .route("/services/data/{version}/composite", post(crate::composite::composite))
         .route("/services/data/{version}/jobs/query", post(crate::bulk::create))
         .route("/services/data/{version}/jobs/query/{id}", get(crate::bulk::status).patch(crate::bulk::abort))
         .route("/services/data/{version}/jobs/query/{id}/results", get(crate::bulk::results))
@@ -231,6 +232,31 @@ async fn versions(State(state): State<Arc<SimState>>) -> Response {
 // nothing on a path taken once per request.
 #[allow(clippy::result_large_err)]
 pub(crate) fn authenticate(state: &SimState, version: &str, headers: &HeaderMap) -> Result<String, Response> {
+    authorize(state, version, headers, true)
+}
+
+/// An authenticated call's JSON body, or the answer Salesforce gives when it is not one.
+#[allow(clippy::result_large_err)]
+pub(crate) fn authenticated_body<T: serde::de::DeserializeOwned>(
+    state: &SimState,
+    version: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    malformed: &str,
+) -> Result<T, Response> {
+    authenticate(state, version, headers)?;
+    serde_json::from_slice(body).map_err(|_| api_error(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", malformed))
+}
+
+/// [`authenticate`], counting the call against the daily quota or not (a composite call's
+/// subrequests: the composite call is the one call).
+#[allow(clippy::result_large_err)]
+pub(crate) fn authorize(
+    state: &SimState,
+    version: &str,
+    headers: &HeaderMap,
+    counted: bool,
+) -> Result<String, Response> {
     let known = version.strip_prefix('v').is_some_and(|v| state.api_versions().iter().any(|(known, _)| *known == v));
     if !known {
         return Err(api_error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist"));
@@ -255,6 +281,9 @@ pub(crate) fn authenticate(state: &SimState, version: &str, headers: &HeaderMap)
         return Err(api_error(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", "Session expired or invalid"));
     }
     drop(sessions);
+    if !counted {
+        return Ok(token.to_string());
+    }
     let used = state.api_used.fetch_add(1, Ordering::SeqCst) + 1;
     if used > state.config.daily_api_max {
         state.api_used.fetch_sub(1, Ordering::SeqCst);
@@ -299,7 +328,18 @@ async fn query(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let token = match authenticate(&state, &version, &headers) {
+    answer_query(State(state), Path(version), RawQuery(raw), headers, true).await
+}
+
+/// A query's first page; `counted`: whether it is an API call of its own.
+pub(crate) async fn answer_query(
+    State(state): State<Arc<SimState>>,
+    Path(version): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    counted: bool,
+) -> Response {
+    let token = match authorize(&state, &version, &headers, counted) {
         Ok(token) => token,
         Err(refused) => return refused,
     };
@@ -363,10 +403,20 @@ fn render(cursor: &Cursor, locator: &str, offset: usize, size: usize, version: &
 
 async fn next_page(
     State(state): State<Arc<SimState>>,
-    Path((version, locator)): Path<(String, String)>,
+    Path(key): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let token = match authenticate(&state, &version, &headers) {
+    answer_next_page(State(state), Path(key), headers, true).await
+}
+
+/// A query's next page; `counted`: whether it is an API call of its own.
+pub(crate) async fn answer_next_page(
+    State(state): State<Arc<SimState>>,
+    Path((version, locator)): Path<(String, String)>,
+    headers: HeaderMap,
+    counted: bool,
+) -> Response {
+    let token = match authorize(&state, &version, &headers, counted) {
         Ok(token) => token,
         Err(refused) => return refused,
     };
@@ -584,7 +634,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap_or_default()
 }
 
-fn log(state: &SimState, entry: LoggedRequest) {
+pub(crate) fn log(state: &SimState, entry: LoggedRequest) {
     if let Ok(mut log) = state.log.lock() {
         log.push(entry);
     }

@@ -1,0 +1,256 @@
+//! Several queries' first pages in one API call, through the composite resource: "the entire
+//! series of requests counts as a single call toward your API limits", up to 5 query operations
+//! a call (REST API Developer Guide, "Send Multiple Requests Using Composite" and "Composite").
+//! Salesforce runs the subrequests one after another, so this suits small queries: a run's
+//! little tables, or an incremental run's changes, at a fifth of the calls.
+
+use crate::client::SalesforceClient;
+use crate::error::{ApiError, Error, Result};
+use crate::query::{PageSeed, QueryPage};
+use crate::records::RecordDecoder;
+use crate::soql::SoqlQuery;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+use std::sync::atomic::AtomicU64;
+
+/// Query operations one composite call may hold.
+pub const QUERIES_PER_CALL: usize = 5;
+
+/// One subrequest's answer: a page, or Salesforce's error (as a request of its own would get).
+pub type FirstPage<P> = Result<QueryPage<P>>;
+
+impl SalesforceClient {
+    /// The first page of each query (`query`, not `queryAll`), [`QUERIES_PER_CALL`] to a call,
+    /// each decoded by its decoder; an answer per query, in order. A query whose subrequest
+    /// fails gets that failure; the call itself failing fails them all.
+    pub async fn first_pages<D: RecordDecoder>(
+        &self,
+        queries: &[(SoqlQuery, D)],
+        calls: &AtomicU64,
+    ) -> Result<Vec<FirstPage<D::Page>>> {
+        let mut pages = Vec::with_capacity(queries.len());
+        for chunk in queries.chunks(QUERIES_PER_CALL) {
+            let version = self.api_version();
+            let requests: Vec<serde_json::Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (query, _))| {
+                    let q: String = url::form_urlencoded::byte_serialize(query.to_string().as_bytes()).collect();
+                    // The page size on each subrequest too: whether the call's own header reaches
+                    // them is not documented.
+                    serde_json::json!({
+                        "method": "GET",
+                        "url": format!("/services/data/v{version}/query?q={q}"),
+                        "referenceId": format!("q{i}"),
+                        "httpHeaders": { "Sforce-Query-Options": format!("batchSize={}", self.batch_size()) },
+                    })
+                })
+                .collect();
+            let body = serde_json::json!({ "allOrNone": false, "compositeRequest": requests });
+            let path = format!("/services/data/v{version}/composite");
+            let decoders: Vec<&D> = chunk.iter().map(|(_, decoder)| decoder).collect();
+            let answers = self.post_decoded(&path, &body, calls, |body| decode(&decoders, body)).await?;
+            if answers.len() != chunk.len() {
+                let why = format!("{} answers to {} subrequests", answers.len(), chunk.len());
+                return Err(Error::UnexpectedBody { url: path, status: 200, excerpt: why, retry_after: None });
+            }
+            let url = |query: &SoqlQuery| format!("/services/data/v{version}/query (composite: {})", query.object);
+            for ((query, _), answer) in chunk.iter().zip(answers) {
+                pages.push(match answer {
+                    (200, Body::Page(page)) => Ok(page),
+                    (status, Body::Errors(errors)) if !errors.is_empty() => {
+                        let first = errors.into_iter().next().unwrap_or_default();
+                        let detail =
+                            ApiError { status, code: first.error_code, message: first.message, retry_after: None };
+                        Err(Error::Api { url: url(query), detail })
+                    }
+                    (status, _) => Err(Error::UnexpectedBody {
+                        url: url(query),
+                        status,
+                        excerpt: "a subrequest answer that is neither a page nor errors".into(),
+                        retry_after: None,
+                    }),
+                });
+            }
+        }
+        Ok(pages)
+    }
+}
+
+/// A subrequest's body: a query page, or an error list.
+enum Body<P> {
+    Page(QueryPage<P>),
+    Errors(Vec<ErrorBody>),
+    Other,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct ErrorBody {
+    #[serde(rename = "errorCode", default)]
+    error_code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// `{"compositeResponse": [{"body": ..., "httpStatusCode": 200, "referenceId": ...}, ...]}`, each
+/// body decoded by its subrequest's decoder as it is parsed.
+fn decode<D: RecordDecoder>(decoders: &[&D], body: &[u8]) -> serde_json::Result<Vec<(u16, Body<D::Page>)>> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let answers = Envelope(decoders).deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(answers)
+}
+
+struct Envelope<'d, D>(&'d [&'d D]);
+
+impl<'de, D: RecordDecoder> DeserializeSeed<'de> for Envelope<'_, D> {
+    type Value = Vec<(u16, Body<D::Page>)>;
+    fn deserialize<De: Deserializer<'de>>(self, deserializer: De) -> std::result::Result<Self::Value, De::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, D: RecordDecoder> Visitor<'de> for Envelope<'_, D> {
+    type Value = Vec<(u16, Body<D::Page>)>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a composite response")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+        let mut answers = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "compositeResponse" {
+                answers = Some(map.next_value_seed(Answers(self.0))?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        answers.ok_or_else(|| serde::de::Error::missing_field("compositeResponse"))
+    }
+}
+
+struct Answers<'d, D>(&'d [&'d D]);
+
+impl<'de, D: RecordDecoder> DeserializeSeed<'de> for Answers<'_, D> {
+    type Value = Vec<(u16, Body<D::Page>)>;
+    fn deserialize<De: Deserializer<'de>>(self, deserializer: De) -> std::result::Result<Self::Value, De::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, D: RecordDecoder> Visitor<'de> for Answers<'_, D> {
+    type Value = Vec<(u16, Body<D::Page>)>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("subrequest answers")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Self::Value, A::Error> {
+        let mut answers = Vec::new();
+        // Answers come in the order of the subrequests; one too many is an error of its own.
+        while let Some(decoder) = self.0.get(answers.len()) {
+            match seq.next_element_seed(Answer(*decoder))? {
+                Some(answer) => answers.push(answer),
+                None => return Ok(answers),
+            }
+        }
+        if seq.next_element::<IgnoredAny>()?.is_some() {
+            return Err(serde::de::Error::custom("more answers than subrequests"));
+        }
+        Ok(answers)
+    }
+}
+
+struct Answer<'d, D>(&'d D);
+
+impl<'de, D: RecordDecoder> DeserializeSeed<'de> for Answer<'_, D> {
+    type Value = (u16, Body<D::Page>);
+    fn deserialize<De: Deserializer<'de>>(self, deserializer: De) -> std::result::Result<Self::Value, De::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, D: RecordDecoder> Visitor<'de> for Answer<'_, D> {
+    type Value = (u16, Body<D::Page>);
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a subrequest answer")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+        let (mut status, mut body) = (None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "httpStatusCode" => status = Some(map.next_value()?),
+                "body" => body = Some(map.next_value_seed(BodySeed(self.0))?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let status = status.ok_or_else(|| serde::de::Error::missing_field("httpStatusCode"))?;
+        Ok((status, body.unwrap_or(Body::Other)))
+    }
+}
+
+struct BodySeed<'d, D>(&'d D);
+
+impl<'de, D: RecordDecoder> DeserializeSeed<'de> for BodySeed<'_, D> {
+    type Value = Body<D::Page>;
+    fn deserialize<De: Deserializer<'de>>(self, deserializer: De) -> std::result::Result<Self::Value, De::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, D: RecordDecoder> Visitor<'de> for BodySeed<'_, D> {
+    type Value = Body<D::Page>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a query page or a list of errors")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Self::Value, A::Error> {
+        PageSeed(self.0).visit_map(map).map(Body::Page)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Self::Value, A::Error> {
+        let mut errors = Vec::new();
+        while let Some(error) = seq.next_element::<ErrorBody>()? {
+            errors.push(error);
+        }
+        Ok(Body::Errors(errors))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(Body::Other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::JsonRecords;
+
+    #[test]
+    fn each_answer_is_decoded_by_its_own_decoder_whatever_its_key_order() {
+        let body = br#"{"compositeResponse":[
+            {"body":{"totalSize":1,"done":true,"records":[{"attributes":{"type":"Organization"},"Id":"00D1"}]},
+             "httpHeaders":{},"httpStatusCode":200,"referenceId":"q0"},
+            {"httpStatusCode":400,"referenceId":"q1",
+             "body":[{"message":"No such column 'CountryCode' on entity 'User'","errorCode":"INVALID_FIELD"}]},
+            {"referenceId":"q2","httpStatusCode":200,
+             "body":{"totalSize":3,"done":false,"nextRecordsUrl":"/services/data/v66.0/query/01gX-1","records":[{"Id":"005A"}]}}
+        ]}"#;
+        let decoders = [&JsonRecords, &JsonRecords, &JsonRecords];
+        let answers = decode(&decoders, body).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(answers.len(), 3);
+        match &answers[0] {
+            (200, Body::Page(page)) => assert_eq!(page.records[0]["Id"], "00D1"),
+            _ => panic!("the first answer is a page"),
+        }
+        match &answers[1] {
+            (400, Body::Errors(errors)) => assert_eq!(errors[0].error_code, "INVALID_FIELD"),
+            _ => panic!("the second answer is an error"),
+        }
+        match &answers[2] {
+            (200, Body::Page(page)) => {
+                assert!(!page.done);
+                assert_eq!(page.next_records_url.as_deref(), Some("/services/data/v66.0/query/01gX-1"));
+            }
+            _ => panic!("the third answer is a page"),
+        }
+        // More answers than subrequests is not Salesforce's composite.
+        assert!(decode(&decoders[..2], body).is_err());
+    }
+}

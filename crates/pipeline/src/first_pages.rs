@@ -1,0 +1,79 @@
+//! Small tables' first pages, gathered into composite calls: an org's tables are read a few at
+//! once, and those expected to be small (every run's little tables; an incremental run's changes)
+//! ask for their first page here instead of on their own. The first to ask waits until the
+//! others started with it have asked too, then sends them all, up to five queries a call (one
+//! API call, as Salesforce counts a composite call: see `sfetl_extract::first_pages`). An
+//! incremental run's dozen queries cost three calls instead of twelve.
+//!
+//! Any subrequest that fails (or a composite call that fails as a whole) is asked again on its
+//! own, where the query's usual handling (describes after `INVALID_FIELD`, splits after
+//! `QUERY_TIMEOUT`, retries) applies: a batched table behaves as an unbatched one, but for the
+//! calls it saves.
+
+use crate::pages::ArrowPages;
+use sfetl_extract::soql::SoqlQuery;
+use sfetl_extract::{QueryPage, SalesforceClient};
+use sfetl_transform::DecodedPage;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use tokio::sync::oneshot;
+
+/// The first-page requests of an org's run, waiting to be sent together.
+#[derive(Default)]
+pub struct FirstPages {
+    waiting: Mutex<Vec<Waiting>>,
+}
+
+struct Waiting {
+    query: SoqlQuery,
+    pages: ArrowPages,
+    answer: oneshot::Sender<Option<QueryPage<DecodedPage>>>,
+}
+
+/// A batched first page: the page, with the API calls to charge its table (the composite
+/// call's, to the table that sent it); or `None`: ask on your own.
+pub struct Batched {
+    pub page: Option<QueryPage<DecodedPage>>,
+    pub calls: u64,
+}
+
+impl FirstPages {
+    /// The first page of `query`, from a composite call shared with the other tables asking now.
+    pub async fn first_page(&self, client: &SalesforceClient, query: &SoqlQuery, pages: &ArrowPages) -> Batched {
+        let (answer, answered) = oneshot::channel();
+        let leads = {
+            let Ok(mut waiting) = self.waiting.lock() else { return Batched { page: None, calls: 0 } };
+            waiting.push(Waiting { query: query.clone(), pages: pages.clone(), answer });
+            waiting.len() == 1
+        };
+        if !leads {
+            return Batched { page: answered.await.ok().flatten(), calls: 0 };
+        }
+        // The tables read at once are polled in turn: once this one yields, the others started
+        // with it reach their first page and wait here too.
+        tokio::task::yield_now().await;
+        let batch = self.waiting.lock().map(|mut waiting| std::mem::take(&mut *waiting)).unwrap_or_default();
+        let calls = AtomicU64::new(0);
+        if batch.len() > 1 {
+            let queries: Vec<(SoqlQuery, ArrowPages)> =
+                batch.iter().map(|w| (w.query.clone(), w.pages.clone())).collect();
+            let answers = match client.first_pages(&queries, &calls).await {
+                Ok(answers) => answers.into_iter().map(Result::ok).collect(),
+                Err(error) => {
+                    tracing::debug!("a composite call failed ({error}); each query asks on its own");
+                    Vec::new()
+                }
+            };
+            let mut answers = answers.into_iter();
+            for waiting in batch {
+                // A table no longer waiting (its org failed) needs no answer.
+                let _ = waiting.answer.send(answers.next().flatten());
+            }
+        } else {
+            for waiting in batch {
+                let _ = waiting.answer.send(None);
+            }
+        }
+        Batched { page: answered.await.ok().flatten(), calls: calls.into_inner() }
+    }
+}
