@@ -77,3 +77,28 @@ async fn ranges_survive_lost_cursors_and_flaky_requests() {
     assert!(run.status.success(), "{}", text(&run));
     assert_eq!(all_tables(&org.dir.path().join("faulty")), all_tables(&org.dir.path().join("clean")));
 }
+
+/// Salesforce orders Ids byte by byte (its own PK chunking cuts at mixed-case Ids). An org that
+/// compared them without regard to case would make ranges overlap: the row that lies outside the
+/// range that returned it fails the table, naming the setting that reads page after page, which
+/// then reads every row exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_that_orders_ids_otherwise_is_caught_and_told_what_to_set() {
+    let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(53, 8000));
+    config.id_order = sfetl_sim::soql::IdOrder::IgnoringCase;
+    let org = SimOrg::start_with(config).await;
+    let ranged = org.pipeline("odd", "batch_size = 500\nexclude_user_types = []");
+    let run = sfetl(&["extract", &ranged.to_string_lossy(), "--out", "ranged"], org.dir.path());
+    assert!(!run.status.success(), "{}", text(&run));
+    assert!(
+        text(&run).contains("does not order Ids byte by byte") && text(&run).contains("parallel_cursors = 1"),
+        "{}",
+        text(&run)
+    );
+
+    let sequential = org.pipeline("odd", "batch_size = 500\nexclude_user_types = []\nparallel_cursors = 1");
+    let run = sfetl(&["extract", &sequential.to_string_lossy(), "--out", "sequential"], org.dir.path());
+    assert!(run.status.success(), "{}", text(&run));
+    let got = column_sorted(&org.dir.path().join("sequential"), "users", "user_id");
+    assert_eq!(got, org_ids(&org, "User"), "every user exactly once");
+}

@@ -43,11 +43,11 @@ async fn no_command_prints_or_writes_the_key_or_a_token() {
     run(&["query", "--out", &out_arg, "select * from runs"]);
     run(&["report", "--out", &out_arg]);
     // Failure paths: sessions that die mid-run, a token answer that does not parse (it holds a
-    // token), a refused page, a foreign instance.
+    // token), refused calls (queries, composite calls, every other one), a foreign instance.
     for (fault, paths) in [
         (Fault::ExpireSessions, "/query"),
         (Fault::GarbledJson, "/services/oauth2/token"),
-        (Fault::InternalError, "/query"),
+        (Fault::InternalError, "/services/data/v"),
         (Fault::ForeignInstance("https://evil.example".into()), "/services/oauth2/token"),
     ] {
         org.sim.add_fault(FaultRule::new(fault, Trigger::EveryNth(2)).on_paths(paths));

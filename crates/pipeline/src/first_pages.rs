@@ -1,7 +1,7 @@
 //! Small tables' first pages, gathered into composite calls: an org's tables are read a few at
 //! once, and those expected to be small (every run's little tables; an incremental run's changes)
-//! ask for their first page here instead of on their own. The first to ask waits until the
-//! others started with it have asked too, then sends them all, up to five queries a call (one
+//! ask for their first page here instead of on their own. The first to ask waits a moment for
+//! the others started with it or just after, then sends them all, up to five queries a call (one
 //! API call, as Salesforce counts a composite call: see `sfetl_extract::first_pages`). An
 //! incremental run's dozen queries cost three calls instead of twelve.
 //!
@@ -11,17 +11,25 @@
 //! calls it saves.
 
 use crate::pages::ArrowPages;
+use futures_util::FutureExt;
 use sfetl_extract::soql::SoqlQuery;
-use sfetl_extract::{QueryPage, SalesforceClient};
+use sfetl_extract::{QUERIES_PER_CALL, QueryPage, SalesforceClient};
 use sfetl_transform::DecodedPage;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
-use tokio::sync::oneshot;
+use std::time::Duration;
+use tokio::sync::{Notify, oneshot};
+
+/// How long the first to ask waits for others (less when a call's worth have asked): tables
+/// start as others end, a few milliseconds apart; a round trip saved is worth far more.
+const WINDOW: Duration = Duration::from_millis(20);
 
 /// The first-page requests of an org's run, waiting to be sent together.
 #[derive(Default)]
 pub struct FirstPages {
     waiting: Mutex<Vec<Waiting>>,
+    /// Told when a call's worth of queries wait.
+    full: Notify,
 }
 
 struct Waiting {
@@ -44,15 +52,23 @@ impl FirstPages {
         let leads = {
             let Ok(mut waiting) = self.waiting.lock() else { return Batched { page: None, calls: 0 } };
             waiting.push(Waiting { query: query.clone(), pages: pages.clone(), answer });
+            if waiting.len() == QUERIES_PER_CALL {
+                self.full.notify_one();
+            }
             waiting.len() == 1
         };
         if !leads {
             return Batched { page: answered.await.ok().flatten(), calls: 0 };
         }
-        // The tables read at once are polled in turn: once this one yields, the others started
-        // with it reach their first page and wait here too.
-        tokio::task::yield_now().await;
+        // The tables read at once are polled in turn: while this one waits, the others started
+        // with it, or just after, reach their first page and wait here too.
+        tokio::select! {
+            _ = tokio::time::sleep(WINDOW) => {}
+            _ = self.full.notified() => {}
+        }
         let batch = self.waiting.lock().map(|mut waiting| std::mem::take(&mut *waiting)).unwrap_or_default();
+        // A call's worth noticed, not by this leader's wait, must not wake the next one early.
+        let _ = self.full.notified().now_or_never();
         let calls = AtomicU64::new(0);
         if batch.len() > 1 {
             let queries: Vec<(SoqlQuery, ArrowPages)> =

@@ -139,7 +139,7 @@ pub(crate) async fn read_table(
             done = true;
             continue;
         };
-        let received = page.rows as u64;
+        let rows = page.rows as u64;
         let mut batch = page.batch?;
         watch.observe(&batch);
         if let Some(scope) = &scope {
@@ -149,7 +149,7 @@ pub(crate) async fn read_table(
             // The encoder ends before the batches only on an error, which `finish` returns.
             break;
         }
-        bar.advance(received);
+        bar.advance(rows);
     }
     let (mut writer, mut history) = encoder.finish().await?;
     let PageWatch { newest, newest_activity, ids: changed, groups: held, .. } = watch;

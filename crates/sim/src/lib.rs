@@ -98,6 +98,8 @@ pub struct SimConfig {
     pub bulk_fixed_cost: Duration,
     /// Its processing time per record.
     pub bulk_per_record: Duration,
+    /// How the org compares Ids (Salesforce: byte by byte).
+    pub id_order: soql::IdOrder,
     /// When set, every Bulk query job fails with this `errorMessage`.
     pub bulk_failure: Option<String>,
 }
@@ -126,6 +128,7 @@ impl SimConfig {
             latency_per_record: None,
             bulk_fixed_cost: Duration::from_secs(10),
             bulk_per_record: Duration::from_micros(5),
+            id_order: soql::IdOrder::Bytes,
             bulk_failure: None,
         }
     }

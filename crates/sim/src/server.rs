@@ -350,7 +350,10 @@ pub(crate) async fn answer_query(
         return api_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "A query string has to be specified");
     };
     let plan = match soql::parse(&soql_text).and_then(|query| soql::plan(&soql_text, &query, &state.fields)) {
-        Ok(plan) => plan,
+        Ok(mut plan) => {
+            plan.ids = state.config.id_order;
+            plan
+        }
         Err(e) => return api_error(StatusCode::BAD_REQUEST, e.code, &e.message),
     };
     if state.config.hidden_objects.iter().any(|o| o.eq_ignore_ascii_case(plan.object.name)) {

@@ -8,7 +8,7 @@ mod parser;
 mod plan;
 
 pub use parser::{Literal, Query, Select, parse};
-pub use plan::{Plan, SelNode, plan, value_at};
+pub use plan::{IdOrder, Plan, SelNode, plan, value_at};
 
 /// A SOQL error as Salesforce reports it: `[{"message": ..., "errorCode": ...}]` with HTTP 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -72,6 +72,20 @@ pub struct Plan {
     pub limit: Option<usize>,
     pub offset: Option<usize>,
     pub has_order_by: bool,
+    /// How Ids compare (the org's setting; Salesforce: byte by byte).
+    pub ids: IdOrder,
+}
+
+/// How an org compares Ids in `ORDER BY Id` and `Id > '...'`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IdOrder {
+    /// Byte by byte, as Salesforce does: its PK chunking cuts at mixed-case Ids (Bulk API
+    /// Developer Guide, "Use PK Chunking to Extract Large Data Sets").
+    #[default]
+    Bytes,
+    /// Without regard to case, as SOQL compares text: not Salesforce's behaviour as documented,
+    /// simulated to prove a client right should an org answer so.
+    IgnoringCase,
 }
 
 /// Checks `query` against the objects and the fields `access` lets the user see.
@@ -122,6 +136,7 @@ pub fn plan(soql: &str, query: &Query, access: &FieldAccess) -> Result<Plan, Soq
         limit: query.limit,
         offset: query.offset,
         has_order_by: !query.order_by.is_empty(),
+        ids: IdOrder::Bytes,
     })
 }
 
@@ -261,7 +276,7 @@ impl Plan {
     pub fn run(&self, data: &OrgData) -> Vec<u32> {
         let table = data.table(self.object.name);
         let mut rows: Vec<u32> = (0..table.rows.len())
-            .filter(|&i| self.filter.as_ref().is_none_or(|f| matches(data, self.object, i, f)))
+            .filter(|&i| self.filter.as_ref().is_none_or(|f| matches(data, self.object, i, f, self.ids)))
             .map(|i| i as u32)
             .collect();
         if !self.order.is_empty() {
@@ -286,7 +301,7 @@ impl Plan {
                             }
                         }
                         _ => {
-                            let o = compare(va, vb, path.kind()).unwrap_or(Ordering::Equal);
+                            let o = compare(va, vb, path.kind(), self.ids).unwrap_or(Ordering::Equal);
                             if *descending { o.reverse() } else { o }
                         }
                     };
@@ -306,11 +321,11 @@ impl Plan {
     }
 }
 
-fn matches(data: &OrgData, object: &'static ObjectDef, row: usize, f: &Filter) -> bool {
+fn matches(data: &OrgData, object: &'static ObjectDef, row: usize, f: &Filter, ids: IdOrder) -> bool {
     match f {
-        Filter::And(terms) => terms.iter().all(|t| matches(data, object, row, t)),
-        Filter::Or(terms) => terms.iter().any(|t| matches(data, object, row, t)),
-        Filter::Not(inner) => !matches(data, object, row, inner),
+        Filter::And(terms) => terms.iter().all(|t| matches(data, object, row, t, ids)),
+        Filter::Or(terms) => terms.iter().any(|t| matches(data, object, row, t, ids)),
+        Filter::Not(inner) => !matches(data, object, row, inner, ids),
         Filter::Compare(path, op, literal) => {
             let value = value_at(data, object, row, path);
             if literal.is_null() || value.is_null() {
@@ -321,7 +336,7 @@ fn matches(data: &OrgData, object: &'static ObjectDef, row: usize, f: &Filter) -
                     _ => false,
                 };
             }
-            let ord = compare(value, literal, path.kind());
+            let ord = compare(value, literal, path.kind(), ids);
             match *op {
                 "=" => ord == Some(Ordering::Equal),
                 "!=" => ord != Some(Ordering::Equal),
@@ -335,7 +350,7 @@ fn matches(data: &OrgData, object: &'static ObjectDef, row: usize, f: &Filter) -
         Filter::In(path, values, negated) => {
             let value = value_at(data, object, row, path);
             let found = values.iter().any(|v| {
-                if v.is_null() { value.is_null() } else { compare(value, v, path.kind()) == Some(Ordering::Equal) }
+                if v.is_null() { value.is_null() } else { compare(value, v, path.kind(), ids) == Some(Ordering::Equal) }
             });
             found != *negated
         }
@@ -347,9 +362,12 @@ fn matches(data: &OrgData, object: &'static ObjectDef, row: usize, f: &Filter) -
 
 /// SOQL compares text case-insensitively, but Ids (case-sensitive by nature) byte by byte: the
 /// order `ORDER BY Id` gives is the one `Id > '...'` follows, so keyset paging on Id is exact.
-fn compare(a: &Value, b: &Value, kind: FieldKind) -> Option<Ordering> {
+fn compare(a: &Value, b: &Value, kind: FieldKind, ids: IdOrder) -> Option<Ordering> {
     match (a, b) {
-        (Value::Str(x), Value::Str(y)) if matches!(kind, FieldKind::Id | FieldKind::Reference) => Some(x.cmp(y)),
+        (Value::Str(x), Value::Str(y)) if matches!(kind, FieldKind::Id | FieldKind::Reference) => match ids {
+            IdOrder::Bytes => Some(x.cmp(y)),
+            IdOrder::IgnoringCase => Some(x.to_ascii_lowercase().cmp(&y.to_ascii_lowercase())),
+        },
         (Value::Str(x), Value::Str(y)) => Some(x.to_lowercase().cmp(&y.to_lowercase())),
         (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
