@@ -34,8 +34,8 @@ async fn small_tables_share_composite_calls_and_an_unchanged_org_costs_a_handful
     let before = org.sim.request_log().len();
     let calls = extract_counting(&org, &pipeline, "data", &[]);
     let requests: Vec<String> = org.sim.request_log().into_iter().skip(before).map(|r| r.path).collect();
-    // The limits, twelve tables' queries mostly in composite calls (those that start alone ask
-    // alone), two assignment tables' counts: 19 calls before composite calls.
+    // The limits, then twelve tables' queries and two assignment tables' counts, mostly in
+    // composite calls (a query that starts alone asks alone): 19 calls before composite calls.
     assert!(calls <= 10, "an incremental run of an unchanged org took {calls} calls: {requests:?}");
 
     // The same tables as a full read.

@@ -5,7 +5,7 @@
 use crate::OrgError;
 use crate::config::{BulkChoice, OrgPlan};
 use crate::encoder::Encoder;
-use crate::first_pages::FirstPages;
+use crate::first_pages::{Batched, FirstPages};
 use crate::pages::{ArrowPages, PageWatch};
 use crate::ranges::{RangeReads, Tally, take_spares};
 use crate::run::RunContext;
@@ -101,7 +101,18 @@ pub(crate) async fn read_table(
     }
     // Every run's little tables, and an incremental run's changes, are expected to be small.
     let batch = (since.is_some() || !table.incremental).then_some(&shared.first_pages);
-    let opened = open_query(client, &org.name, table, query, &pages, batch).await?;
+    // A table checked by counts asks for Salesforce's total with its changes, in the same
+    // composite call. Rows added between the two only cost a recount; a row deleted between
+    // them is found by the next run, as one deleted after a separate count would be.
+    let count_ahead = async {
+        match table.verified_by.zip(batch) {
+            Some((_, batch)) => batch.first_page(client, &verify::count_query(table.object), &pages).await,
+            None => Batched { page: None, calls: 0 },
+        }
+    };
+    let (opened, counted) = tokio::join!(open_query(client, &org.name, table, query, &pages, batch), count_ahead);
+    let opened = opened?;
+    let (counted, count_calls) = (counted.page.map(|page| page.total_size), counted.calls);
     let (query, mut stream, mut first) = (opened.query, opened.stream, Some(opened.first));
     // A full read chooses how to go on at its second page: a query's first page also pays for
     // running the query, so the second's round trip is the one the rest would repeat.
@@ -172,7 +183,7 @@ pub(crate) async fn read_table(
             Ok(held)
         })
         .await??;
-        let recount = verify::stale_groups(client, table.object, group_field, &held).await?;
+        let recount = verify::stale_groups(client, table.object, group_field, &held, counted).await?;
         verify_calls = recount.calls;
         if recount.everything || !recount.stale.is_empty() {
             tracing::info!(org = %org.name, table = table.name, groups = recount.stale.len(), whole = recount.everything,
@@ -231,7 +242,7 @@ pub(crate) async fn read_table(
         tracing::info!(org = %org.name, table = table.name, resumed = tally.resumes, split = tally.splits,
             "the query recovered: resumed after lost cursors, split after timeouts");
     }
-    let api_calls = opened.calls + tally.calls + verify_calls;
+    let api_calls = opened.calls + tally.calls + verify_calls + count_calls;
     let summary = TableSummary { table: table.name, rows, fetched, api_calls, elapsed: started.elapsed() };
     let cursor =
         newest.map(|cursor| Cursor { activity: newest_activity.filter(|_| table.activity.is_some()), ..cursor });

@@ -41,15 +41,23 @@ pub struct Recount {
 /// Compares the rows held with Salesforce's counts: nothing stale when the totals agree, else
 /// the groups whose counts differ (or, if none does, the whole table: the rows moved in a way
 /// the counts per group cannot place).
+///
+/// `counted`: Salesforce's total, when it was asked already (with the table's changes, in one
+/// composite call).
 pub async fn stale_groups(
     client: &SalesforceClient,
     object: &str,
     group_field: &str,
     held: &GroupCounts,
+    counted: Option<u64>,
 ) -> Result<Recount, OrgError> {
     let mut calls = 0;
     let total: u64 = held.values().sum();
-    if count_rows(client, object, None, &mut calls).await? == total {
+    let salesforce_total = match counted {
+        Some(counted) => counted,
+        None => count_rows(client, object, None, &mut calls).await?,
+    };
+    if salesforce_total == total {
         return Ok(Recount { stale: BTreeSet::new(), everything: false, calls });
     }
     let mut stale = BTreeSet::new();
@@ -67,6 +75,11 @@ pub async fn stale_groups(
     Ok(Recount { stale, everything, calls })
 }
 
+/// `SELECT COUNT() FROM object`: the whole table's count.
+pub fn count_query(object: &str) -> SoqlQuery {
+    SoqlQuery::new(object, ["COUNT()"])
+}
+
 /// `SELECT COUNT() FROM object [WHERE filter]`, adding the calls it took to `calls`.
 async fn count_rows(
     client: &SalesforceClient,
@@ -74,7 +87,7 @@ async fn count_rows(
     filter: Option<String>,
     calls: &mut u64,
 ) -> Result<u64, OrgError> {
-    let mut query = SoqlQuery::new(object, ["COUNT()"]);
+    let mut query = count_query(object);
     if let Some(filter) = filter {
         query = query.filter(filter);
     }
