@@ -43,14 +43,15 @@ async fn no_command_prints_or_writes_the_key_or_a_token() {
     run(&["query", "--out", &out_arg, "select * from runs"]);
     run(&["report", "--out", &out_arg]);
     // Failure paths: sessions that die mid-run, a token answer that does not parse (it holds a
-    // token), refused calls (queries, composite calls, every other one), a foreign instance.
-    for (fault, paths) in [
-        (Fault::ExpireSessions, "/query"),
-        (Fault::GarbledJson, "/services/oauth2/token"),
-        (Fault::InternalError, "/services/data/v"),
-        (Fault::ForeignInstance("https://evil.example".into()), "/services/oauth2/token"),
+    // token), every API call refused (the run fails after its retries, whatever the order of
+    // its concurrent calls), a foreign instance.
+    for (fault, every, paths) in [
+        (Fault::ExpireSessions, 2, "/query"),
+        (Fault::GarbledJson, 2, "/services/oauth2/token"),
+        (Fault::InternalError, 1, "/services/data/v"),
+        (Fault::ForeignInstance("https://evil.example".into()), 2, "/services/oauth2/token"),
     ] {
-        org.sim.add_fault(FaultRule::new(fault, Trigger::EveryNth(2)).on_paths(paths));
+        org.sim.add_fault(FaultRule::new(fault, Trigger::EveryNth(every)).on_paths(paths));
         run(&["-v", "extract", &pipeline, "--out", &out_arg]);
         run(&["-v", "--log-format", "json", "check", &pipeline]);
         org.sim.clear_faults();
