@@ -72,7 +72,8 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn of(stream: &sfetl_extract::QueryStream<'_, ArrowPages>) -> Tally {
+    /// What `stream` took so far.
+    pub fn of(stream: &sfetl_extract::QueryStream<'_, ArrowPages>) -> Tally {
         Tally { calls: stream.api_calls(), resumes: u64::from(stream.resumes()), splits: stream.splits() as u64 }
     }
 

@@ -231,8 +231,7 @@ pub(crate) async fn read_table(
     if since.is_some() {
         tracing::info!(org = %org.name, table = table.name, changed = fetched, rows, "merged the changes into the table");
     }
-    let mut tally =
-        Tally { calls: stream.api_calls(), resumes: u64::from(stream.resumes()), splits: stream.splits() as u64 };
+    let mut tally = Tally::of(&stream);
     match &rest {
         Rest::Pages => {}
         Rest::Bulk(job) => tally.calls += job.api_calls(),
