@@ -29,8 +29,10 @@ query sql *args="": build
 sim *args="": build
     {{sfetl}} sim {{args}}
 
-# Every test: each crate's unit tests, the simulator's wire tests, and end-to-end runs of the binary.
+# Every test: each crate's unit tests, the simulator's wire tests, and end-to-end runs of the binary
+# (the object-storage tests use moto, polars and PySpark from the Python environment).
 test:
+    scripts/venv.sh
     cargo test --workspace
 
 # A real third-party client (Python's simple-salesforce) against the simulator over HTTPS.

@@ -10,6 +10,7 @@ mod exit_codes;
 mod extract;
 mod incremental;
 mod init;
+mod lake;
 mod library;
 mod licenses;
 mod model;

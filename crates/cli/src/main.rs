@@ -48,7 +48,8 @@ enum Command {
         /// The pipeline file.
         #[arg(default_value = "pipelines/demo.toml")]
         pipeline: PathBuf,
-        /// Output directory (overrides the pipeline's `output`).
+        /// Output directory or object-storage URL, e.g. s3://bucket/prefix (overrides the
+        /// pipeline's `output`).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Read every table in full, ignoring where the last run stopped.
@@ -62,6 +63,23 @@ enum Command {
         /// exiting with code 6.
         #[arg(long)]
         wait: bool,
+        /// Extract only this worker's share of the orgs: I/N, for worker I (from 0) of N. Each
+        /// org belongs to one worker, by its name.
+        #[arg(long, env = "SFETL_SHARD", value_name = "I/N")]
+        shard: Option<sfetl_pipeline::Shard>,
+        /// Like --shard, with I from the variable JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).
+        #[arg(long, env = "SFETL_SHARDS", value_name = "N", conflicts_with = "shard")]
+        shards: Option<u32>,
+        /// Object-storage output: the local working copy (default: ~/.cache/sfetl/work/<lake>).
+        #[arg(long, env = "SFETL_WORK_DIR")]
+        work_dir: Option<PathBuf>,
+        /// Do not write warehouse.duckdb (workers that only fill the lake).
+        #[arg(long)]
+        no_warehouse: bool,
+        /// Object-storage output: seconds an org's lease lasts unless renewed; a worker that
+        /// dies holds its orgs this long.
+        #[arg(long, env = "SFETL_LEASE_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+        lease_seconds: u64,
     },
     /// Run SQL against warehouse.duckdb and print the result.
     #[command(
@@ -118,6 +136,36 @@ enum Command {
         #[arg(long)]
         capture: Option<PathBuf>,
     },
+    /// Mirror a lake's committed files (object storage) into a local directory and write
+    /// warehouse.duckdb over them: only new files are downloaded, and a half-finished run is
+    /// never pulled.
+    #[command(
+        after_help = "Examples:\n  sfetl pull s3://acme-licenses/sfetl --to /srv/sfetl\n  sfetl query --out /srv/sfetl \"select * from license_utilization\""
+    )]
+    Pull {
+        /// The lake: s3://bucket/prefix, gs://…, az://…, file:///…
+        lake: String,
+        /// The local mirror (created when missing).
+        #[arg(long, default_value = "data")]
+        to: PathBuf,
+        /// A user who has not logged in for this many days is inactive, in the views.
+        #[arg(long, default_value_t = 90)]
+        inactive_days: u32,
+        /// When another run is writing the mirror, wait for it to end instead of exiting with code 6.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show a lake's orgs: their newest commit, and which worker holds each org now.
+    #[command(
+        after_help = "Examples:\n  sfetl lake s3://acme-licenses/sfetl\n  sfetl lake s3://acme-licenses/sfetl --json"
+    )]
+    Lake {
+        /// The lake: s3://bucket/prefix, gs://…, az://…, file:///…
+        lake: String,
+        /// As JSON: the committed manifests (every file's URL), for scripts and engines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve a simulated Salesforce org on loopback until interrupted.
     #[cfg(feature = "demo")]
     Sim(sim_cmd::SimArgs),
@@ -162,6 +210,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// A run's result, where "another run is writing the output" is printed and becomes exit code 6.
+fn unless_busy<T>(result: Result<T, sfetl_pipeline::RunError>) -> anyhow::Result<Result<T, Exit>> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(busy @ sfetl_pipeline::RunError::Busy { .. }) => {
+            eprintln!("error: {}", output::printable(&sfetl_pipeline::chain(&busy)));
+            Ok(Err(Exit::Busy))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `--shards N`: this worker's index from `JOB_COMPLETION_INDEX`, as Kubernetes sets it in
+/// each pod of an Indexed Job.
+fn kubernetes_shard(count: u32) -> Result<sfetl_pipeline::Shard, String> {
+    let index = std::env::var("JOB_COMPLETION_INDEX")
+        .map_err(|_| format!("--shards {count} takes this worker's index from JOB_COMPLETION_INDEX, which is not set; use --shard I/{count}"))?;
+    format!("{}/{count}", index.trim()).parse().map_err(|e| format!("JOB_COMPLETION_INDEX with --shards: {e}"))
+}
+
 /// Prints the error and its causes, each once, and gives the exit code.
 fn fail(exit: Exit, error: &anyhow::Error) -> ExitCode {
     eprintln!("error: {}", output::printable(&format!("{error:#}")));
@@ -170,7 +238,29 @@ fn fail(exit: Exit, error: &anyhow::Error) -> ExitCode {
 
 async fn dispatch(command: Command, progress: progress::Progress) -> anyhow::Result<Exit> {
     match command {
-        Command::Extract { pipeline, out, full, summary_json, wait } => {
+        Command::Extract {
+            pipeline,
+            out,
+            full,
+            summary_json,
+            wait,
+            shard,
+            shards,
+            work_dir,
+            no_warehouse,
+            lease_seconds,
+        } => {
+            let shard = match (shard, shards) {
+                (Some(shard), _) => Some(shard),
+                (None, Some(count)) => match kubernetes_shard(count) {
+                    Ok(shard) => Some(shard),
+                    Err(problem) => {
+                        eprintln!("error: {problem}");
+                        return Ok(Exit::Usage);
+                    }
+                },
+                (None, None) => None,
+            };
             let pipeline = match Pipeline::load(&pipeline) {
                 Ok(p) => p,
                 Err(problems) => {
@@ -179,14 +269,19 @@ async fn dispatch(command: Command, progress: progress::Progress) -> anyhow::Res
                 }
             };
             let mode = if full { Mode::Full } else { Mode::Incremental };
-            let options = RunOptions { output: out, mode, progress: Arc::new(progress), wait_for_output: wait };
-            let summary = match sfetl_pipeline::run(&pipeline, options).await {
+            let options = RunOptions {
+                output: out,
+                mode,
+                progress: Arc::new(progress),
+                wait_for_output: wait,
+                shard,
+                work_dir,
+                warehouse: !no_warehouse,
+                lease: std::time::Duration::from_secs(lease_seconds),
+            };
+            let summary = match unless_busy(sfetl_pipeline::run(&pipeline, options).await)? {
                 Ok(summary) => summary,
-                Err(busy @ sfetl_pipeline::RunError::Busy { .. }) => {
-                    eprintln!("error: {}", output::printable(&sfetl_pipeline::chain(&busy)));
-                    return Ok(Exit::Busy);
-                }
-                Err(e) => return Err(e.into()),
+                Err(exit) => return Ok(exit),
             };
             output::run_summary(&summary);
             if let Some(path) = summary_json {
@@ -251,6 +346,19 @@ async fn dispatch(command: Command, progress: progress::Progress) -> anyhow::Res
                 steps.extend(sfetl_pipeline::check::check_org(org, capture.as_deref()).await);
             }
             Ok(output::check_steps(&steps, json))
+        }
+        Command::Pull { lake, to, inactive_days, wait } => {
+            let pulled = match unless_busy(sfetl_pipeline::pull(&lake, &to, inactive_days, wait).await)? {
+                Ok(pulled) => pulled,
+                Err(exit) => return Ok(exit),
+            };
+            output::pull_summary(&pulled);
+            Ok(if pulled.refused_views.is_empty() { Exit::Success } else { Exit::ViewsRefused })
+        }
+        Command::Lake { lake, json } => {
+            let lake = sfetl_lake::Lake::open(&lake)?;
+            output::lake_status(&lake, json).await?;
+            Ok(Exit::Success)
         }
         #[cfg(feature = "demo")]
         Command::Sim(args) => sim_cmd::run(args).await,

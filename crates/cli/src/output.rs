@@ -37,13 +37,84 @@ pub fn run_summary(summary: &RunSummary) {
             OrgOutcome::Failed { error } => {
                 println!("{:<16} FAILED: {}", org.org, printable(&sfetl_pipeline::chain(error)))
             }
+            OrgOutcome::Skipped { reason } => {
+                println!("{:<16} SKIPPED: {}", org.org, printable(&sfetl_pipeline::chain(reason)))
+            }
+        }
+        if let Some(sequence) = org.committed {
+            println!("{:<16} committed to the lake as the org's manifest {sequence}", org.org);
         }
     }
     for refused in &summary.refused_views {
         println!("{:<16} REFUSED: {}", refused.view, printable(&sfetl_pipeline::chain(&refused.error)));
     }
-    let warehouse = summary.output.join(sfetl_load::Warehouse::FILE_NAME);
-    println!("output: {} (DuckDB: {})", summary.output.display(), warehouse.display());
+    let local = summary.work_dir.as_ref().unwrap_or(&summary.output);
+    let warehouse = local.join(sfetl_load::Warehouse::FILE_NAME);
+    match &summary.work_dir {
+        Some(work) => println!(
+            "output: {} (working copy: {}; DuckDB over it: {})",
+            summary.output.display(),
+            work.display(),
+            warehouse.display()
+        ),
+        None => println!("output: {} (DuckDB: {})", summary.output.display(), warehouse.display()),
+    }
+}
+
+/// One line per org pulled, then where the mirror is.
+pub fn pull_summary(pulled: &sfetl_pipeline::PullSummary) {
+    println!("{:<16} {:>8} {:<22} {:>6} {:>10}", "org", "commit", "run", "files", "downloaded");
+    for org in &pulled.orgs {
+        println!("{:<16} {:>8} {:<22} {:>6} {:>10}", org.org, org.sequence, org.run_id, org.files, org.downloaded);
+    }
+    for refused in &pulled.refused_views {
+        println!("{:<16} REFUSED: {}", refused.view, printable(&sfetl_pipeline::chain(&refused.error)));
+    }
+    let warehouse = pulled.to.join(sfetl_load::Warehouse::FILE_NAME);
+    println!("lake: {} -> mirror: {} (DuckDB: {})", pulled.lake, pulled.to.display(), warehouse.display());
+}
+
+/// Every org of a lake: its newest commit and who holds its lease; or, with `json`, the
+/// committed manifests with each file's full URL.
+pub async fn lake_status(lake: &sfetl_lake::Lake, json: bool) -> anyhow::Result<()> {
+    let snapshot = lake.snapshot().await?;
+    if json {
+        let orgs: Vec<serde_json::Value> = snapshot
+            .manifests
+            .iter()
+            .map(|m| {
+                let files: Vec<serde_json::Value> = m
+                    .files
+                    .iter()
+                    .map(|f| serde_json::json!({"table": f.table, "url": lake.url_of(&f.path), "size": f.size}))
+                    .collect();
+                serde_json::json!({
+                    "org": m.org, "sequence": m.sequence, "run_id": m.run_id,
+                    "committed_at": m.committed_at, "worker": m.worker, "files": files,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"lake": lake.url(), "orgs": orgs}))?);
+        return Ok(());
+    }
+    println!("{:<16} {:>8} {:<22} {:<26} {:>6}  held by", "org", "commit", "run", "committed at", "files");
+    for m in &snapshot.manifests {
+        let holder = match lake.lease_holder(&m.org).await? {
+            Some(lease) => lease.holder,
+            None => "-".to_string(),
+        };
+        println!(
+            "{:<16} {:>8} {:<22} {:<26} {:>6}  {}",
+            m.org,
+            m.sequence,
+            m.run_id,
+            m.committed_at,
+            m.files.len(),
+            printable(&holder)
+        );
+    }
+    println!("lake: {} ({} orgs committed)", lake.url(), snapshot.manifests.len());
+    Ok(())
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineFile {
-    /// Directory for the Parquet files and `warehouse.duckdb`, relative to the working directory.
+    /// Directory for the Parquet files and `warehouse.duckdb`, relative to the working directory;
+    /// or object storage: `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`,
+    /// `file:///path` (see the README, "Scaling out").
     #[serde(default = "default_output")]
     pub output: PathBuf,
     /// Orgs extracted at once, and tables read at once within each org.
@@ -18,6 +20,9 @@ pub struct PipelineFile {
     /// views and the report.
     #[serde(default = "default_inactive_days")]
     pub inactive_days: u32,
+    /// When `output` is object storage (`s3://bucket/prefix`): the local working copy each run
+    /// works in before publishing (default: under `~/.cache/sfetl/work/`, one per lake and shard).
+    pub work_dir: Option<PathBuf>,
     #[serde(default)]
     pub orgs: Vec<OrgSettings>,
 }
@@ -205,7 +210,10 @@ pub enum Connection {
 
 #[derive(Debug)]
 pub struct Pipeline {
+    /// A directory, or an object-storage URL (`s3://bucket/prefix`).
     pub output: PathBuf,
+    /// An object-storage output's local working copy, when set.
+    pub work_dir: Option<PathBuf>,
     pub concurrency: usize,
     pub inactive_days: u32,
     pub orgs: Vec<OrgPlan>,
@@ -260,7 +268,13 @@ impl Pipeline {
             }
         }
         if problems.is_empty() {
-            Ok(Pipeline { output: file.output, concurrency: file.concurrency, inactive_days: file.inactive_days, orgs })
+            Ok(Pipeline {
+                output: file.output,
+                work_dir: file.work_dir,
+                concurrency: file.concurrency,
+                inactive_days: file.inactive_days,
+                orgs,
+            })
         } else {
             Err(ConfigError::Invalid { path: path.to_path_buf(), problems })
         }

@@ -32,6 +32,9 @@ pub enum OrgError {
     NoSimulator,
     #[error("a background task of the run failed")]
     Task(#[from] tokio::task::JoinError),
+    /// The object-storage output: its lease, working copy, upload or commit.
+    #[error(transparent)]
+    Lake(#[from] sfetl_lake::Error),
 }
 
 impl OrgError {
@@ -55,6 +58,9 @@ impl OrgError {
             OrgError::Simulator(_) => "simulator",
             OrgError::NoSimulator => "simulator",
             OrgError::Task(_) => "internal",
+            OrgError::Lake(sfetl_lake::Error::Held { .. }) => "leased",
+            OrgError::Lake(sfetl_lake::Error::LeaseLost { .. } | sfetl_lake::Error::Superseded { .. }) => "superseded",
+            OrgError::Lake(_) => "output",
         }
     }
 }
@@ -75,6 +81,10 @@ pub enum RunError {
     Lock { path: PathBuf, source: std::io::Error },
     #[error("a background task of the run failed")]
     Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Lake(#[from] sfetl_lake::Error),
+    #[error("pulling org `{org}`")]
+    Pull { org: String, source: Box<OrgError> },
 }
 
 /// An error and its causes on one line, `outer: cause: root cause`.

@@ -9,17 +9,18 @@ use crate::progress::{NoProgress, Progress};
 use crate::ranges::spare_cursors;
 use crate::read_table::OrgShared;
 use crate::summary::{DerivedTable, OrgOutcome, OrgSummary, RefusedView, RunSummary};
-use crate::{OrgError, RunError};
+use crate::{OrgError, RunError, Shard};
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use sfetl_extract::SalesforceClient;
+use sfetl_lake::Lake;
 use sfetl_load::{ParquetSink, PartitionWriter, View, Warehouse};
 use sfetl_transform::model;
 use sfetl_transform::runs::{self, RunRecord};
 use sfetl_transform::tables;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// How a run treats the incremental tables.
@@ -36,26 +37,65 @@ pub enum Mode {
 /// How to run a pipeline.
 #[derive(Clone)]
 pub struct RunOptions {
-    /// Where the files go, instead of the pipeline's `output`.
+    /// Where the files go, instead of the pipeline's `output`: a directory, or an object-storage
+    /// URL (`s3://bucket/prefix`).
     pub output: Option<PathBuf>,
     pub mode: Mode,
     pub progress: Arc<dyn Progress>,
     /// When another run is writing the output: wait for it to end (`true`) or refuse
     /// ([`RunError::Busy`]).
     pub wait_for_output: bool,
+    /// Only this worker's share of the pipeline's orgs ([`Shard::owns`]).
+    pub shard: Option<Shard>,
+    /// An object-storage output's local working copy, instead of the pipeline's `work_dir` or
+    /// [`crate::default_work_dir`].
+    pub work_dir: Option<PathBuf>,
+    /// Publish `warehouse.duckdb` at the end (`false`: `--no-warehouse`).
+    pub warehouse: bool,
+    /// An object-storage output: how long an org's lease lasts unless renewed (it is renewed
+    /// every third of it while the org runs), and how old an upload no manifest lists must be
+    /// before it is removed.
+    pub lease: Duration,
 }
 
 impl Default for RunOptions {
     fn default() -> RunOptions {
-        RunOptions { output: None, mode: Mode::Incremental, progress: Arc::new(NoProgress), wait_for_output: false }
+        RunOptions {
+            output: None,
+            mode: Mode::Incremental,
+            progress: Arc::new(NoProgress),
+            wait_for_output: false,
+            shard: None,
+            work_dir: None,
+            warehouse: true,
+            lease: DEFAULT_LEASE,
+        }
     }
 }
 
-/// Extracts every org of the pipeline and publishes the warehouse. An org's failure is in its
-/// [`OrgSummary`]; `Err` only when the run could not start or publish at all.
+/// Ten minutes: renewed every three while the org runs, so a worker that dies holds its orgs
+/// for ten minutes at most, and a network stall of several minutes does not lose them.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(600);
+
+/// Extracts every org of the pipeline (of this worker's shard) and publishes the warehouse. An
+/// org's failure is in its [`OrgSummary`]; `Err` only when the run could not start or publish
+/// at all.
 pub async fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    let output = options.output.clone().unwrap_or_else(|| pipeline.output.clone());
+    let target = options.output.clone().unwrap_or_else(|| pipeline.output.clone());
+    let lake = match target.to_str().filter(|t| Lake::is_url(t)) {
+        Some(url) => Some(Lake::open(url)?),
+        None => None,
+    };
+    // An object-storage output is run in a local working copy, then published org by org.
+    let output = match &lake {
+        Some(lake) => options
+            .work_dir
+            .clone()
+            .or_else(|| pipeline.work_dir.clone())
+            .unwrap_or_else(|| crate::default_work_dir(lake.url(), options.shard)),
+        None => target.clone(),
+    };
     sfetl_load::create_private_dir(&output).map_err(|source| RunError::Output { path: output.clone(), source })?;
     // Held to the end of the run: a second run on this output waits or is refused.
     let _lock = crate::lock::OutputLock::acquire(&output, options.wait_for_output).await?;
@@ -67,30 +107,18 @@ pub async fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunSummary,
         mode: options.mode,
         concurrency: pipeline.concurrency,
         progress: options.progress.as_ref(),
+        lease: options.lease,
     };
+    let mine = pipeline.orgs.iter().filter(|org| options.shard.is_none_or(|shard| shard.owns(&org.name)));
     // Boxed: a `Send` future the compiler can see is one (a scheduler spawns the run).
-    let runs: Vec<BoxFuture<'_, OrgSummary>> = pipeline
-        .orgs
-        .iter()
+    let runs: Vec<BoxFuture<'_, OrgSummary>> = mine
         .map(|org| {
-            let context = &context;
+            let (context, lake) = (&context, lake.as_ref());
             async move {
-                let summary = extract_org(org, context).await;
-                let (sink, run_id) = (context.sink.clone(), context.run_id.to_string());
-                // Recording and merging files is disk work: off the async workers.
-                match tokio::task::spawn_blocking(move || {
-                    record_run(&sink, &run_id, &summary);
-                    compact_run_files(&sink, &summary.org);
-                    summary
-                })
-                .await
-                {
-                    Ok(summary) => summary,
-                    Err(e) => {
-                        let mut summary = OrgSummary::new(&org.name);
-                        summary.outcome = OrgOutcome::Failed { error: e.into() };
-                        summary
-                    }
+                let local = extract_and_record(org, context);
+                match lake {
+                    Some(lake) => crate::lake::extract_org(lake, org, context, local).await,
+                    None => local.await,
                 }
             }
             .boxed()
@@ -98,15 +126,46 @@ pub async fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunSummary,
         .collect();
     // At most `concurrency` orgs at once, each reading up to `concurrency` tables at once.
     let orgs: Vec<OrgSummary> = futures_util::stream::iter(runs).buffered(pipeline.concurrency).collect().await;
-    let refused_views = publish(output.clone(), pipeline.inactive_days).await?;
+    let refused_views =
+        if options.warehouse { publish(output.clone(), pipeline.inactive_days).await? } else { Vec::new() };
     for refused in &refused_views {
         tracing::error!(view = refused.view, "DuckDB refused the analytics view: {}", crate::chain(&refused.error));
     }
-    Ok(RunSummary { run_id, output, mode: options.mode, orgs, refused_views, elapsed: started.elapsed() })
+    Ok(RunSummary {
+        run_id,
+        output: target,
+        work_dir: lake.is_some().then_some(output),
+        shard: options.shard,
+        mode: options.mode,
+        orgs,
+        refused_views,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// One org in the local output: extract it, then record the run and merge run files.
+async fn extract_and_record(org: &OrgPlan, context: &RunContext<'_>) -> OrgSummary {
+    let summary = extract_org(org, context).await;
+    let (sink, run_id) = (context.sink.clone(), context.run_id.to_string());
+    // Recording and merging files is disk work: off the async workers.
+    match tokio::task::spawn_blocking(move || {
+        record_run(&sink, &run_id, &summary);
+        compact_run_files(&sink, &summary.org);
+        summary
+    })
+    .await
+    {
+        Ok(summary) => summary,
+        Err(e) => {
+            let mut summary = OrgSummary::new(&org.name);
+            summary.outcome = OrgOutcome::Failed { error: e.into() };
+            summary
+        }
+    }
 }
 
 /// Registers every table and analytics view in `warehouse.duckdb`; the views DuckDB refused.
-async fn publish(output: PathBuf, inactive_days: u32) -> Result<Vec<RefusedView>, RunError> {
+pub(crate) async fn publish(output: PathBuf, inactive_days: u32) -> Result<Vec<RefusedView>, RunError> {
     tokio::task::spawn_blocking(move || {
         let names: Vec<&str> = tables::ALL
             .iter()
@@ -132,6 +191,8 @@ pub(crate) struct RunContext<'a> {
     /// Orgs at once, and tables at once within an org.
     pub concurrency: usize,
     pub progress: &'a dyn Progress,
+    /// An object-storage output's lease length.
+    pub lease: Duration,
 }
 
 async fn extract_org(org: &OrgPlan, run: &RunContext<'_>) -> OrgSummary {
@@ -292,6 +353,7 @@ fn record_run(sink: &ParquetSink, run_id: &str, summary: &OrgSummary) {
         OrgOutcome::Succeeded => ("succeeded", None),
         OrgOutcome::Stopped { reason, .. } => ("stopped", Some(crate::chain(reason))),
         OrgOutcome::Failed { error } => ("failed", Some(crate::chain(error))),
+        OrgOutcome::Skipped { reason } => ("skipped", Some(crate::chain(reason))),
     };
     let record = RunRecord {
         run_id: run_id.to_string(),

@@ -45,6 +45,16 @@ pub fn load(output: &Path, org: &str) -> OrgState {
     }
 }
 
+/// Removes the org's state: its tables are read in full next time.
+pub fn forget(output: &Path, org: &str) -> Result<(), OrgError> {
+    let path = path(output, org);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(OrgError::State { path, source }),
+    }
+}
+
 /// Replaces the org's state atomically.
 pub fn save(output: &Path, org: &str, state: &OrgState) -> Result<(), OrgError> {
     let path = path(output, org);
@@ -55,7 +65,7 @@ pub fn save(output: &Path, org: &str, state: &OrgState) -> Result<(), OrgError> 
 
 /// Replaces a small file of the output whole (a temporary file beside it, fsync, rename, then
 /// the directory synced), owner-only, after removing what a killed run left of the same.
-fn replace_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
+pub(crate) fn replace_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().map(|n| n.to_string_lossy().into_owned())) else {
         return Err(std::io::Error::other(format!("{} is not a file path", path.display())));

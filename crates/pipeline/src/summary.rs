@@ -11,7 +11,14 @@ use std::time::Duration;
 pub struct RunSummary {
     /// Names this run's files in the tables that keep every run (`runs`, the histories).
     pub run_id: String,
+    /// The output directory, or the object-storage URL.
     pub output: PathBuf,
+    /// An object-storage output: the local working copy (and its warehouse).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_dir: Option<PathBuf>,
+    /// The share of the pipeline's orgs this run took (`--shard I/N`).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "shard")]
+    pub shard: Option<crate::Shard>,
     pub mode: Mode,
     pub orgs: Vec<OrgSummary>,
     /// Analytics views DuckDB refused: the files are in place, the warehouse lacks these views.
@@ -59,6 +66,9 @@ pub struct OrgSummary {
     pub api_calls: u64,
     /// Requests tried again after transient failures.
     pub retries: u64,
+    /// An object-storage output: the number of the org's manifest this run committed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub committed: Option<u64>,
     #[serde(rename = "seconds", serialize_with = "seconds")]
     pub elapsed: Duration,
 }
@@ -72,6 +82,7 @@ impl OrgSummary {
             derived: Vec::new(),
             api_calls: 0,
             retries: 0,
+            committed: None,
             elapsed: Duration::ZERO,
         }
     }
@@ -95,6 +106,11 @@ pub enum OrgOutcome {
         #[serde(serialize_with = "error_chain")]
         reason: OrgError,
         tables_left: Vec<&'static str>,
+    },
+    /// Another worker holds the org's lease (an object-storage output): it extracts the org.
+    Skipped {
+        #[serde(serialize_with = "error_chain")]
+        reason: OrgError,
     },
     /// Nothing of this run was kept for the org.
     Failed {
@@ -128,6 +144,13 @@ pub struct RefusedView {
     pub view: String,
     #[serde(serialize_with = "error_chain")]
     pub error: sfetl_load::Error,
+}
+
+fn shard<S: Serializer>(shard: &Option<crate::Shard>, s: S) -> Result<S::Ok, S::Error> {
+    match shard {
+        Some(shard) => s.serialize_str(&shard.to_string()),
+        None => s.serialize_none(),
+    }
 }
 
 fn seconds<S: Serializer>(elapsed: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -1,0 +1,56 @@
+//! `sfetl pull`: a local mirror of a lake's committed files, and a DuckDB warehouse over it,
+//! for readers without DuckDB's `httpfs` (and for Spark or any tool that reads local Parquet).
+
+use crate::lake::{load_synced, save_synced};
+use crate::summary::RefusedView;
+use crate::{OrgError, RunError};
+use sfetl_lake::Lake;
+use std::path::{Path, PathBuf};
+
+/// What a pull brought.
+#[derive(Debug, serde::Serialize)]
+pub struct PullSummary {
+    pub lake: String,
+    pub to: PathBuf,
+    pub orgs: Vec<PulledOrg>,
+    pub refused_views: Vec<RefusedView>,
+}
+
+/// One org of the lake, at its newest commit.
+#[derive(Debug, serde::Serialize)]
+pub struct PulledOrg {
+    pub org: String,
+    pub sequence: u64,
+    pub run_id: String,
+    pub committed_at: String,
+    pub files: usize,
+    /// Files downloaded by this pull (the others were in the mirror already).
+    pub downloaded: usize,
+}
+
+/// Brings the mirror `to` to the lake's committed state, org by org (only new files are
+/// downloaded; files no commit lists any more are removed), then publishes `warehouse.duckdb`
+/// over it. A half-finished run in the lake is never pulled: only committed manifests are read.
+pub async fn pull(url: &str, to: &Path, inactive_days: u32, wait: bool) -> Result<PullSummary, RunError> {
+    let lake = Lake::open(url)?;
+    sfetl_load::create_private_dir(to).map_err(|source| RunError::Output { path: to.to_path_buf(), source })?;
+    let _lock = crate::lock::OutputLock::acquire(to, wait).await?;
+    let snapshot = lake.snapshot().await?;
+    let mut orgs = Vec::new();
+    for manifest in &snapshot.manifests {
+        let org = &manifest.org;
+        let hydrated = lake.hydrate(to, org, load_synced(to, org)).await.map_err(OrgError::from);
+        let hydrated = hydrated.map_err(|e| RunError::Pull { org: org.clone(), source: Box::new(e) })?;
+        save_synced(to, org, &hydrated.synced).map_err(|e| RunError::Pull { org: org.clone(), source: Box::new(e) })?;
+        orgs.push(PulledOrg {
+            org: org.clone(),
+            sequence: hydrated.synced.sequence,
+            run_id: manifest.run_id.clone(),
+            committed_at: manifest.committed_at.clone(),
+            files: hydrated.synced.files.len(),
+            downloaded: hydrated.downloaded,
+        });
+    }
+    let refused_views = crate::run::publish(to.to_path_buf(), inactive_days).await?;
+    Ok(PullSummary { lake: lake.url().to_string(), to: to.to_path_buf(), orgs, refused_views })
+}
