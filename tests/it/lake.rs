@@ -186,6 +186,10 @@ fn three_sharded_workers_fill_a_lake_that_every_engine_reads_alike() {
     let expected: BTreeMap<String, Vec<u64>> = orgs.iter().map(|(name, _)| (name.clone(), vec![1])).collect();
     assert_eq!(committed, expected, "every org once, as its first commit");
     let lake = moto.lake(url);
+    for (org, _) in &orgs {
+        let holder = block_on(lake.lease_holder(org)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(holder, None, "{org}'s lease is given back at the end of the run");
+    }
     let snapshot = block_on(lake.snapshot()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(snapshot.manifests.len(), 30);
     // Every file a manifest lists is in the store, and nothing else is.
@@ -241,13 +245,15 @@ fn a_worker_killed_mid_run_leaves_no_partial_data_and_its_org_is_taken_next_run(
     let pipeline = pipeline(dir.path(), &orgs, 1);
     let url = "s3://lake/killed";
     let lake = moto.lake(url);
-    let mut first = worker(&moto, &pipeline, url, &dir.path().join("work-1"), &["--lease-seconds", "2"])
+    let mut first = worker(&moto, &pipeline, url, &dir.path().join("work-1"), &["--lease-seconds", "4"])
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let started = Instant::now();
     loop {
+        // Killed while it extracts the big org: the small ones committed, the big one leased.
         let snapshot = block_on(lake.snapshot()).unwrap_or_else(|e| panic!("{e}"));
-        if snapshot.manifests.len() >= 2 {
+        let big_leased = block_on(lake.lease_holder("big")).unwrap_or_else(|e| panic!("{e}")).is_some();
+        if snapshot.manifests.len() >= 2 && big_leased {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(120), "the small orgs were not committed");
@@ -259,12 +265,14 @@ fn a_worker_killed_mid_run_leaves_no_partial_data_and_its_org_is_taken_next_run(
     let snapshot = block_on(lake.snapshot()).unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<&str> = snapshot.manifests.iter().map(|m| m.org.as_str()).collect();
     assert_eq!(names, ["small-a", "small-b"], "nothing of the killed org is committed");
+    let dead = block_on(lake.lease_holder("big")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(dead.is_some(), "the dead worker's lease holds until it expires");
     let mirror = dir.path().join("mirror");
     pull(&moto, url, &mirror);
     assert_eq!(users_per_org(&mirror).keys().collect::<Vec<_>>(), ["small-a", "small-b"]);
 
     // The next run, from another working copy, once the dead worker's lease has expired.
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(4500));
     let summary = dir.path().join("summary.json");
     let args = ["--lease-seconds", "2", "--summary-json", &summary.to_string_lossy()];
     let second = worker(&moto, &pipeline, url, &dir.path().join("work-2"), &args).output();
@@ -294,4 +302,78 @@ fn a_worker_killed_mid_run_leaves_no_partial_data_and_its_org_is_taken_next_run(
         }
     }
     assert_eq!(data_objects(&lake), kept);
+}
+
+/// An org whose lease another worker holds is skipped (named, not a failure: exit 0), and the
+/// others are extracted.
+#[test]
+fn an_org_another_worker_holds_is_skipped_and_the_run_succeeds() {
+    let moto = Moto::start("lake");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let pipeline = pipeline(dir.path(), &[("held".to_string(), 90), ("free".to_string(), 90)], 2);
+    let url = "s3://lake/held";
+    let lake = moto.lake(url);
+    let other = block_on(lake.acquire("held", "worker-on-another-host:42", Duration::from_secs(600)));
+    let _other = other.unwrap_or_else(|e| panic!("{e}"));
+    let summary = dir.path().join("summary.json");
+    let args = ["--no-warehouse", "--summary-json", &summary.to_string_lossy()];
+    let run = worker(&moto, &pipeline, url, &dir.path().join("work"), &args).output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(run.status.success(), "{}", text(&run));
+    let json = std::fs::read(&summary).unwrap_or_else(|e| panic!("{e}"));
+    let summary: serde_json::Value = serde_json::from_slice(&json).unwrap_or_else(|e| panic!("{e}"));
+    let outcome = |org: &str| {
+        let orgs = summary["orgs"].as_array().cloned().unwrap_or_default();
+        orgs.into_iter().find(|o| o["org"] == org).map(|o| o["outcome"].clone()).unwrap_or_default()
+    };
+    assert_eq!(outcome("free")["status"], "succeeded");
+    assert_eq!(outcome("held")["status"], "skipped");
+    assert_eq!(outcome("held")["reason"]["kind"], "leased");
+    let message = outcome("held")["reason"]["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("worker-on-another-host:42"), "{message}");
+    let snapshot = block_on(lake.snapshot()).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = snapshot.manifests.iter().map(|m| m.org.as_str()).collect();
+    assert_eq!(names, ["free"]);
+}
+
+/// A lake on local files (`file://`): `sfetl lake --duckdb-views` gives the SQL that makes the
+/// warehouse's views over the committed files' URLs in a reader's own DuckDB, and those views
+/// answer as the pulled mirror's warehouse does.
+#[test]
+fn the_duckdb_views_script_reads_the_committed_files_by_their_urls() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let pipeline = pipeline(dir.path(), &[("acme".to_string(), 120), ("globex".to_string(), 90)], 2);
+    let url = format!("file://{}/lake", dir.path().display());
+    let cwd = dir.path();
+    let work = dir.path().join("work").to_string_lossy().into_owned();
+    let run =
+        sfetl_env(&["--quiet", "extract", &pipeline.to_string_lossy(), "--out", &url, "--work-dir", &work], cwd, &[]);
+    assert!(run.status.success(), "{}", text(&run));
+    let mirror = dir.path().join("mirror");
+    let pulled = sfetl_env(&["pull", &url, "--to", &mirror.to_string_lossy()], cwd, &[]);
+    assert!(pulled.status.success(), "{}", text(&pulled));
+    let script = sfetl_env(&["lake", &url, "--duckdb-views"], cwd, &[]);
+    assert!(script.status.success(), "{}", text(&script));
+    let sql = String::from_utf8_lossy(&script.stdout).into_owned();
+    assert!(sql.contains(&format!("'{url}/users/org=acme/users-")), "views name the files' URLs:\n{sql}");
+    assert!(!sql.contains(&mirror.to_string_lossy().into_owned()) && !sql.contains(&work), "{sql}");
+
+    let question = "SELECT org, subscription_id, total, used, held_by_users FROM license_utilization ORDER BY ALL";
+    let db = duckdb::Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+    db.execute_batch(&sql).unwrap_or_else(|e| panic!("{e}\n{sql}"));
+    let mut statement = db.prepare(question).unwrap_or_else(|e| panic!("{e}"));
+    let answer: Vec<Vec<String>> = statement
+        .query_map([], |row| {
+            (0..5)
+                .map(|i| {
+                    row.get::<_, Option<String>>(i)
+                        .or_else(|_| row.get::<_, Option<i64>>(i).map(|v| v.map(|v| v.to_string())))
+                        .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                })
+                .collect()
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(answer.len() > 10, "{answer:?}");
+    assert_eq!(answer, rows(&mirror, question));
 }

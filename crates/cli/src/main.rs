@@ -163,8 +163,15 @@ enum Command {
         /// The lake: s3://bucket/prefix, gs://…, az://…, file:///…
         lake: String,
         /// As JSON: the committed manifests (every file's URL), for scripts and engines.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "duckdb_views")]
         json: bool,
+        /// Print the SQL that makes the warehouse's views over the committed files' URLs, for
+        /// your own DuckDB with httpfs: sfetl lake URL --duckdb-views > lake.sql
+        #[arg(long)]
+        duckdb_views: bool,
+        /// With --duckdb-views: a user who has not logged in for this many days is inactive.
+        #[arg(long, default_value_t = 90)]
+        inactive_days: u32,
     },
     /// Serve a simulated Salesforce org on loopback until interrupted.
     #[cfg(feature = "demo")]
@@ -355,7 +362,11 @@ async fn dispatch(command: Command, progress: progress::Progress) -> anyhow::Res
             output::pull_summary(&pulled);
             Ok(if pulled.refused_views.is_empty() { Exit::Success } else { Exit::ViewsRefused })
         }
-        Command::Lake { lake, json } => {
+        Command::Lake { lake, duckdb_views: true, inactive_days, .. } => {
+            print!("{}", sfetl_pipeline::lake_views_sql(&lake, inactive_days).await?);
+            Ok(Exit::Success)
+        }
+        Command::Lake { lake, json, .. } => {
             let lake = sfetl_lake::Lake::open(&lake)?;
             output::lake_status(&lake, json).await?;
             Ok(Exit::Success)

@@ -24,7 +24,7 @@ mod publish;
 pub use lease::{Lease, LeaseRecord};
 pub use location::Lake;
 pub use manifest::{FileEntry, Manifest, Snapshot};
-pub use publish::{Hydrated, Synced, SyncedFile};
+pub use publish::{Commit, Hydrated, Synced, SyncedFile};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -36,6 +36,21 @@ pub struct SyncedFile {
     pub table: String,
 }
 
+/// What [`Lake::publish`] commits of an org.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    pub org: &'a str,
+    /// Names the new files of tables a run replaces (`users-<run_id>.parquet`).
+    pub run_id: &'a str,
+    /// Who commits (host and process), recorded in the manifest.
+    pub worker: &'a str,
+    /// The org's incremental state as of these files.
+    pub state: Option<serde_json::Value>,
+    /// How old an upload no kept manifest lists must be before it is removed: the lease's
+    /// length (a younger one may be a live upload of a worker that took the org over).
+    pub orphan_age: Duration,
+}
+
 /// A working copy brought to an org's newest commit.
 #[derive(Debug)]
 pub struct Hydrated {
@@ -187,16 +202,8 @@ impl Lake {
     /// Uploads the org's new and changed files and commits a manifest listing all of them, as
     /// the commit after `synced.sequence`; then removes what no manifest kept refers to. The
     /// commit fails with [`Error::Superseded`] when another worker committed that number first.
-    pub async fn publish(
-        &self,
-        work: &Path,
-        org: &str,
-        run_id: &str,
-        worker: &str,
-        synced: &Synced,
-        state: Option<serde_json::Value>,
-        orphan_age: Duration,
-    ) -> Result<(Manifest, Synced)> {
+    pub async fn publish(&self, work: &Path, synced: &Synced, commit: Commit<'_>) -> Result<(Manifest, Synced)> {
+        let Commit { org, run_id, worker, state, orphan_age } = commit;
         let local = local_files(work, org)?;
         let taken: HashSet<&str> = synced.files.values().map(|f| f.path.as_str()).collect();
         let (mut entries, mut files) = (Vec::with_capacity(local.len()), BTreeMap::new());
@@ -344,6 +351,11 @@ mod tests {
         Fixture { _dir: dir, lake, root }
     }
 
+    /// A commit of org `acme` that saves no state and removes orphans at once.
+    fn commit<'a>(run_id: &'a str, worker: &'a str) -> Commit<'a> {
+        Commit { org: "acme", run_id, worker, state: None, orphan_age: Duration::ZERO }
+    }
+
     fn write(work: &Path, relative: &str, content: &str) {
         let path = work.join(relative);
         std::fs::create_dir_all(path.parent().unwrap_or(work)).unwrap_or_else(|e| panic!("{e}"));
@@ -358,7 +370,6 @@ mod tests {
     async fn commits_follow_one_another_and_only_the_new_files_are_uploaded() -> Result<()> {
         let f = fixture();
         let work = f.root.join("work-a");
-        let now = Duration::ZERO;
         write(&work, "users/org=acme/users.parquet", "users v1");
         write(&work, "runs/org=acme/runs-r1.parquet", "run 1");
         write(&work, "users/org=globex/users.parquet", "another org");
@@ -371,7 +382,8 @@ mod tests {
         write(&work, "users/org=acme/users.parquet", "users v1");
         write(&work, "runs/org=acme/runs-r1.parquet", "run 1");
         let state = Some(serde_json::json!({"cursors": {"users": 1}}));
-        let (first, synced) = f.lake.publish(&work, "acme", "r1", "a", &fresh, state.clone(), now).await?;
+        let (first, synced) =
+            f.lake.publish(&work, &fresh, Commit { state: state.clone(), ..commit("r1", "a") }).await?;
         assert_eq!(first.sequence, 1);
         let paths: Vec<&str> = first.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["runs/org=acme/runs-r1.parquet", "users/org=acme/users-r1.parquet"]);
@@ -382,7 +394,7 @@ mod tests {
         write(&work, "runs/org=acme/runs-r2.parquet", "run 2");
         let Hydrated { synced: hydrated, state: restored, .. } = f.lake.hydrate(&work, "acme", synced).await?;
         assert_eq!(restored, None, "the copy made the newest commit: nothing downloaded");
-        let (second, synced) = f.lake.publish(&work, "acme", "r2", "a", &hydrated, None, now).await?;
+        let (second, synced) = f.lake.publish(&work, &hydrated, commit("r2", "a")).await?;
         assert_eq!(second.sequence, 2);
         let paths: Vec<&str> = second.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
@@ -393,7 +405,7 @@ mod tests {
         assert!(objects(&f.lake).await.contains(&"users/org=acme/users-r1.parquet".to_string()));
         std::thread::sleep(Duration::from_millis(5));
         write(&work, "users/org=acme/users.parquet", "users v3");
-        let (third, _) = f.lake.publish(&work, "acme", "r3", "a", &synced, None, now).await?;
+        let (third, _) = f.lake.publish(&work, &synced, commit("r3", "a")).await?;
         let all = objects(&f.lake).await;
         assert!(!all.contains(&"users/org=acme/users-r1.parquet".to_string()), "{all:#?}");
         assert!(all.contains(&"users/org=acme/users-r2.parquet".to_string()), "{all:#?}");
@@ -420,12 +432,12 @@ mod tests {
         let f = fixture();
         let (a, b) = (f.root.join("a"), f.root.join("b"));
         write(&a, "users/org=acme/users.parquet", "a1");
-        let (_, synced) = f.lake.publish(&a, "acme", "r1", "a", &Synced::default(), None, Duration::ZERO).await?;
+        let (_, synced) = f.lake.publish(&a, &Synced::default(), commit("r1", "a")).await?;
         let from_b = f.lake.hydrate(&b, "acme", Synced::default()).await?.synced;
         write(&a, "users/org=acme/users.parquet", "a2");
         write(&b, "users/org=acme/users.parquet", "b2");
-        f.lake.publish(&a, "acme", "r2a", "a", &synced, None, Duration::ZERO).await?;
-        let lost = f.lake.publish(&b, "acme", "r2b", "b", &from_b, None, Duration::ZERO).await;
+        f.lake.publish(&a, &synced, commit("r2a", "a")).await?;
+        let lost = f.lake.publish(&b, &from_b, commit("r2b", "b")).await;
         assert!(matches!(lost, Err(Error::Superseded { .. })), "{lost:?}");
         assert!(objects(&f.lake).await.contains(&"users/org=acme/users-r2b.parquet".to_string()));
         let newest = f.lake.newest_manifest("acme").await?.map(|m| m.run_id);
@@ -436,7 +448,7 @@ mod tests {
         assert_eq!(caught_up.downloaded, 1);
         let caught_up = caught_up.synced;
         write(&b, "users/org=acme/users.parquet", "b3");
-        f.lake.publish(&b, "acme", "r3", "b", &caught_up, None, Duration::ZERO).await?;
+        f.lake.publish(&b, &caught_up, commit("r3", "b")).await?;
         assert!(!objects(&f.lake).await.contains(&"users/org=acme/users-r2b.parquet".to_string()));
         Ok(())
     }

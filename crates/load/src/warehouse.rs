@@ -50,11 +50,16 @@ fn table_source(root: &Path, table: &str) -> Option<String> {
     if !has_files {
         return None;
     }
-    let glob = crate::sql_literal(&dir.join("*").join("*.parquet").to_string_lossy());
-    Some(format!(
-        "(SELECT org, * EXCLUDE (org) FROM read_parquet({glob}, hive_partitioning = true, \
+    Some(hive_source(&crate::sql_literal(&dir.join("*").join("*.parquet").to_string_lossy())))
+}
+
+/// A table's files (`files`: a SQL glob or list literal) as a parenthesized query, the `org`
+/// partition of their paths first.
+fn hive_source(files: &str) -> String {
+    format!(
+        "(SELECT org, * EXCLUDE (org) FROM read_parquet({files}, hive_partitioning = true, \
          hive_types = {{'org': VARCHAR}}, union_by_name = true))"
-    ))
+    )
 }
 
 impl Warehouse {
@@ -123,6 +128,34 @@ impl Warehouse {
         // A write-ahead log left by an older database would be replayed onto the new one.
         let _ = std::fs::remove_file(root.join(format!("{}.wal", Self::FILE_NAME)));
         Ok(published)
+    }
+
+    /// The SQL that makes, in a reader's own DuckDB, the views [`Warehouse::publish`] makes, over
+    /// the files `files` names for each table (full URLs: `s3://…` for a DuckDB with `httpfs`).
+    /// A table without files, and a view without its inputs, are left out.
+    pub fn script(files: impl Fn(&str) -> Vec<String>, tables: &[&str], views: &[View<'_>]) -> String {
+        let source = |table: &str| {
+            let listed: Vec<String> = files(table).iter().map(|url| crate::sql_literal(url)).collect();
+            (!listed.is_empty()).then(|| hive_source(&format!("[{}]", listed.join(", "))))
+        };
+        let mut made: Vec<&str> = Vec::new();
+        let mut sql = String::new();
+        for table in tables {
+            if let Some(source) = source(table) {
+                sql.push_str(&format!("CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM {source};\n"));
+                made.push(table);
+            }
+        }
+        for view in views {
+            if !view.inputs.iter().all(|input| made.contains(input)) {
+                continue;
+            }
+            if let Ok(select) = crate::expand(view.sql, source) {
+                sql.push_str(&format!("CREATE OR REPLACE VIEW \"{}\" AS {select};\n", view.name));
+                made.push(view.name);
+            }
+        }
+        sql
     }
 
     /// Opens an existing database read-only (for queries while nothing writes).

@@ -5,7 +5,7 @@
 use crate::run::RunContext;
 use crate::summary::{OrgOutcome, OrgSummary};
 use crate::{OrgError, OrgPlan};
-use sfetl_lake::{Lake, Lease, Synced};
+use sfetl_lake::{Commit, Lake, Lease, Synced};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,10 +75,13 @@ pub(crate) async fn extract_org(
     let heartbeat = tokio::spawn(renew_every_third(lease.clone()));
     let summary = extract_and_publish(lake, org, run, &work, &worker, &lease, extract).await;
     heartbeat.abort();
-    let lease = Arc::try_unwrap(lease).map(Mutex::into_inner);
-    if let Ok(lease) = lease
-        && let Err(e) = lease.release().await
-    {
+    // Cancelled, the task drops its handle on the lease: then the lease is ours alone again.
+    let _ = heartbeat.await;
+    let released = match Arc::try_unwrap(lease) {
+        Ok(lease) => lease.into_inner().release().await,
+        Err(_) => Ok(()),
+    };
+    if let Err(e) = released {
         tracing::warn!(org = %org.name, "could not give the lease back (it expires by itself): {e}");
     }
     summary
@@ -106,7 +109,8 @@ async fn extract_and_publish(
         lease.lock().await.renew().await?;
         let state = crate::state::load(work, &org.name);
         let state = serde_json::to_value(&state).ok();
-        let (manifest, synced) = lake.publish(work, &org.name, run.run_id, worker, &synced, state, run.lease).await?;
+        let commit = Commit { org: &org.name, run_id: run.run_id, worker, state, orphan_age: run.lease };
+        let (manifest, synced) = lake.publish(work, &synced, commit).await?;
         save_synced(work, &org.name, &synced)?;
         Ok::<_, OrgError>(manifest.sequence)
     };

@@ -49,7 +49,7 @@ pub use connection::my_domain;
 pub use error::{OrgError, RunError, chain};
 pub use lake::{default_work_dir, worker_name};
 pub use progress::{NoProgress, Progress, TableProgress};
-pub use pull::{PullSummary, PulledOrg, pull};
+pub use pull::{PullSummary, PulledOrg, lake_views_sql, pull};
 pub use run::{Mode, RunOptions, run};
 pub use shard::Shard;
 pub use state::Cursor;

@@ -54,3 +54,24 @@ pub async fn pull(url: &str, to: &Path, inactive_days: u32, wait: bool) -> Resul
     let refused_views = crate::run::publish(to.to_path_buf(), inactive_days).await?;
     Ok(PullSummary { lake: lake.url().to_string(), to: to.to_path_buf(), orgs, refused_views })
 }
+
+/// The SQL that makes the warehouse's views over the lake's committed files, by their URLs, in a
+/// reader's own DuckDB (one with `httpfs` for `s3://`, `gs://`, `az://`): `sfetl lake URL
+/// --duckdb-views`. sfetl's own DuckDB never loads an extension, so it cannot make these views
+/// itself (DuckDB checks a view's files when it is created).
+pub async fn lake_views_sql(url: &str, inactive_days: u32) -> Result<String, RunError> {
+    let lake = Lake::open(url)?;
+    let snapshot = lake.snapshot().await?;
+    let (names, views) = crate::run::warehouse_contents(inactive_days);
+    let views: Vec<sfetl_load::View> =
+        views.iter().map(|v| sfetl_load::View { name: v.name, inputs: v.inputs, sql: &v.sql }).collect();
+    let orgs: Vec<&str> = snapshot.manifests.iter().map(|m| m.org.as_str()).collect();
+    let header = format!(
+        "-- sfetl: views over the committed files of {} ({} orgs: {}), for a DuckDB with httpfs;\n\
+         -- give it the store's credentials first, e.g. CREATE SECRET (TYPE s3, PROVIDER credential_chain);\n",
+        lake.url(),
+        orgs.len(),
+        orgs.join(", ")
+    );
+    Ok(header + &sfetl_load::Warehouse::script(|table| snapshot.files_of(&lake, table), &names, &views))
+}

@@ -167,18 +167,24 @@ async fn extract_and_record(org: &OrgPlan, context: &RunContext<'_>) -> OrgSumma
 /// Registers every table and analytics view in `warehouse.duckdb`; the views DuckDB refused.
 pub(crate) async fn publish(output: PathBuf, inactive_days: u32) -> Result<Vec<RefusedView>, RunError> {
     tokio::task::spawn_blocking(move || {
-        let names: Vec<&str> = tables::ALL
-            .iter()
-            .flat_map(|t| std::iter::once(t.name).chain(t.history))
-            .chain(model::DERIVED.iter().map(|t| t.name))
-            .chain(["runs"])
-            .collect();
-        let views = model::analytics_views(inactive_days);
+        let (names, views) = warehouse_contents(inactive_days);
         let views: Vec<View> = views.iter().map(|v| View { name: v.name, inputs: v.inputs, sql: &v.sql }).collect();
         let published = Warehouse::publish(&output, &names, &views).map_err(RunError::Warehouse)?;
         Ok(published.failed.into_iter().map(|(view, error)| RefusedView { view, error }).collect())
     })
     .await?
+}
+
+/// What the warehouse holds: a view per table (raw, histories, derived, `runs`), then the
+/// analytics views.
+pub(crate) fn warehouse_contents(inactive_days: u32) -> (Vec<&'static str>, Vec<model::AnalyticsView>) {
+    let names: Vec<&str> = tables::ALL
+        .iter()
+        .flat_map(|t| std::iter::once(t.name).chain(t.history))
+        .chain(model::DERIVED.iter().map(|t| t.name))
+        .chain(["runs"])
+        .collect();
+    (names, model::analytics_views(inactive_days))
 }
 
 /// What every org of one run shares.
