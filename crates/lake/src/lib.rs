@@ -58,6 +58,12 @@ pub enum Error {
     )]
     LeaseLost { org: String },
     #[error(
+        "{url} does not refuse a create-only write over an existing object (S3's `If-None-Match: *`), which \
+         sfetl's commits and leases need so that two workers cannot both commit an org; use a store that \
+         supports conditional writes (Amazon S3, MinIO, Ceph, Cloudflare R2, Google Cloud Storage, Azure)"
+    )]
+    NoConditionalPut { url: String },
+    #[error(
         "another worker committed org `{org}` while this run extracted it (manifest {path} exists); this run's \
          files for it were not committed"
     )]

@@ -50,6 +50,28 @@ impl Lake {
         Ok(Lake { store, root, url: output.trim_end_matches('/').to_string() })
     }
 
+    /// Checks that the store refuses a create-only put over an existing object, which every
+    /// commit and lease relies on: S3 has honoured `If-None-Match: *` since August 2024 (MinIO,
+    /// Ceph and R2 too), Google Cloud Storage and Azure have their own preconditions, local files
+    /// a no-clobber link. A store that ignores it would let two workers commit the same org: it
+    /// is refused here, before any work, with [`Error::NoConditionalPut`].
+    pub async fn check_conditional_put(&self, worker: &str) -> Result<()> {
+        use object_store::{ObjectStoreExt, PutMode, PutOptions};
+        let nonce = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let relative = format!("_sfetl/probes/{}-{nonce}.json", worker.replace(['/', ':'], "-"));
+        let path = self.path(&relative);
+        let create = || PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+        let what = || format!("writing {}", self.url_of(&relative));
+        self.store.put_opts(&path, "{}".into(), create()).await.map_err(Error::store(what()))?;
+        let second = self.store.put_opts(&path, "{}".into(), create()).await;
+        let _ = self.store.delete(&path).await;
+        match second {
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Ok(_) => Err(Error::NoConditionalPut { url: self.url.clone() }),
+            Err(source) => Err(Error::Store { what: what(), source }),
+        }
+    }
+
     /// The URL the lake was opened with, without a trailing `/`.
     pub fn url(&self) -> &str {
         &self.url
@@ -127,6 +149,83 @@ fn ini_section(text: &str, section: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store that overwrites whatever the put's mode says, as an S3-compatible store without
+    /// conditional writes does.
+    #[derive(Debug)]
+    struct Overwriting(object_store::memory::InMemory);
+
+    impl std::fmt::Display for Overwriting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Overwriting")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Overwriting {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: object_store::PutPayload,
+            _: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.0.put_opts(location, payload, object_store::PutOptions::default()).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.0.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: futures_util::stream::BoxStream<'static, object_store::Result<Path>>,
+        ) -> futures_util::stream::BoxStream<'static, object_store::Result<Path>> {
+            self.0.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<object_store::ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &Path,
+            to: &Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.0.copy_opts(from, to, options).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_ignores_create_only_puts_is_refused() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|source| Error::Local { path: "tmp".into(), source })?;
+        Lake::open(&format!("file://{}", dir.path().display()))?.check_conditional_put("host:1").await?;
+        let careless = Lake {
+            store: Arc::new(Overwriting(object_store::memory::InMemory::new())),
+            root: Path::from("lake"),
+            url: "s3://careless/lake".into(),
+        };
+        let refused = careless.check_conditional_put("host:1").await.err().map(|e| e.to_string());
+        assert!(
+            refused.as_deref().is_some_and(|e| e.contains("s3://careless/lake") && e.contains("If-None-Match")),
+            "{refused:?}"
+        );
+        Ok(())
+    }
 
     #[test]
     fn urls_and_paths_are_told_apart() {

@@ -84,7 +84,11 @@ pub async fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunSummary,
     let started = Instant::now();
     let target = options.output.clone().unwrap_or_else(|| pipeline.output.clone());
     let lake = match target.to_str().filter(|t| Lake::is_url(t)) {
-        Some(url) => Some(Lake::open(url)?),
+        Some(url) => {
+            let lake = Lake::open(url)?;
+            lake.check_conditional_put(&crate::worker_name()).await?;
+            Some(lake)
+        }
         None => None,
     };
     // An object-storage output is run in a local working copy, then published org by org.
