@@ -184,19 +184,38 @@ impl Lake {
         Ok(Hydrated { synced, state: Some(manifest.state.unwrap_or(serde_json::Value::Null)), downloaded })
     }
 
+    /// Downloads an object to `target` whole: into a temporary file, synced, then renamed.
     async fn download(&self, relative: &str, target: &Path) -> Result<()> {
         let what = || format!("reading {}", self.url_of(relative));
         let got = self.store.get(&self.path(relative)).await.map_err(Error::store(what()))?;
         let mut stream = got.into_stream();
-        let dir = target.parent().unwrap_or(Path::new("."));
-        create_private_dir(dir).map_err(local_err(dir))?;
+        let dir = target.parent().unwrap_or(Path::new(".")).to_path_buf();
         let temp = PathBuf::from(format!("{}.tmp-{}", target.display(), std::process::id()));
-        let mut file = create_private_file(&temp).map_err(local_err(&temp))?;
-        while let Some(chunk) = stream.try_next().await.map_err(Error::store(what()))? {
-            std::io::Write::write_all(&mut file, &chunk).map_err(local_err(&temp))?;
+        let opened = temp.clone();
+        let mut file = on_disk(&temp, move || {
+            create_private_dir(&dir)?;
+            create_private_file(&opened)
+        })
+        .await?;
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            let chunk = stream.try_next().await.map_err(Error::store(what()))?;
+            let last = chunk.is_none();
+            pending.extend_from_slice(chunk.as_deref().unwrap_or_default());
+            if pending.len() >= PART_BYTES || (last && !pending.is_empty()) {
+                let bytes = std::mem::take(&mut pending);
+                file = on_disk(&temp, move || std::io::Write::write_all(&mut file, &bytes).map(|()| file)).await?;
+            }
+            if last {
+                break;
+            }
         }
-        file.sync_all().map_err(local_err(&temp))?;
-        std::fs::rename(&temp, target).map_err(local_err(target))
+        let (from, to) = (temp.clone(), target.to_path_buf());
+        on_disk(target, move || {
+            file.sync_all()?;
+            std::fs::rename(&from, &to)
+        })
+        .await
     }
 
     /// Uploads the org's new and changed files and commits a manifest listing all of them, as
@@ -255,12 +274,20 @@ impl Lake {
     /// complete (an upload cut off stays invisible; a bucket lifecycle rule clears its parts).
     async fn upload(&self, local: &Path, relative: &str) -> Result<()> {
         let what = || format!("uploading {} to {}", local.display(), self.url_of(relative));
-        let mut file = std::fs::File::open(local).map_err(local_err(local))?;
-        let size = file.metadata().map_err(local_err(local))?.len();
+        let path = local.to_path_buf();
+        let (mut file, size) = on_disk(local, move || {
+            let file = std::fs::File::open(&path)?;
+            let size = file.metadata()?.len();
+            Ok((file, size))
+        })
+        .await?;
         let target = self.path(relative);
         if size <= PART_BYTES as u64 {
-            let mut bytes = Vec::with_capacity(size as usize);
-            file.read_to_end(&mut bytes).map_err(local_err(local))?;
+            let bytes = on_disk(local, move || {
+                let mut bytes = Vec::with_capacity(size as usize);
+                file.read_to_end(&mut bytes).map(|_| bytes)
+            })
+            .await?;
             self.store.put(&target, PutPayload::from(bytes)).await.map_err(Error::store(what()))?;
             return Ok(());
         }
@@ -268,14 +295,24 @@ impl Lake {
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
         let mut buffer = vec![0; PART_BYTES];
         loop {
-            let read = match file.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(read) => read,
-                Err(source) => {
+            let read = on_disk(local, move || {
+                let read = file.read(&mut buffer)?;
+                Ok((file, buffer, read))
+            })
+            .await;
+            let read = match read {
+                Ok((back, filled, read)) => {
+                    (file, buffer) = (back, filled);
+                    read
+                }
+                Err(e) => {
                     let _ = writer.abort().await;
-                    return Err(Error::Local { path: local.to_path_buf(), source });
+                    return Err(e);
                 }
             };
+            if read == 0 {
+                break;
+            }
             if let Err(source) = writer.wait_for_capacity(PARTS_AT_ONCE).await {
                 return Err(Error::Store { what: what(), source });
             }
@@ -321,6 +358,18 @@ impl Lake {
             }
         }
         Ok(())
+    }
+}
+
+/// Disk work, off the async workers: a run may be driven by a current-thread runtime, whose one
+/// thread must not wait on reads, writes or fsync.
+async fn on_disk<T: Send + 'static>(
+    path: &Path,
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done.map_err(local_err(path)),
+        Err(join) => Err(Error::Local { path: path.to_path_buf(), source: std::io::Error::other(join) }),
     }
 }
 
@@ -450,6 +499,31 @@ mod tests {
         write(&b, "users/org=acme/users.parquet", "b3");
         f.lake.publish(&b, &caught_up, commit("r3", "b")).await?;
         assert!(!objects(&f.lake).await.contains(&"users/org=acme/users-r2b.parquet".to_string()));
+        Ok(())
+    }
+
+    /// A file of several parts goes up as a multipart upload and comes back byte for byte.
+    #[tokio::test]
+    async fn a_file_bigger_than_a_part_goes_up_in_parts_and_comes_back_whole() -> Result<()> {
+        let f = fixture();
+        let (a, b) = (f.root.join("a"), f.root.join("b"));
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let bytes: Vec<u8> = (0..(PART_BYTES * 5 / 2))
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let relative = "users/org=acme/users.parquet";
+        std::fs::create_dir_all(a.join("users/org=acme")).map_err(local_err(&a))?;
+        std::fs::write(a.join(relative), &bytes).map_err(local_err(&a))?;
+        f.lake.publish(&a, &Synced::default(), commit("r1", "a")).await?;
+        let copy = f.lake.hydrate(&b, "acme", Synced::default()).await?;
+        assert_eq!(copy.downloaded, 1);
+        let back = std::fs::read(b.join(relative)).map_err(local_err(&b))?;
+        assert!(back == bytes, "{} bytes back of {}", back.len(), bytes.len());
         Ok(())
     }
 }

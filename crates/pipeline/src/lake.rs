@@ -116,6 +116,10 @@ async fn extract_and_publish(
     };
     match published.await {
         Ok(sequence) => summary.committed = Some(sequence),
+        // The org's own failure is the one to report; the record of it did not reach the lake.
+        Err(error) if matches!(summary.outcome, OrgOutcome::Failed { .. }) => {
+            tracing::warn!(org = %summary.org, "could not publish the failed run's record: {}", crate::chain(&error));
+        }
         Err(error) => {
             run.progress.org_failed(&summary.org, &error);
             summary.outcome = OrgOutcome::Failed { error };
