@@ -76,3 +76,20 @@ fn org_with_key_file(dir: &std::path::Path) -> std::path::PathBuf {
     .unwrap_or_else(|e| panic!("{e}"));
     path
 }
+
+/// A simulated org too small to have an active System Administrator says so, instead of a login
+/// refused for an empty user name.
+#[test]
+fn a_simulated_org_without_an_administrator_says_to_give_it_more_users() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("tiny.toml");
+    // Seed 7 with 21 users draws no active System Administrator.
+    let text_of = "[[orgs]]\nname = \"tiny\"\ncompany_names = [\"Acme Corp\"]\nsimulated = { users = 21, seed = 7 }\n";
+    std::fs::write(&path, text_of).unwrap_or_else(|e| panic!("{e}"));
+    let run =
+        sfetl(&["extract", &path.to_string_lossy(), "--out", &dir.path().join("data").to_string_lossy()], dir.path());
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let said = text(&run);
+    assert!(said.contains("21 users include no active System Administrator"), "{said}");
+    assert!(!said.contains("refused the user ``"), "{said}");
+}

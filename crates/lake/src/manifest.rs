@@ -1,10 +1,13 @@
 //! Manifests: what an org's committed run consists of, and what readers follow.
 
 use crate::{Error, Lake, Result};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutMode, PutOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// Requests to the store at once when reading many small objects (manifests, an org's uploads).
+pub(crate) const READS_AT_ONCE: usize = 8;
 
 /// Where the manifests live, under the lake's root.
 pub(crate) const MANIFESTS: &str = "_sfetl/manifests";
@@ -182,10 +185,8 @@ impl Lake {
                 *entry = relative.clone();
             }
         }
-        let mut manifests = Vec::with_capacity(newest.len());
-        for path in newest.values() {
-            manifests.push(self.read_manifest(path).await?);
-        }
+        let reads = futures_util::stream::iter(newest.values()).map(|path| self.read_manifest(path));
+        let manifests = reads.buffered(READS_AT_ONCE).try_collect().await?;
         Ok(Snapshot { manifests })
     }
 }

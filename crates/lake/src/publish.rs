@@ -3,7 +3,7 @@
 
 use crate::manifest::{MANIFESTS, manifest_path};
 use crate::{Error, FileEntry, Lake, Manifest, Result};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -11,9 +11,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Files up to this size go in one put; bigger ones in parts of this size, a few at a time.
-const PART_BYTES: usize = 16 << 20;
+/// Files up to this size go in one put; bigger ones in parts of this size (S3's smallest part is
+/// 5 MiB), a few at a time: an upload holds at most four parts in memory.
+const PART_BYTES: usize = 8 << 20;
 const PARTS_AT_ONCE: usize = 2;
+/// An org's files uploaded at once: most are small, and each put waits a round trip.
+const UPLOADS_AT_ONCE: usize = 4;
 
 /// What a working copy holds of an org as of a committed manifest: the manifest's sequence
 /// number, and each local file's size and modification time then, with its name in the lake.
@@ -225,8 +228,7 @@ impl Lake {
         let Commit { org, run_id, worker, state, orphan_age } = commit;
         let local = local_files(work, org)?;
         let taken: HashSet<&str> = synced.files.values().map(|f| f.path.as_str()).collect();
-        let (mut entries, mut files) = (Vec::with_capacity(local.len()), BTreeMap::new());
-        let mut uploaded = 0;
+        let (mut entries, mut files, mut uploads) = (Vec::with_capacity(local.len()), BTreeMap::new(), Vec::new());
         for file in &local {
             let unchanged = synced
                 .files
@@ -236,8 +238,7 @@ impl Lake {
                 Some(same) => same.path.clone(),
                 None => {
                     let path = lake_name(file, run_id, &taken);
-                    self.upload(&work.join(&file.relative), &path).await?;
-                    uploaded += 1;
+                    uploads.push((work.join(&file.relative), path.clone()));
                     path
                 }
             };
@@ -245,6 +246,11 @@ impl Lake {
             files.insert(file.relative.clone(), SyncedFile { size, modified_ns, path: path.clone(), table });
             entries.push(FileEntry { table: file.table.clone(), path, local: file.relative.clone(), size: file.size });
         }
+        let uploaded = uploads.len();
+        // Owned items: a closure over borrowed ones would keep the run's future from being `Send`.
+        let uploading =
+            futures_util::stream::iter(uploads).map(|(local, path)| async move { self.upload(&local, &path).await });
+        uploading.buffer_unordered(UPLOADS_AT_ONCE).try_collect::<Vec<()>>().await?;
         let manifest = Manifest {
             format: Manifest::FORMAT,
             org: org.to_string(),

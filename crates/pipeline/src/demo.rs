@@ -22,11 +22,15 @@ pub async fn start(org: &OrgPlan, spec: &SimulatedOrg) -> Result<(Sim, Credentia
     config.hidden_fields = spec.hidden_fields.clone();
     let sim = Sim::start(config).await?;
     let app = sim.create_connected_app("System Administrator")?;
+    let username = sim.integration_username();
+    if username.is_empty() {
+        return Err(SimError::NoAdministrator { users: spec.users });
+    }
     tracing::info!(org = %org.name, url = sim.url(), "started a simulated org");
     let credentials = Credentials {
         login_url: sim.url().to_string(),
         client_id: app.consumer_key,
-        username: sim.integration_username(),
+        username,
         private_key: Secret::new(app.key.private_key_pem),
         my_domain_url: None,
         pinned: None,

@@ -4,7 +4,10 @@
 //! A pipeline file ([`Pipeline::load`]) names the output and the orgs; [`run`] reads every table
 //! of every org ([`sfetl_extract`]), builds typed Arrow batches ([`sfetl_transform`]), writes
 //! Parquet and publishes the DuckDB views ([`sfetl_load`]), and returns a typed, serializable
-//! [`RunSummary`]. Data flows one way: extract -> transform -> load, orchestrated here.
+//! [`RunSummary`]. Data flows one way: extract -> transform -> load, orchestrated here. An
+//! output on object storage (`s3://…`) is run org by org in a local working copy and published
+//! to it ([`sfetl_lake`]); [`RunOptions::shard`] takes one worker's share of the orgs, and
+//! [`pull`] mirrors a lake for readers.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {

@@ -4,8 +4,12 @@
 use crate::lake::{load_synced, save_synced};
 use crate::summary::RefusedView;
 use crate::{OrgError, RunError};
+use futures_util::{StreamExt, TryStreamExt};
 use sfetl_lake::Lake;
 use std::path::{Path, PathBuf};
+
+/// Orgs downloaded at once.
+const ORGS_AT_ONCE: usize = 4;
 
 /// What a pull brought.
 #[derive(Debug, serde::Serialize)]
@@ -36,21 +40,21 @@ pub async fn pull(url: &str, to: &Path, inactive_days: u32, wait: bool) -> Resul
     sfetl_load::create_private_dir(to).map_err(|source| RunError::Output { path: to.to_path_buf(), source })?;
     let _lock = crate::lock::OutputLock::acquire(to, wait).await?;
     let snapshot = lake.snapshot().await?;
-    let mut orgs = Vec::new();
-    for manifest in &snapshot.manifests {
+    let pulls = snapshot.manifests.iter().map(|manifest| async {
         let org = &manifest.org;
-        let hydrated = lake.hydrate(to, org, load_synced(to, org)).await.map_err(OrgError::from);
-        let hydrated = hydrated.map_err(|e| RunError::Pull { org: org.clone(), source: Box::new(e) })?;
-        save_synced(to, org, &hydrated.synced).map_err(|e| RunError::Pull { org: org.clone(), source: Box::new(e) })?;
-        orgs.push(PulledOrg {
+        let fail = |e: OrgError| RunError::Pull { org: org.clone(), source: Box::new(e) };
+        let hydrated = lake.hydrate(to, org, load_synced(to, org)).await.map_err(|e| fail(e.into()))?;
+        save_synced(to, org, &hydrated.synced).map_err(fail)?;
+        Ok::<_, RunError>(PulledOrg {
             org: org.clone(),
             sequence: hydrated.synced.sequence,
             run_id: manifest.run_id.clone(),
             committed_at: manifest.committed_at.clone(),
             files: hydrated.synced.files.len(),
             downloaded: hydrated.downloaded,
-        });
-    }
+        })
+    });
+    let orgs: Vec<PulledOrg> = futures_util::stream::iter(pulls).buffered(ORGS_AT_ONCE).try_collect().await?;
     let refused_views = crate::run::publish(to.to_path_buf(), inactive_days).await?;
     Ok(PullSummary { lake: lake.url().to_string(), to: to.to_path_buf(), orgs, refused_views })
 }

@@ -165,6 +165,11 @@ pub enum SimError {
     WriteCertificate { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Key(#[from] keys::KeyError),
+    #[error(
+        "the simulated org's {users} users include no active System Administrator for the integration to log in \
+         as: give it more users (or another seed)"
+    )]
+    NoAdministrator { users: usize },
 }
 
 /// A running simulated org, listening on loopback until dropped.
