@@ -1,6 +1,7 @@
 //! A run: for each org, log in, read every table ([`crate::read_table`]), commit the files,
 //! derive the license model ([`crate::derive`]), record the run; then publish the DuckDB views.
-//! Orgs run concurrently; one failing does not stop the others.
+//! Orgs run concurrently; one failing does not stop the others. With an object-storage output,
+//! each org runs in the local working copy between its lease and its commit ([`crate::lake`]).
 
 use crate::config::{OrgPlan, Pipeline};
 use crate::connect::connect;
