@@ -76,9 +76,9 @@ enum Command {
         /// Do not write warehouse.duckdb (workers that only fill the lake).
         #[arg(long)]
         no_warehouse: bool,
-        /// Object-storage output: seconds an org's lease lasts unless renewed; a worker that
-        /// dies holds its orgs this long.
-        #[arg(long, env = "SFETL_LEASE_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+        /// Object-storage output: seconds an org's lease lasts unless renewed (1 to 604800, a
+        /// week); a worker that dies holds its orgs this long.
+        #[arg(long, env = "SFETL_LEASE_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
         lease_seconds: u64,
     },
     /// Run SQL against warehouse.duckdb and print the result.

@@ -118,7 +118,7 @@ fn held(org: &str, record: &LeaseRecord) -> Error {
 }
 
 fn expiry(ttl: Duration) -> i64 {
-    chrono::Utc::now().timestamp_millis() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
+    chrono::Utc::now().timestamp_millis().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Lease {

@@ -348,7 +348,9 @@ impl Lake {
             }
         }
         let top = self.store.list_with_delimiter(Some(&self.root)).await.map_err(Error::store("listing the lake"))?;
-        let cutoff = chrono::Utc::now() - chrono::TimeDelta::from_std(orphan_age).unwrap_or(chrono::TimeDelta::MAX);
+        // No cutoff (an age beyond the calendar): no upload is old enough to remove.
+        let cutoff =
+            chrono::TimeDelta::from_std(orphan_age).ok().and_then(|age| chrono::Utc::now().checked_sub_signed(age));
         for table in top.common_prefixes.iter().filter_map(|p| self.relative(p)) {
             if table.starts_with(['_', '.']) || table == MANIFESTS {
                 continue;
@@ -358,7 +360,7 @@ impl Lake {
                 self.store.list(Some(&dir)).try_collect().await.map_err(Error::store(format!("listing {table}")))?;
             for meta in listed {
                 let Some(relative) = self.relative(&meta.location) else { continue };
-                if !kept.contains(&relative) && meta.last_modified < cutoff {
+                if !kept.contains(&relative) && cutoff.is_some_and(|cutoff| meta.last_modified < cutoff) {
                     self.store.delete(&meta.location).await.map_err(Error::store(format!("removing {relative}")))?;
                 }
             }
