@@ -31,6 +31,13 @@ pub struct LeaseRecord {
     pub released: bool,
 }
 
+impl LeaseRecord {
+    /// Whether its holder still holds the org now: neither given back nor expired.
+    pub fn is_held(&self) -> bool {
+        !self.released && self.expires_at > chrono::Utc::now().timestamp_millis()
+    }
+}
+
 /// A lease this worker holds on an org.
 #[derive(Debug)]
 pub struct Lease {
@@ -48,9 +55,8 @@ impl Lake {
 
     /// Who holds the org's lease now (`None`: nobody; expired and released leases are `None`).
     pub async fn lease_holder(&self, org: &str) -> Result<Option<LeaseRecord>> {
-        let now = chrono::Utc::now().timestamp_millis();
         let newest = self.newest_lease(org).await?;
-        Ok(newest.map(|(_, record)| record).filter(|r| !r.released && r.expires_at > now))
+        Ok(newest.map(|(_, record)| record).filter(LeaseRecord::is_held))
     }
 
     /// The org's newest lease generation and its record (`None`: never leased).
@@ -93,9 +99,8 @@ impl Lake {
 
     /// Takes the org's lease for `ttl`, or says who holds it ([`Error::Held`]).
     pub async fn acquire(&self, org: &str, holder: &str, ttl: Duration) -> Result<Lease> {
-        let now = chrono::Utc::now().timestamp_millis();
         let newest = self.newest_lease(org).await?;
-        if let Some((_, record)) = newest.as_ref().filter(|(_, r)| !r.released && r.expires_at > now) {
+        if let Some((_, record)) = newest.as_ref().filter(|(_, r)| r.is_held()) {
             return Err(held(org, record));
         }
         let generation = newest.map_or(1, |(generation, _)| generation + 1);

@@ -381,11 +381,16 @@ async fn on_disk<T: Send + 'static>(
     }
 }
 
+// The twins of `sfetl_load::create_private_dir` and `create_private_file`, kept here so that this
+// crate does not link DuckDB (sfetl-load does), and `cargo test -p sfetl-lake` stays quick.
+
+/// Creates `dir` and its missing parents owner-only (0700): the files hold personal data.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
+/// Creates a new file readable and writable by the owner only (0600).
 fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)

@@ -62,6 +62,51 @@ fn hive_source(files: &str) -> String {
     )
 }
 
+/// The statement that makes (or replaces) the view `name`.
+fn view_sql(name: &str, select: &str) -> String {
+    format!("CREATE OR REPLACE VIEW \"{name}\" AS {select}")
+}
+
+/// Makes, through `create`, a view per table that has files (`source`), then each analytics view
+/// whose inputs were made. A view `create` refuses (a table whose files cannot be read, an
+/// analytics view that does not bind) is left out and reported: the others stay.
+fn create_all(
+    source: impl Fn(&str) -> Option<String>,
+    tables: &[&str],
+    views: &[View<'_>],
+    mut create: impl FnMut(&str, &str) -> Result<()>,
+) -> Published {
+    let mut registered = Vec::new();
+    let mut failed = Vec::new();
+    for table in tables {
+        if let Some(source) = source(table) {
+            // Files DuckDB cannot read (a foreign or damaged file under the table's folder) cost
+            // that table's view, not the warehouse.
+            match create(table, &format!("SELECT * FROM {source}")) {
+                Ok(()) => registered.push(table.to_string()),
+                Err(e) => failed.push((table.to_string(), e)),
+            }
+        }
+    }
+    for view in views {
+        if !view.inputs.iter().all(|input| registered.iter().any(|r| r == input)) {
+            continue;
+        }
+        let created = crate::expand(view.sql, &source)
+            .map_err(|missing| Error::Schema {
+                sql: view.name.to_string(),
+                detail: format!("no files for `{missing}`"),
+            })
+            .and_then(|sql| create(view.name, &sql));
+        match created {
+            Ok(()) if registered.iter().any(|r| r == view.name) => {}
+            Ok(()) => registered.push(view.name.to_string()),
+            Err(e) => failed.push((view.name.to_string(), e)),
+        }
+    }
+    Published { registered, failed }
+}
+
 impl Warehouse {
     pub const FILE_NAME: &'static str = "warehouse.duckdb";
 
@@ -90,36 +135,14 @@ impl Warehouse {
                 connection: duckdb::Connection::open_with_flags(&temp, config).map_err(fail)?,
             };
             let root = root.canonicalize().map_err(|source| Error::Io { path: root.to_path_buf(), source })?;
-            let mut registered = Vec::new();
-            let mut failed = Vec::new();
-            for table in tables {
-                if let Some(source) = table_source(&root, table) {
-                    // Files DuckDB cannot read (a foreign or damaged file under the table's
-                    // folder) cost that table's view, not the warehouse.
-                    match warehouse.create_view(table, &format!("SELECT * FROM {source}")) {
-                        Ok(()) => registered.push(table.to_string()),
-                        Err(e) => failed.push((table.to_string(), e)),
-                    }
-                }
-            }
-            for view in views {
-                if !view.inputs.iter().all(|input| registered.iter().any(|r| r == input)) {
-                    continue;
-                }
-                let created = crate::expand(view.sql, |table| table_source(&root, table))
-                    .map_err(|missing| Error::Schema {
-                        sql: view.name.to_string(),
-                        detail: format!("no files for `{missing}`"),
-                    })
-                    .and_then(|sql| warehouse.create_view(view.name, &sql));
-                match created {
-                    Ok(()) if registered.iter().any(|r| r == view.name) => {}
-                    Ok(()) => registered.push(view.name.to_string()),
-                    Err(e) => failed.push((view.name.to_string(), e)),
-                }
-            }
+            let published = create_all(
+                |table| table_source(&root, table),
+                tables,
+                views,
+                |name, select| warehouse.create_view(name, select),
+            );
             warehouse.connection.execute_batch("CHECKPOINT").map_err(fail)?;
-            Published { registered, failed }
+            published
         };
         // DuckDB creates its file with the process's umask; the views name every table's files.
         std::fs::set_permissions(&temp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
@@ -138,23 +161,12 @@ impl Warehouse {
             let listed: Vec<String> = files(table).iter().map(|url| crate::sql_literal(url)).collect();
             (!listed.is_empty()).then(|| hive_source(&format!("[{}]", listed.join(", "))))
         };
-        let mut made: Vec<&str> = Vec::new();
         let mut sql = String::new();
-        for table in tables {
-            if let Some(source) = source(table) {
-                sql.push_str(&format!("CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM {source};\n"));
-                made.push(table);
-            }
-        }
-        for view in views {
-            if !view.inputs.iter().all(|input| made.contains(input)) {
-                continue;
-            }
-            if let Ok(select) = crate::expand(view.sql, source) {
-                sql.push_str(&format!("CREATE OR REPLACE VIEW \"{}\" AS {select};\n", view.name));
-                made.push(view.name);
-            }
-        }
+        create_all(source, tables, views, |name, select| {
+            sql.push_str(&view_sql(name, select));
+            sql.push_str(";\n");
+            Ok(())
+        });
         sql
     }
 
@@ -179,7 +191,7 @@ impl Warehouse {
     }
 
     fn create_view(&self, name: &str, select: &str) -> Result<()> {
-        let sql = format!("CREATE OR REPLACE VIEW \"{name}\" AS {select}");
+        let sql = view_sql(name, select);
         self.connection.execute_batch(&sql).map_err(|source| Error::DuckDb { path: self.path.clone(), source })
     }
 
