@@ -101,12 +101,62 @@ async fn assignment_tables_read_their_changes_and_find_deletions_by_counting() {
         .collect();
     let newest = stamps.iter().copied().max().unwrap_or_default();
     let overlap = stamps.iter().filter(|&&at| at >= newest - 300_000).count();
+    // A file's identity: a table rewritten gets a new file (renamed into place).
+    let identity = |table: &str| {
+        let file = out.join(table).join("org=assign").join(format!("{table}.parquet"));
+        let meta = std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        (std::os::unix::fs::MetadataExt::ino(&meta), meta.modified().ok())
+    };
+    let kept = ["permission_set_license_assignments", "user_package_licenses", "user_subscriptions"];
+    let files = kept.map(identity);
     let before = org.sim.request_log().len();
     org.extract(&pipeline);
     assert_eq!(calls_about(before), (2, overlap));
+    // The rows read again are versions the files hold: the tables keep their files, and so does
+    // `user_subscriptions`, derived from their columns and the users' licenses alone.
+    assert_eq!(kept.map(identity), files, "{kept:?}: unchanged tables keep their files");
+    let holders = "SELECT * FROM user_subscriptions ORDER BY ALL";
+
+    // A user moves to a profile of another user license (SystemModstamp moves too): the
+    // assignment tables keep their files, `user_subscriptions` is derived again.
+    let now = chrono::Utc::now().timestamp() * 1000;
+    org.sim.update_org(|data| {
+        let profiles = data.table("Profile");
+        let license_of = |profile: &Value| {
+            (0..profiles.rows.len())
+                .find(|&p| profiles.get(p, "Id") == profile)
+                .map(|p| profiles.get(p, "UserLicenseId").clone())
+        };
+        let users = data.table("User");
+        let user = (0..users.rows.len()).find(|&u| users.get(u, "UserType").as_str() == Some("Standard")).unwrap_or(0);
+        let current = license_of(users.get(user, "ProfileId"));
+        let other = (0..profiles.rows.len())
+            .find(|&p| {
+                Some(profiles.get(p, "UserLicenseId")) != current.as_ref()
+                    && profiles.get(p, "UserType").as_str() == Some("Standard")
+            })
+            .map(|p| profiles.get(p, "Id").clone())
+            .unwrap_or_else(|| panic!("no Standard profile of another license"));
+        let users = data.table_mut("User");
+        users.set(user, "ProfileId", other);
+        users.set(user, "SystemModstamp", Value::DateTime(now));
+    });
+    let files = kept.map(identity);
+    org.extract(&pipeline);
+    let after = kept.map(identity);
+    assert_eq!(after[..2], files[..2], "the assignment tables did not change");
+    assert_ne!(after[2], files[2], "user_subscriptions is derived again");
+    let full = |dir: &std::path::Path| {
+        let run = crate::support::sfetl(
+            &["extract", &pipeline.to_string_lossy(), "--out", &dir.to_string_lossy(), "--full"],
+            org.dir.path(),
+        );
+        assert!(run.status.success(), "{}", text(&run));
+    };
+    full(&full_out);
+    assert_eq!(rows(&out, holders), rows(&full_out, holders), "user_subscriptions equals a full run's");
 
     // Three assignments of one license are removed; one is added to another license.
-    let now = chrono::Utc::now().timestamp() * 1000;
     let mut shrunk = String::new();
     org.sim.update_org(|data| {
         let assignments = data.table_mut(OBJECT);
@@ -136,12 +186,10 @@ async fn assignment_tables_read_their_changes_and_find_deletions_by_counting() {
     let held_by_shrunk =
         org.sim.org().table(OBJECT).rows.iter().filter(|r| r[2].as_str() == Some(shrunk.as_str())).count();
     assert!(records > held_by_shrunk, "the new assignment, and the shrunk license's assignments again");
-    let full = crate::support::sfetl(
-        &["extract", &pipeline.to_string_lossy(), "--out", &full_out.to_string_lossy(), "--full"],
-        org.dir.path(),
-    );
-    assert!(full.status.success(), "{}", text(&full));
+    assert_ne!(identity("permission_set_license_assignments"), files[0], "a deletion rewrites the table");
+    full(&full_out);
     assert_eq!(rows(&out, table), rows(&full_out, table), "incremental equals full");
+    assert_eq!(rows(&out, holders), rows(&full_out, holders), "user_subscriptions equals a full run's");
 }
 
 /// `sfetl sim` plays a night in an org on SIGUSR1 (`--churn`, what `just bench`'s incremental

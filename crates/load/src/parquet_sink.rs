@@ -3,8 +3,8 @@
 use crate::{Error, Result};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::fs::File;
@@ -59,13 +59,16 @@ impl ParquetSink {
     }
 
     /// The partition's current file, batch by batch, when there is one and it has `schema`
-    /// (a file from an older layout is `None`: the caller reads everything again).
+    /// (a file from an older layout is `None`: the caller reads everything again). With
+    /// `columns`, only those (by index in `schema`, in the schema's order) are read: a scan of
+    /// Ids and stamps skips decoding the rest.
     pub fn existing(
         &self,
         table: &str,
         key: &str,
         value: &str,
         schema: &SchemaRef,
+        columns: Option<&[usize]>,
     ) -> Result<Option<impl Iterator<Item = Result<RecordBatch>> + use<>>> {
         let path = self.final_path(table, key, value);
         let file = match File::open(&path) {
@@ -73,15 +76,33 @@ impl ParquetSink {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(Error::Io { path, source }),
         };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|source| Error::Parquet { path: path.clone(), source })?;
         if builder.schema().fields() != schema.fields() {
             return Ok(None);
+        }
+        if let Some(columns) = columns {
+            let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
+            builder = builder.with_projection(mask);
         }
         let reader = builder.build().map_err(|source| Error::Parquet { path: path.clone(), source })?;
         Ok(Some(reader.map(move |batch| {
             batch.map_err(|e| Error::Parquet { path: path.clone(), source: parquet::errors::ParquetError::from(e) })
         })))
+    }
+
+    /// The rows of the partition's current file, from its footer, when it exists with `schema`.
+    pub fn rows_of(&self, table: &str, key: &str, value: &str, schema: &SchemaRef) -> Result<Option<u64>> {
+        let path = self.final_path(table, key, value);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(Error::Io { path, source }),
+        };
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet { path, source })?;
+        let rows = builder.metadata().file_metadata().num_rows();
+        Ok((builder.schema().fields() == schema.fields()).then_some(rows.max(0) as u64))
     }
 
     /// Starts the file of one table's partition (`org=acme`), replacing the current one on commit.

@@ -122,8 +122,43 @@ impl Warehouse {
     /// The database holds only views, so it is rebuilt whole under a temporary name and renamed
     /// into place: a reader (or a BI tool holding the old file open) never sees it half made, and
     /// nothing but sfetl's views is kept in it: keep your own objects in another database.
-    pub fn publish(root: &Path, tables: &[&str], views: &[View<'_>]) -> Result<Published> {
+    ///
+    /// The views read their tables' files through globs, so another run's files need no new
+    /// database: when the statements and the tables' partitions (orgs) are those the current
+    /// database was made with, and `contract` (what else decides the views' columns: the tables'
+    /// schemas) is the same, the database is kept as it is. What it was made with is kept in
+    /// `_state/warehouse.sql`.
+    pub fn publish(root: &Path, tables: &[&str], views: &[View<'_>], contract: &str) -> Result<Published> {
         let path = root.join(Self::FILE_NAME);
+        let made_with = root.join("_state").join("warehouse.sql");
+        let absolute = root.canonicalize().map_err(|source| Error::Io { path: root.to_path_buf(), source })?;
+        let mut statements = format!("-- {contract}\n-- storage {}\n", Self::STORAGE_VERSION);
+        // A new partition (another org, or a foreign folder) has files no view was checked with.
+        for table in tables {
+            let mut partitions: Vec<String> = std::fs::read_dir(root.join(table))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|partition| partition.file_name().to_string_lossy().into_owned())
+                .collect();
+            partitions.sort_unstable();
+            statements.push_str(&format!("-- {table}: {}\n", partitions.join(", ")));
+        }
+        let planned = create_all(
+            |table| table_source(&absolute, table),
+            tables,
+            views,
+            |name, select| {
+                statements.push_str(&view_sql(name, select));
+                statements.push_str(";\n");
+                Ok(())
+            },
+        );
+        if path.exists() && std::fs::read_to_string(&made_with).is_ok_and(|made| made == statements) {
+            return Ok(planned);
+        }
+        // Whatever happens next, the database is no longer known to match.
+        let _ = std::fs::remove_file(&made_with);
         let temp = root.join(format!("{}.tmp-{}", Self::FILE_NAME, std::process::id()));
         crate::parquet_sink::remove_leftovers(root, |stem| stem == Self::FILE_NAME);
         let fail = |source| Error::DuckDb { path: temp.clone(), source };
@@ -134,9 +169,8 @@ impl Warehouse {
                 path: temp.clone(),
                 connection: duckdb::Connection::open_with_flags(&temp, config).map_err(fail)?,
             };
-            let root = root.canonicalize().map_err(|source| Error::Io { path: root.to_path_buf(), source })?;
             let published = create_all(
-                |table| table_source(&root, table),
+                |table| table_source(&absolute, table),
                 tables,
                 views,
                 |name, select| warehouse.create_view(name, select),
@@ -150,6 +184,16 @@ impl Warehouse {
         std::fs::rename(&temp, &path).map_err(|source| Error::Io { path: path.clone(), source })?;
         // A write-ahead log left by an older database would be replayed onto the new one.
         let _ = std::fs::remove_file(root.join(format!("{}.wal", Self::FILE_NAME)));
+        // A view refused is tried again next run.
+        if published.failed.is_empty() {
+            let saved = crate::create_private_dir(&root.join("_state"))
+                .and_then(|()| crate::create_private_file(&made_with))
+                .and_then(|mut file| std::io::Write::write_all(&mut file, statements.as_bytes()));
+            if let Err(source) = saved {
+                let _ = std::fs::remove_file(&made_with);
+                return Err(Error::Io { path: made_with, source });
+            }
+        }
         Ok(published)
     }
 
@@ -246,8 +290,8 @@ mod tests {
             View { name: "nobody", inputs: &["absent"], sql: "SELECT * FROM {absent}" },
             View { name: "broken", inputs: &["people"], sql: "SELECT no_such_column FROM people" },
         ];
-        assert_eq!(Warehouse::publish(dir.path(), &["people", "absent"], &[])?.registered, ["people"]);
-        let published = Warehouse::publish(dir.path(), &["people"], &views)?;
+        assert_eq!(Warehouse::publish(dir.path(), &["people", "absent"], &[], "v1")?.registered, ["people"]);
+        let published = Warehouse::publish(dir.path(), &["people"], &views, "v1")?;
         assert_eq!(published.registered, ["people"], "a re-run replaces the database; `nobody` lacks its input");
         assert_eq!(published.failed.len(), 1, "{:?}", published.failed);
         let cause = std::error::Error::source(&published.failed[0].1).map(ToString::to_string).unwrap_or_default();
@@ -262,6 +306,54 @@ mod tests {
         assert_eq!(orgs, Some(vec!["2024".to_string(), "acme".to_string()]));
         let counts = out[0].column(1).as_any().downcast_ref::<Int64Array>().map(|a| a.values().to_vec());
         assert_eq!(counts, Some(vec![1, 1]), "the `people` view refines the table's own view");
+        Ok(())
+    }
+
+    /// The database is made again only when its statements, the tables' partitions or the
+    /// contract change; a run's new files need none, the views' globs find them.
+    #[test]
+    fn keeps_the_database_while_its_statements_and_contract_stay() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|source| Error::Io { path: "tmp".into(), source })?;
+        let sink = ParquetSink::new(dir.path());
+        let write = |table: &str, org: &str, names: &[&str]| -> Result<()> {
+            let mut writer = sink.open(table, "org", org, batch(names).schema())?;
+            writer.write(&batch(names))?;
+            writer.commit().map(|_| ())
+        };
+        write("people", "acme", &["Ada"])?;
+        let file = dir.path().join(Warehouse::FILE_NAME);
+        let identity = || {
+            std::fs::metadata(&file)
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                .map_err(|source| Error::Io { path: file.clone(), source })
+        };
+        let count = || -> Result<Option<i64>> {
+            let out = Warehouse::open_existing(dir.path())?.query("SELECT count(*)::BIGINT FROM people")?;
+            Ok(out[0].column(0).as_any().downcast_ref::<Int64Array>().map(|a| a.value(0)))
+        };
+        let tables = ["people", "pets"];
+        Warehouse::publish(dir.path(), &tables, &[], "v1")?;
+        let made = identity()?;
+        let mut run_file = sink.open_file("people", "org", "acme", "people-run2", batch(&["Zoë"]).schema())?;
+        run_file.write(&batch(&["Zoë"]))?;
+        run_file.commit()?;
+        Warehouse::publish(dir.path(), &tables, &[], "v1")?;
+        assert_eq!(identity()?, made, "same statements, same contract: kept");
+        assert_eq!(count()?, Some(2), "a new file of the partition is read through the kept view");
+        write("people", "zeta", &["Zoë"])?;
+        Warehouse::publish(dir.path(), &tables, &[], "v1")?;
+        assert_ne!(identity()?, made, "another org's partition: made again");
+        let made = identity()?;
+        Warehouse::publish(dir.path(), &tables, &[], "v2")?;
+        let remade = identity()?;
+        assert_ne!(remade, made, "another contract: made again");
+        write("pets", "acme", &["Rex"])?;
+        let published = Warehouse::publish(dir.path(), &tables, &[], "v2")?;
+        assert_ne!(identity()?, remade, "a table with its first files: made again");
+        assert_eq!(published.registered, ["people", "pets"]);
+        std::fs::remove_file(&file).map_err(|source| Error::Io { path: file.clone(), source })?;
+        Warehouse::publish(dir.path(), &tables, &[], "v2")?;
+        assert_eq!(count()?, Some(3), "a missing database is made again");
         Ok(())
     }
 }

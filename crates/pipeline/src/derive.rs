@@ -6,44 +6,53 @@ use crate::summary::DerivedTable;
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Field, Schema};
 use sfetl_load::{Error, LocalSql, ParquetSink, expand, parquet_source, sql_literal};
-use sfetl_transform::model::DERIVED;
+use sfetl_transform::model::{DERIVED, DerivedTable as DerivedTableDef};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Writes each derived table of the org whose inputs were all written by this run (`written`), in
+/// The derived tables of one run, and the fingerprint of each one's inputs (for the tables that
+/// declare what they read): the org's state keeps them for the next run.
+#[derive(Debug, Default)]
+pub struct Derived {
+    pub tables: Vec<DerivedTable>,
+    pub fingerprints: BTreeMap<String, String>,
+}
+
+/// Writes each derived table of the org whose inputs were all read by this run (`written`), in
 /// order, and returns them with their row counts. A table whose inputs are older keeps its file:
-/// derived rows always agree with one run's raw rows.
+/// derived rows always agree with one run's raw rows. With `unchanged_since` (an incremental
+/// run: the fingerprints the last run derived from), a table whose declared input columns hold
+/// the same values keeps its file too, as it would be derived again identical.
 pub fn derive_org(
     sink: &ParquetSink,
     plan: &OrgPlan,
     run_id: &str,
     written: &[&'static str],
-) -> Result<Vec<DerivedTable>, Error> {
-    let free_licenses = text_list(&plan.free_licenses);
-    let paid_licenses = text_list(&plan.paid_licenses);
-    let excluded: Vec<String> = plan.exclude_user_types.iter().map(|t| t.to_lowercase()).collect();
-    let excluded_user_types = text_list(&excluded);
-    let rulebook = sfetl_transform::rulebook::values_sql();
+    unchanged_since: Option<&BTreeMap<String, String>>,
+) -> Result<Derived, Error> {
+    let parameters = Parameters::of(plan, run_id);
     let org = plan.name.as_str();
     let engine = LocalSql::open(&sink.spill_dir())?;
     let mut fresh = written.to_vec();
-    let mut derived = Vec::new();
+    let mut derived = Derived::default();
     for table in DERIVED {
         if !table.inputs.iter().all(|input| fresh.contains(input)) {
             continue;
         }
-        let sql = expand(table.sql, |name| match name {
-            "run_id" => Some(sql_literal(run_id)),
-            "free_licenses" => Some(free_licenses.clone()),
-            "paid_licenses" => Some(paid_licenses.clone()),
-            "excluded_user_types" => Some(excluded_user_types.clone()),
-            "rulebook" => Some(rulebook.clone()),
-            input => Some(parquet_source(&sink.final_path(input, "org", org))),
-        })
-        .map_err(|name| Error::Schema {
-            sql: table.name.to_string(),
-            detail: format!("unknown placeholder {{{name}}}"),
-        })?;
+        let sql = parameters.sql(table, sink, org)?;
         let schema = table.schema();
+        let source = |input: &str| parquet_source(&sink.final_path(input, "org", org));
+        let fingerprint = fingerprint(&engine, &sql, table.reads, source)?;
+        if let Some(fingerprint) = &fingerprint {
+            derived.fingerprints.insert(table.name.to_string(), fingerprint.clone());
+            let same = unchanged_since.and_then(|last| last.get(table.name)) == Some(fingerprint);
+            if let Some(rows) = sink.rows_of(table.name, "org", org, &schema)?.filter(|_| same) {
+                tracing::debug!(org, table = table.name, rows, "inputs unchanged: the derived table keeps its file");
+                derived.tables.push(DerivedTable { table: table.name, rows });
+                fresh.push(table.name);
+                continue;
+            }
+        }
         let mut writer = if table.per_run {
             sink.open_file(table.name, "org", org, &format!("{}-{run_id}", table.name), schema.clone())?
         } else {
@@ -52,16 +61,87 @@ pub fn derive_org(
         engine.select_each(&sql, &schema, |batch| writer.write(&batch))?;
         let rows = writer.commit()?;
         tracing::debug!(org, table = table.name, rows, "derived");
-        derived.push(DerivedTable { table: table.name, rows });
+        derived.tables.push(DerivedTable { table: table.name, rows });
         fresh.push(table.name);
     }
     if fresh.contains(&"subscriptions") {
         let subscriptions = sink.final_path("subscriptions", "org", org);
-        for (setting, names) in [("free_licenses", &free_licenses), ("paid_licenses", &paid_licenses)] {
+        let settings = [("free_licenses", &parameters.free_licenses), ("paid_licenses", &parameters.paid_licenses)];
+        for (setting, names) in settings {
             warn_unknown_names(&engine, &subscriptions, setting, names, org)?;
         }
     }
     Ok(derived)
+}
+
+/// The values of a run that a derived table's SQL takes ([`sfetl_transform::model::PARAMETERS`]).
+struct Parameters {
+    run_id: String,
+    free_licenses: String,
+    paid_licenses: String,
+    excluded_user_types: String,
+    rulebook: String,
+}
+
+impl Parameters {
+    fn of(plan: &OrgPlan, run_id: &str) -> Parameters {
+        let excluded: Vec<String> = plan.exclude_user_types.iter().map(|t| t.to_lowercase()).collect();
+        Parameters {
+            run_id: sql_literal(run_id),
+            free_licenses: text_list(&plan.free_licenses),
+            paid_licenses: text_list(&plan.paid_licenses),
+            excluded_user_types: text_list(&excluded),
+            rulebook: sfetl_transform::rulebook::values_sql(),
+        }
+    }
+
+    /// The table's SQL, over the org's files of its inputs.
+    fn sql(&self, table: &DerivedTableDef, sink: &ParquetSink, org: &str) -> Result<String, Error> {
+        expand(table.sql, |name| match name {
+            "run_id" => Some(self.run_id.clone()),
+            "free_licenses" => Some(self.free_licenses.clone()),
+            "paid_licenses" => Some(self.paid_licenses.clone()),
+            "excluded_user_types" => Some(self.excluded_user_types.clone()),
+            "rulebook" => Some(self.rulebook.clone()),
+            input => Some(parquet_source(&sink.final_path(input, "org", org))),
+        })
+        .map_err(|name| Error::Schema {
+            sql: table.name.to_string(),
+            detail: format!("unknown placeholder {{{name}}}"),
+        })
+    }
+}
+
+/// What a derived table is computed from: its SQL, and per declared input (`reads`) the row
+/// count and the sum of a hash of each row's declared columns (any row added, removed or changed
+/// in those columns changes it). `None` for a table that declares nothing: derived every run.
+fn fingerprint(
+    engine: &LocalSql,
+    sql: &str,
+    reads: &[(&str, &[&str])],
+    source: impl Fn(&str) -> String,
+) -> Result<Option<String>, Error> {
+    if reads.is_empty() {
+        return Ok(None);
+    }
+    let inputs = reads.iter().map(|(input, columns)| {
+        let columns: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+        format!(
+            "(SELECT count(*)::VARCHAR || ':' || coalesce(sum(hash({})), 0)::VARCHAR FROM {})",
+            columns.join(", "),
+            source(input)
+        )
+    });
+    let all = std::iter::once(format!("hash({})::VARCHAR", sql_literal(sql))).chain(inputs).collect::<Vec<_>>();
+    let query = format!("SELECT concat_ws('|', {}) AS fingerprint", all.join(", "));
+    let schema = Arc::new(Schema::new(vec![Field::new("fingerprint", DataType::Utf8, true)]));
+    let mut fingerprint = None;
+    engine.select_each(&query, &schema, |batch| {
+        fingerprint =
+            fingerprint.take().or_else(|| batch.column(0).as_string::<i32>().iter().flatten().next().map(String::from));
+        Ok(())
+    })?;
+    Ok(fingerprint)
 }
 
 /// A list of names as a DuckDB `VARCHAR[]` literal.
@@ -106,6 +186,64 @@ mod tests {
     /// Over empty files of every declared schema, every derived table is derived (its SQL's
     /// columns match the declaration) and every view of the warehouse binds: a contract broken
     /// on either side fails here, not in a customer's run.
+    /// A table that declares the columns it reads (`reads`) is kept when those hold the same
+    /// values: a column read but not declared would leave it stale. Its SQL must therefore bind
+    /// over files of the declared columns alone; and leaving out any one of them must not.
+    #[test]
+    fn tables_that_declare_their_reads_read_nothing_else() {
+        let plan = sample_plan(tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")).path());
+        let declaring: Vec<_> = DERIVED.iter().filter(|t| !t.reads.is_empty()).collect();
+        assert!(!declaring.is_empty());
+        for table in declaring {
+            assert!(!table.per_run, "{}: a per-run table is written every run", table.name);
+            let mut declared: Vec<&str> = table.reads.iter().map(|(input, _)| *input).collect();
+            declared.sort_unstable();
+            let mut inputs = table.inputs.to_vec();
+            inputs.sort_unstable();
+            assert_eq!(declared, inputs, "{}: every input's columns are declared", table.name);
+            let bind = |left_out: Option<(&str, &str)>| -> Result<(), String> {
+                let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+                let sink = ParquetSink::new(dir.path());
+                for (input, columns) in table.reads {
+                    let full = tables::ALL.iter().find(|t| t.name == *input).map(|t| t.schema());
+                    let full = full.ok_or_else(|| format!("{input} is not a raw table"))?;
+                    let fields = full
+                        .fields()
+                        .iter()
+                        .filter(|f| columns.contains(&f.name().as_str()) && left_out != Some((*input, f.name())))
+                        .cloned()
+                        .collect::<Vec<_>>();
+                    let schema = Arc::new(Schema::new(fields));
+                    sink.open(input, "org", "acme", schema).and_then(|w| w.commit()).map_err(|e| e.to_string())?;
+                }
+                let sql = Parameters::of(&plan, "r").sql(table, &sink, "acme").map_err(|e| e.to_string())?;
+                let engine = LocalSql::open(&sink.spill_dir()).map_err(|e| e.to_string())?;
+                engine.select_each(&sql, &table.schema(), |_| Ok(())).map_err(|e| crate::chain(&e))
+            };
+            bind(None).unwrap_or_else(|e| panic!("{} reads an undeclared column: {e}", table.name));
+            for (input, columns) in table.reads {
+                for column in *columns {
+                    assert!(
+                        bind(Some((input, column))).is_err(),
+                        "{}: {input}.{column} is declared, never read",
+                        table.name
+                    );
+                }
+            }
+        }
+    }
+
+    fn sample_plan(dir: &std::path::Path) -> OrgPlan {
+        let key = sfetl_extract::keys::rsa_key_and_certificate("t").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("k.key"), key.private_key_pem).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(dir.join("k.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let toml = "[[orgs]]\nname = \"acme\"\nurl = \"https://acme.my.salesforce.com\"\nclient_id = \"c\"\n\
+                    username = \"u\"\nprivate_key_file = \"k.key\"\npaid_licenses = [\"Nonesuch\"]\n";
+        let pipeline = crate::Pipeline::parse(toml, &dir.join("p.toml"));
+        pipeline.unwrap_or_else(|e| panic!("{e}")).orgs[0].clone()
+    }
+
     #[test]
     fn every_derived_table_and_view_builds_over_empty_files_of_the_declared_schemas() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -126,16 +264,11 @@ mod tests {
             }
         }
         empty("runs", runs::schema(), true);
-        let key = sfetl_extract::keys::rsa_key_and_certificate("t").unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(dir.path().join("k.key"), key.private_key_pem).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::set_permissions(dir.path().join("k.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let toml = "[[orgs]]\nname = \"acme\"\nurl = \"https://acme.my.salesforce.com\"\nclient_id = \"c\"\n\
-                    username = \"u\"\nprivate_key_file = \"k.key\"\npaid_licenses = [\"Nonesuch\"]\n";
-        let pipeline = crate::Pipeline::parse(toml, &dir.path().join("p.toml"));
-        let plan = pipeline.unwrap_or_else(|e| panic!("{e}")).orgs[0].clone();
+        let plan = sample_plan(dir.path());
         let written: Vec<&'static str> = tables::ALL.iter().map(|t| t.name).collect();
-        let derived = derive_org(&sink, &plan, run_id, &written).unwrap_or_else(|e| panic!("{}", crate::chain(&e)));
+        let derived =
+            derive_org(&sink, &plan, run_id, &written, None).unwrap_or_else(|e| panic!("{}", crate::chain(&e)));
+        let derived = derived.tables;
         let names: Vec<&str> = derived.iter().map(|d| d.table).collect();
         let declared: Vec<&str> = model::DERIVED.iter().map(|t| t.name).collect();
         assert_eq!(names, declared);
@@ -150,7 +283,8 @@ mod tests {
         let views = model::analytics_views(90);
         let views: Vec<sfetl_load::View> =
             views.iter().map(|v| sfetl_load::View { name: v.name, inputs: v.inputs, sql: &v.sql }).collect();
-        let published = sfetl_load::Warehouse::publish(dir.path(), &all, &views).unwrap_or_else(|e| panic!("{e}"));
+        let published =
+            sfetl_load::Warehouse::publish(dir.path(), &all, &views, "test").unwrap_or_else(|e| panic!("{e}"));
         let refused: Vec<String> =
             published.failed.iter().map(|(view, e)| format!("{view}: {}", crate::chain(e))).collect();
         assert!(refused.is_empty(), "{refused:#?}");

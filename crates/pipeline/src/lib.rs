@@ -33,6 +33,7 @@ mod first_pages;
 mod lake;
 mod lock;
 mod pages;
+mod previous;
 mod progress;
 mod pull;
 mod ranges;

@@ -6,7 +6,7 @@ use crate::OrgError;
 use crate::config::{BulkChoice, OrgPlan};
 use crate::encoder::Encoder;
 use crate::first_pages::{Batched, FirstPages};
-use crate::pages::{ArrowPages, PageWatch};
+use crate::pages::{ArrowPages, PageWatch, Versions};
 use crate::ranges::{RangeReads, Tally, take_spares};
 use crate::run::RunContext;
 use crate::scope::UserScope;
@@ -21,7 +21,7 @@ use sfetl_extract::{BulkQuery, QueryPage, QueryStream, RecordDecoder, Salesforce
 use sfetl_load::PartitionWriter;
 use sfetl_transform::tables::TableDef;
 use sfetl_transform::{CompanyMatcher, DecodedPage, TableDecoder};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
@@ -62,7 +62,7 @@ pub(crate) async fn read_table(
     let schema = table.schema();
     // The previous file, for an incremental run; without one (first run, new layout), read all.
     let previous = match &since {
-        Some(_) => sink.existing(table.name, "org", &org.name, &schema)?,
+        Some(_) => sink.existing(table.name, "org", &org.name, &schema, None)?,
         None => None,
     };
     // A cursor from before the table had an activity field cannot say which rows it moved in.
@@ -163,27 +163,27 @@ pub(crate) async fn read_table(
         bar.advance(rows);
     }
     let (mut writer, mut history) = encoder.finish().await?;
-    let PageWatch { newest, newest_activity, ids: changed, groups: held, .. } = watch;
-    let changed = changed.unwrap_or_default();
-    // For a table checked by counts: the changed rows read, per group.
-    let verifying = table.verified_by.zip(held);
+    let PageWatch { newest, newest_activity, versions, groups: held, observed, .. } = watch;
+    let changed = versions.unwrap_or_default();
+    // The previous file's Ids, groups and stamps, against the rows read: for a table checked by
+    // counts, the rows held per group; for any, whether it already holds all that was read.
+    let (changed, scan) = match (&previous, &since) {
+        (Some(_), Some(_)) => {
+            let (sink, org_name) = (sink.clone(), org.name.clone());
+            let held = held.filter(|_| table.verified_by.is_some());
+            tokio::task::spawn_blocking(move || -> Result<_, OrgError> {
+                let scan = crate::previous::scan(&sink, table, &org_name, &changed, held)?;
+                Ok((changed, scan))
+            })
+            .await??
+        }
+        _ => (changed, None),
+    };
     // Deletions the changes do not show: the groups whose counts differ are read again.
     let (mut stale, mut everything) = (BTreeSet::new(), false);
     let mut verify_calls = 0;
-    if let Some((group_field, mut held)) = verifying
-        && previous.is_some()
-    {
-        let group = table.column_of(group_field).unwrap_or(0);
-        let previous_rows = sink.existing(table.name, "org", &org.name, &schema)?;
-        let skip = changed.clone();
-        let held = tokio::task::spawn_blocking(move || -> Result<verify::GroupCounts, OrgError> {
-            for batch in previous_rows.into_iter().flatten() {
-                verify::count_groups(&mut held, &batch?, group, &skip);
-            }
-            Ok(held)
-        })
-        .await??;
-        let recount = verify::stale_groups(client, table.object, group_field, &held, counted).await?;
+    if let (Some(group_field), Some(held)) = (table.verified_by, scan.as_ref().and_then(|s| s.held.as_ref())) {
+        let recount = verify::stale_groups(client, table.object, group_field, held, counted).await?;
         verify_calls = recount.calls;
         if recount.everything || !recount.stale.is_empty() {
             tracing::info!(org = %org.name, table = table.name, groups = recount.stale.len(), whole = recount.everything,
@@ -212,25 +212,36 @@ pub(crate) async fn read_table(
         }
     }
     let fetched = writer.rows();
-    // Read again whole, the table keeps nothing of its previous file.
-    if since.is_some()
-        && !everything
-        && let Some(previous) = previous
-    {
-        let group = table.verified_by.and_then(|field| table.column_of(field)).unwrap_or(0);
-        writer = tokio::task::spawn_blocking(move || -> Result<PartitionWriter, OrgError> {
-            for batch in previous {
-                writer.write(&kept_rows(&batch?, &changed, (group, &stale), table.name)?)?;
-            }
-            Ok(writer)
-        })
-        .await??;
-    }
-    let rows = writer.rows();
+    // Nothing new (every row read is a version the file holds, none left the scope) and nothing
+    // deleted: the previous file stays as it is.
+    let unchanged = scan
+        .as_ref()
+        .filter(|scan| scan.holds_every_version && stale.is_empty() && !everything && fetched == observed)
+        .map(|scan| scan.rows);
+    let (rows, file) = match (unchanged, previous) {
+        (Some(rows), _) => {
+            // Dropped uncommitted, the new file leaves nothing behind.
+            drop(writer);
+            tracing::info!(org = %org.name, table = table.name, read = fetched, rows, "no change: the table keeps its file");
+            (rows, None)
+        }
+        // Read again whole, the table keeps nothing of its previous file.
+        (None, Some(previous)) if since.is_some() && !everything => {
+            let group = table.verified_by.and_then(|field| table.column_of(field)).unwrap_or(0);
+            let writer = tokio::task::spawn_blocking(move || -> Result<PartitionWriter, OrgError> {
+                for batch in previous {
+                    writer.write(&kept_rows(&batch?, &changed, (group, &stale), table.name)?)?;
+                }
+                Ok(writer)
+            })
+            .await??;
+            tracing::info!(org = %org.name, table = table.name, changed = fetched, rows = writer.rows(),
+                "merged the changes into the table");
+            (writer.rows(), Some(writer))
+        }
+        _ => (writer.rows(), Some(writer)),
+    };
     bar.finish(rows);
-    if since.is_some() {
-        tracing::info!(org = %org.name, table = table.name, changed = fetched, rows, "merged the changes into the table");
-    }
     let mut tally = Tally::of(&stream);
     match &rest {
         Rest::Pages => {}
@@ -245,7 +256,7 @@ pub(crate) async fn read_table(
     let summary = TableSummary { table: table.name, rows, fetched, api_calls, elapsed: started.elapsed() };
     let cursor =
         newest.map(|cursor| Cursor { activity: newest_activity.filter(|_| table.activity.is_some()), ..cursor });
-    Ok(TableRead { files: std::iter::once(writer).chain(history).collect(), summary, cursor })
+    Ok(TableRead { files: file.into_iter().chain(history).collect(), summary, cursor })
 }
 
 /// What a Bulk API job costs before its first result: Salesforce queues and runs it (10-15
@@ -431,7 +442,7 @@ async fn open_query<'c>(
 /// this run), nor those whose group column is one of the `stale` groups (read again whole).
 fn kept_rows(
     batch: &RecordBatch,
-    ids: &HashSet<String>,
+    ids: &Versions,
     (group, stale): (usize, &BTreeSet<String>),
     table: &'static str,
 ) -> Result<RecordBatch, OrgError> {
@@ -441,7 +452,7 @@ fn kept_rows(
         .iter()
         .zip(groups.iter())
         .map(|(id, group)| {
-            let read_again = id.is_some_and(|id| ids.contains(id)) || stale.contains(group.unwrap_or_default());
+            let read_again = id.is_some_and(|id| ids.contains_key(id)) || stale.contains(group.unwrap_or_default());
             Some(!read_again)
         })
         .collect();

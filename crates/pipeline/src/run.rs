@@ -174,7 +174,8 @@ pub(crate) async fn publish(output: PathBuf, inactive_days: u32) -> Result<Vec<R
     tokio::task::spawn_blocking(move || {
         let (names, views) = warehouse_contents(inactive_days);
         let views: Vec<View> = views.iter().map(|v| View { name: v.name, inputs: v.inputs, sql: &v.sql }).collect();
-        let published = Warehouse::publish(&output, &names, &views).map_err(RunError::Warehouse)?;
+        let published =
+            Warehouse::publish(&output, &names, &views, &warehouse_contract()).map_err(RunError::Warehouse)?;
         Ok(published.failed.into_iter().map(|(view, error)| RefusedView { view, error }).collect())
     })
     .await?
@@ -190,6 +191,15 @@ pub(crate) fn warehouse_contents(inactive_days: u32) -> (Vec<&'static str>, Vec<
         .chain(["runs"])
         .collect();
     (names, model::analytics_views(inactive_days))
+}
+
+/// What decides the warehouse's columns besides its statements: every table's schema (a new
+/// sfetl that adds a column makes the database again).
+fn warehouse_contract() -> String {
+    let raw = tables::ALL.iter().map(|t| (t.name, t.schema()));
+    let derived = model::DERIVED.iter().map(|t| (t.name, t.schema()));
+    let all: Vec<_> = raw.chain(derived).chain([("runs", runs::schema())]).collect();
+    format!("schemas {:016x}", crate::shard::fnv1a(format!("{all:?}").as_bytes()))
 }
 
 /// What every org of one run shares.
@@ -306,6 +316,7 @@ async fn read_org(
     let root = sink.root().to_path_buf();
     let (name, plan, run_id) = (org.name.clone(), org.clone(), run.run_id.to_string());
     let written: Vec<&'static str> = summary.tables.iter().map(|t| t.table).collect();
+    let incremental = run.mode == Mode::Incremental;
     let derived = tokio::task::spawn_blocking(move || -> Result<Vec<DerivedTable>, OrgError> {
         for writer in pending {
             writer.commit()?;
@@ -315,7 +326,13 @@ async fn read_org(
             state.cursors.extend(new_cursors.into_iter().map(|(name, cursor)| (name.to_string(), cursor)));
             crate::state::save(&root, &name, &state)?;
         }
-        crate::derive::derive_org(&sink, &plan, &run_id, &written).map_err(OrgError::Derive)
+        let last = incremental.then_some(&state.derived);
+        let derived = crate::derive::derive_org(&sink, &plan, &run_id, &written, last).map_err(OrgError::Derive)?;
+        if derived.fingerprints != state.derived {
+            state.derived = derived.fingerprints;
+            crate::state::save(&root, &name, &state)?;
+        }
+        Ok(derived.tables)
     })
     .await??;
     summary.derived = derived;

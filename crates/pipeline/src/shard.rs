@@ -16,11 +16,15 @@ impl Shard {
     /// with the same N cover every org once however the pipeline's orgs are ordered, and an org
     /// added to the pipeline does not move the others.
     pub fn owns(&self, org: &str) -> bool {
-        let hash = org
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
-        hash % u64::from(self.count) == u64::from(self.index)
+        fnv1a(org.as_bytes()) % u64::from(self.count) == u64::from(self.index)
     }
+}
+
+/// FNV-1a (64 bits): a fixed hash, the same in every version and on every machine.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 impl FromStr for Shard {

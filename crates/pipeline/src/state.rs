@@ -27,6 +27,10 @@ impl Cursor {
 pub struct OrgState {
     #[serde(default)]
     pub cursors: BTreeMap<String, Cursor>,
+    /// Per derived table, the fingerprint of the inputs its file was derived from
+    /// ([`crate::derive::Derived`]); written after that file is in place.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub derived: BTreeMap<String, String>,
 }
 
 fn path(output: &Path, org: &str) -> PathBuf {

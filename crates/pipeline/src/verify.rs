@@ -12,19 +12,15 @@ use crate::OrgError;
 use arrow::array::{Array, AsArray, RecordBatch};
 use sfetl_extract::SalesforceClient;
 use sfetl_extract::soql::{SoqlQuery, quote};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 /// Rows held per group (the group column's value; `""` for none).
 pub type GroupCounts = HashMap<String, u64>;
 
-/// Adds a batch's rows to the counts, but for the rows whose Id (the first column) is in `skip`.
-pub fn count_groups(counts: &mut GroupCounts, batch: &RecordBatch, group: usize, skip: &HashSet<String>) {
-    let ids = batch.column(0).as_string::<i32>();
+/// Adds a batch's rows to the counts.
+pub fn count_groups(counts: &mut GroupCounts, batch: &RecordBatch, group: usize) {
     let groups = batch.column(group).as_string::<i32>();
     for row in 0..batch.num_rows() {
-        if ids.is_valid(row) && skip.contains(ids.value(row)) {
-            continue;
-        }
         let key = if groups.is_valid(row) { groups.value(row) } else { "" };
         *counts.entry(key.to_string()).or_default() += 1;
     }

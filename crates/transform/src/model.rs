@@ -23,6 +23,10 @@ pub struct DerivedTable {
     /// Keeps every run's rows (a file per run) instead of replacing them; the rows start with a
     /// `run_id` column before `columns`, which the SQL selects as `{run_id}`.
     pub per_run: bool,
+    /// Every column the SQL reads, per input, when declared: an incremental run derives the table
+    /// again only when these columns' values changed (a login changes a user, not who holds what).
+    /// Empty: derived every run. A test derives the table over files of these columns alone.
+    pub reads: &'static [(&'static str, &'static [&'static str])],
 }
 
 impl DerivedTable {
@@ -65,6 +69,7 @@ pub static SUBSCRIPTIONS: DerivedTable = DerivedTable {
     columns: SUBSCRIPTION_COLUMNS,
     inputs: &["user_licenses", "permission_set_licenses", "package_licenses", "profiles"],
     per_run: false,
+    reads: &[],
     sql: "WITH rules AS {rulebook},
           licenses AS (
               SELECT user_license_id AS subscription_id, 'user_license' AS kind, name, label, status,
@@ -115,6 +120,7 @@ pub static SUBSCRIPTION_HISTORY: DerivedTable = DerivedTable {
     columns: SUBSCRIPTION_COLUMNS,
     inputs: &["subscriptions"],
     per_run: true,
+    reads: &[],
     sql: "SELECT {run_id} AS run_id, * FROM {subscriptions}",
 };
 
@@ -126,6 +132,11 @@ pub static USER_SUBSCRIPTIONS: DerivedTable = DerivedTable {
     columns: &[("user_id", Text), ("subscription_id", Text), ("kind", Text), ("assigned_at", Timestamp)],
     inputs: &["users", "permission_set_license_assignments", "user_package_licenses"],
     per_run: false,
+    reads: &[
+        ("users", &["user_id", "user_license_id"]),
+        ("permission_set_license_assignments", &["user_id", "permission_set_license_id", "assigned_at"]),
+        ("user_package_licenses", &["user_id", "package_license_id", "assigned_at"]),
+    ],
     sql: "SELECT user_id, user_license_id AS subscription_id, 'user_license' AS kind, NULL AS assigned_at
           FROM {users} WHERE user_license_id IS NOT NULL
           UNION ALL
@@ -152,6 +163,7 @@ pub static COMPANY_SUBSCRIPTION_HISTORY: DerivedTable = DerivedTable {
     ],
     inputs: &["orgs", "users", "user_subscriptions", "subscriptions"],
     per_run: true,
+    reads: &[],
     sql: "SELECT {run_id} AS run_id, u.company, us.subscription_id, us.kind, s.name, s.is_paid,
                  count(*) AS held_by_users, count(*) FILTER (WHERE u.is_active) AS held_by_active_users,
                  (SELECT max(extracted_at) FROM {orgs}) AS extracted_at
