@@ -91,6 +91,12 @@ impl ParquetSink {
         })))
     }
 
+    /// The partition's current file stays as it is, unwritten this run: what a killed run left
+    /// beside it is removed, as opening a new file would.
+    pub fn keep(&self, table: &str, key: &str, value: &str) {
+        remove_leftovers(&self.root.join(table).join(format!("{key}={value}")), |stem| stem.ends_with(".parquet"));
+    }
+
     /// The rows of the partition's current file, from its footer, when it exists with `schema`.
     pub fn rows_of(&self, table: &str, key: &str, value: &str, schema: &SchemaRef) -> Result<Option<u64>> {
         let path = self.final_path(table, key, value);

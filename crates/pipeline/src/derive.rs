@@ -23,7 +23,10 @@ pub struct Derived {
 /// derived rows always agree with one run's raw rows. With `unchanged_since` (an incremental
 /// run: the fingerprints the last run derived from), a table whose declared input columns hold
 /// the same values keeps its file too, as it would be derived again identical.
+/// `engine`: an engine from [`LocalSql::open`] over the sink's spill directory (opening one
+/// costs tens of milliseconds: the run opens it while the tables are read).
 pub fn derive_org(
+    engine: &LocalSql,
     sink: &ParquetSink,
     plan: &OrgPlan,
     run_id: &str,
@@ -32,7 +35,6 @@ pub fn derive_org(
 ) -> Result<Derived, Error> {
     let parameters = Parameters::of(plan, run_id);
     let org = plan.name.as_str();
-    let engine = LocalSql::open(&sink.spill_dir())?;
     let mut fresh = written.to_vec();
     let mut derived = Derived::default();
     for table in DERIVED {
@@ -42,12 +44,13 @@ pub fn derive_org(
         let sql = parameters.sql(table, sink, org)?;
         let schema = table.schema();
         let source = |input: &str| parquet_source(&sink.final_path(input, "org", org));
-        let fingerprint = fingerprint(&engine, &sql, table.reads, source)?;
+        let fingerprint = fingerprint(engine, &sql, table.reads, source)?;
         if let Some(fingerprint) = &fingerprint {
             derived.fingerprints.insert(table.name.to_string(), fingerprint.clone());
             let same = unchanged_since.and_then(|last| last.get(table.name)) == Some(fingerprint);
             if let Some(rows) = sink.rows_of(table.name, "org", org, &schema)?.filter(|_| same) {
                 tracing::debug!(org, table = table.name, rows, "inputs unchanged: the derived table keeps its file");
+                sink.keep(table.name, "org", org);
                 derived.tables.push(DerivedTable { table: table.name, rows });
                 fresh.push(table.name);
                 continue;
@@ -68,7 +71,7 @@ pub fn derive_org(
         let subscriptions = sink.final_path("subscriptions", "org", org);
         let settings = [("free_licenses", &parameters.free_licenses), ("paid_licenses", &parameters.paid_licenses)];
         for (setting, names) in settings {
-            warn_unknown_names(&engine, &subscriptions, setting, names, org)?;
+            warn_unknown_names(engine, &subscriptions, setting, names, org)?;
         }
     }
     Ok(derived)
@@ -266,8 +269,9 @@ mod tests {
         empty("runs", runs::schema(), true);
         let plan = sample_plan(dir.path());
         let written: Vec<&'static str> = tables::ALL.iter().map(|t| t.name).collect();
-        let derived =
-            derive_org(&sink, &plan, run_id, &written, None).unwrap_or_else(|e| panic!("{}", crate::chain(&e)));
+        let derived = LocalSql::open(&sink.spill_dir())
+            .and_then(|engine| derive_org(&engine, &sink, &plan, run_id, &written, None));
+        let derived = derived.unwrap_or_else(|e| panic!("{}", crate::chain(&e)));
         let derived = derived.tables;
         let names: Vec<&str> = derived.iter().map(|d| d.table).collect();
         let declared: Vec<&str> = model::DERIVED.iter().map(|t| t.name).collect();

@@ -271,6 +271,9 @@ async fn read_org(
     // Every table of the org is written before any replaces its previous file, so an org's
     // tables change together; a quota stop keeps the tables finished before it.
     let mut state = crate::state::load(run.sink.root(), &org.name);
+    // The derive's engine starts while the tables are read.
+    let spill = run.sink.spill_dir();
+    let engine = tokio::task::spawn_blocking(move || sfetl_load::LocalSql::open(&spill));
     // Tables are read concurrently (network waits overlap parsing and writing), in order.
     // (Built in a loop, boxed: futures made in a closure hide from the compiler that the run's
     // future is `Send`.)
@@ -317,6 +320,7 @@ async fn read_org(
     let (name, plan, run_id) = (org.name.clone(), org.clone(), run.run_id.to_string());
     let written: Vec<&'static str> = summary.tables.iter().map(|t| t.table).collect();
     let incremental = run.mode == Mode::Incremental;
+    let engine = engine.await?.map_err(OrgError::Derive)?;
     let derived = tokio::task::spawn_blocking(move || -> Result<Vec<DerivedTable>, OrgError> {
         for writer in pending {
             writer.commit()?;
@@ -327,7 +331,8 @@ async fn read_org(
             crate::state::save(&root, &name, &state)?;
         }
         let last = incremental.then_some(&state.derived);
-        let derived = crate::derive::derive_org(&sink, &plan, &run_id, &written, last).map_err(OrgError::Derive)?;
+        let derived =
+            crate::derive::derive_org(&engine, &sink, &plan, &run_id, &written, last).map_err(OrgError::Derive)?;
         if derived.fingerprints != state.derived {
             state.derived = derived.fingerprints;
             crate::state::save(&root, &name, &state)?;
