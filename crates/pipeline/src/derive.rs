@@ -23,8 +23,7 @@ pub struct Derived {
 /// derived rows always agree with one run's raw rows. With `unchanged_since` (an incremental
 /// run: the fingerprints the last run derived from), a table whose declared input columns hold
 /// the same values keeps its file too, as it would be derived again identical.
-/// `engine`: an engine from [`LocalSql::open`] over the sink's spill directory (opening one
-/// costs tens of milliseconds: the run opens it while the tables are read).
+/// `engine`: an engine from [`LocalSql::open`] over the sink's spill directory.
 pub fn derive_org(
     engine: &LocalSql,
     sink: &ParquetSink,
