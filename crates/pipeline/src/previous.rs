@@ -64,5 +64,71 @@ pub fn scan(
             }
         }
     }
-    Ok(Some(PreviousScan { rows, held, holds_every_version: !differs && matched == versions.len() }))
+    // Without a SystemModstamp to compare, no row is known to be the same.
+    let comparable = modstamp.is_some();
+    Ok(Some(PreviousScan { rows, held, holds_every_version: comparable && !differs && matched == versions.len() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, StringArray, TimestampMillisecondArray, new_null_array};
+    use arrow::datatypes::DataType;
+    use arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
+
+    /// An assignment table's file of three rows: Ids `a`, `b`, `c`, stamped 1, 2, 3, in groups
+    /// `g1`, `g1`, `g2` (every other column empty).
+    fn write_file(sink: &ParquetSink, table: &TableDef) {
+        let schema = table.schema();
+        let (stamp, group) = (table.column_of("SystemModstamp"), table.verified_by.and_then(|f| table.column_of(f)));
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, field)| -> ArrayRef {
+                match (i, field.data_type()) {
+                    (0, _) => Arc::new(StringArray::from(vec!["a", "b", "c"])),
+                    (i, DataType::Timestamp(_, zone)) if Some(i) == stamp => {
+                        Arc::new(TimestampMillisecondArray::from(vec![1, 2, 3]).with_timezone_opt(zone.clone()))
+                    }
+                    (i, _) if Some(i) == group => Arc::new(StringArray::from(vec!["g1", "g1", "g2"])),
+                    // `extracted_at`, which every row has.
+                    (_, DataType::Timestamp(_, zone)) if !field.is_nullable() => {
+                        Arc::new(TimestampMillisecondArray::from(vec![0; 3]).with_timezone_opt(zone.clone()))
+                    }
+                    (_, kind) => new_null_array(kind, 3),
+                }
+            })
+            .collect();
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap_or_else(|e| panic!("{e}"));
+        let mut writer = sink.open(table.name, "org", "acme", schema).unwrap_or_else(|e| panic!("{e}"));
+        writer.write(&batch).unwrap_or_else(|e| panic!("{e}"));
+        writer.commit().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn a_file_holds_the_rows_read_only_with_their_very_versions() {
+        let table = sfetl_transform::tables::ALL.iter().find(|t| t.verified_by.is_some());
+        let table = table.unwrap_or_else(|| panic!("no table checked by counts"));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let sink = ParquetSink::new(dir.path());
+        write_file(&sink, table);
+        let version = |at| RowVersion { system_modstamp: Some(at), activity: None };
+        let scan = |read: &[(&str, i64)]| {
+            let versions: Versions = read.iter().map(|(id, at)| (id.to_string(), version(*at))).collect();
+            let held = GroupCounts::from([("g2".to_string(), read.len() as u64)]);
+            scan(&sink, table, "acme", &versions, Some(held)).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let same = scan(&[("c", 3)]).unwrap_or_else(|| panic!("no file"));
+        assert!(same.holds_every_version);
+        assert_eq!(same.rows, 3);
+        // The row read counts once (as read); the file's other rows by their group.
+        assert_eq!(same.held, Some(GroupCounts::from([("g1".to_string(), 2), ("g2".to_string(), 1)])));
+        assert!(!scan(&[("c", 4)]).is_some_and(|s| s.holds_every_version), "a newer stamp is a change");
+        assert!(!scan(&[("c", 3), ("d", 3)]).is_some_and(|s| s.holds_every_version), "a new row is a change");
+        assert!(scan(&[]).is_some_and(|s| s.holds_every_version), "nothing read, nothing changed");
+        let other = ParquetSink::new(dir.path().join("empty"));
+        assert!(super::scan(&other, table, "acme", &Versions::new(), None).unwrap_or_else(|e| panic!("{e}")).is_none());
+    }
 }
