@@ -53,9 +53,34 @@ impl ParquetSink {
         self.root.join("_state").join("spill")
     }
 
+    /// The folder of one table's partition (`<root>/<table>/<key>=<value>`).
+    fn partition_dir(&self, table: &str, key: &str, value: &str) -> PathBuf {
+        self.root.join(table).join(format!("{key}={value}"))
+    }
+
     /// Where the partition's file of a table is (whether or not it exists yet).
     pub fn final_path(&self, table: &str, key: &str, value: &str) -> PathBuf {
-        self.root.join(table).join(format!("{key}={value}")).join(format!("{table}.parquet"))
+        self.partition_dir(table, key, value).join(format!("{table}.parquet"))
+    }
+
+    /// A reader of the partition's current file, with its path, when there is one and it has
+    /// `schema`.
+    fn current_file(
+        &self,
+        table: &str,
+        key: &str,
+        value: &str,
+        schema: &SchemaRef,
+    ) -> Result<Option<(PathBuf, ParquetRecordBatchReaderBuilder<File>)>> {
+        let path = self.final_path(table, key, value);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(Error::Io { path, source }),
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|source| Error::Parquet { path: path.clone(), source })?;
+        Ok((builder.schema().fields() == schema.fields()).then_some((path, builder)))
     }
 
     /// The partition's current file, batch by batch, when there is one and it has `schema`
@@ -70,17 +95,7 @@ impl ParquetSink {
         schema: &SchemaRef,
         columns: Option<&[usize]>,
     ) -> Result<Option<impl Iterator<Item = Result<RecordBatch>> + use<>>> {
-        let path = self.final_path(table, key, value);
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(Error::Io { path, source }),
-        };
-        let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|source| Error::Parquet { path: path.clone(), source })?;
-        if builder.schema().fields() != schema.fields() {
-            return Ok(None);
-        }
+        let Some((path, mut builder)) = self.current_file(table, key, value, schema)? else { return Ok(None) };
         if let Some(columns) = columns {
             let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
             builder = builder.with_projection(mask);
@@ -94,21 +109,13 @@ impl ParquetSink {
     /// The partition's current file stays as it is, unwritten this run: what a killed run left
     /// beside it is removed, as opening a new file would.
     pub fn keep(&self, table: &str, key: &str, value: &str) {
-        remove_leftovers(&self.root.join(table).join(format!("{key}={value}")), |stem| stem.ends_with(".parquet"));
+        remove_leftovers(&self.partition_dir(table, key, value), |stem| stem.ends_with(".parquet"));
     }
 
     /// The rows of the partition's current file, from its footer, when it exists with `schema`.
     pub fn rows_of(&self, table: &str, key: &str, value: &str, schema: &SchemaRef) -> Result<Option<u64>> {
-        let path = self.final_path(table, key, value);
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(Error::Io { path, source }),
-        };
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet { path, source })?;
-        let rows = builder.metadata().file_metadata().num_rows();
-        Ok((builder.schema().fields() == schema.fields()).then_some(rows.max(0) as u64))
+        let file = self.current_file(table, key, value, schema)?;
+        Ok(file.map(|(_, builder)| builder.metadata().file_metadata().num_rows().max(0) as u64))
     }
 
     /// Starts the file of one table's partition (`org=acme`), replacing the current one on commit.
@@ -130,7 +137,7 @@ impl ParquetSink {
         if !valid {
             return Err(Error::BadPartition(value.to_string()));
         }
-        let dir = self.root.join(table).join(format!("{key}={value}"));
+        let dir = self.partition_dir(table, key, value);
         create_private_dir(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
         let final_path = dir.join(format!("{stem}.parquet"));
         let temp_path = dir.join(format!("{stem}.parquet.tmp-{}", std::process::id()));

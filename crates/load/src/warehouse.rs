@@ -107,6 +107,20 @@ fn create_all(
     Published { registered, failed }
 }
 
+/// Appends to `sql` the statements [`create_all`] would run, one per line; what it would make.
+fn write_statements(
+    sql: &mut String,
+    source: impl Fn(&str) -> Option<String>,
+    tables: &[&str],
+    views: &[View<'_>],
+) -> Published {
+    create_all(source, tables, views, |name, select| {
+        sql.push_str(&view_sql(name, select));
+        sql.push_str(";\n");
+        Ok(())
+    })
+}
+
 impl Warehouse {
     pub const FILE_NAME: &'static str = "warehouse.duckdb";
 
@@ -144,16 +158,7 @@ impl Warehouse {
             partitions.sort_unstable();
             statements.push_str(&format!("-- {table}: {}\n", partitions.join(", ")));
         }
-        let planned = create_all(
-            |table| table_source(&absolute, table),
-            tables,
-            views,
-            |name, select| {
-                statements.push_str(&view_sql(name, select));
-                statements.push_str(";\n");
-                Ok(())
-            },
-        );
+        let planned = write_statements(&mut statements, |table| table_source(&absolute, table), tables, views);
         if path.exists() && std::fs::read_to_string(&made_with).is_ok_and(|made| made == statements) {
             return Ok(planned);
         }
@@ -206,11 +211,7 @@ impl Warehouse {
             (!listed.is_empty()).then(|| hive_source(&format!("[{}]", listed.join(", "))))
         };
         let mut sql = String::new();
-        create_all(source, tables, views, |name, select| {
-            sql.push_str(&view_sql(name, select));
-            sql.push_str(";\n");
-            Ok(())
-        });
+        write_statements(&mut sql, source, tables, views);
         sql
     }
 

@@ -42,8 +42,7 @@ pub fn derive_org(
         }
         let sql = parameters.sql(table, sink, org)?;
         let schema = table.schema();
-        let source = |input: &str| parquet_source(&sink.final_path(input, "org", org));
-        let fingerprint = fingerprint(engine, &sql, table.reads, source)?;
+        let fingerprint = fingerprint(engine, &sql, table.reads, |input| input_source(sink, org, input))?;
         if let Some(fingerprint) = &fingerprint {
             derived.fingerprints.insert(table.name.to_string(), fingerprint.clone());
             let same = unchanged_since.and_then(|last| last.get(table.name)) == Some(fingerprint);
@@ -105,13 +104,18 @@ impl Parameters {
             "paid_licenses" => Some(self.paid_licenses.clone()),
             "excluded_user_types" => Some(self.excluded_user_types.clone()),
             "rulebook" => Some(self.rulebook.clone()),
-            input => Some(parquet_source(&sink.final_path(input, "org", org))),
+            input => Some(input_source(sink, org, input)),
         })
         .map_err(|name| Error::Schema {
             sql: table.name.to_string(),
             detail: format!("unknown placeholder {{{name}}}"),
         })
     }
+}
+
+/// The org's file of an input table, as a DuckDB source.
+fn input_source(sink: &ParquetSink, org: &str, input: &str) -> String {
+    parquet_source(&sink.final_path(input, "org", org))
 }
 
 /// What a derived table is computed from: its SQL, and per declared input (`reads`) the row

@@ -6,7 +6,7 @@
 
 use crate::OrgError;
 use crate::pages::{RowVersion, Versions};
-use crate::verify::GroupCounts;
+use crate::verify::{self, GroupCounts};
 use arrow::array::{Array, AsArray};
 use sfetl_load::ParquetSink;
 use sfetl_transform::tables::TableDef;
@@ -57,8 +57,7 @@ pub fn scan(
                 }
                 None => {
                     if let (Some(groups), Some(held)) = (groups, held.as_mut()) {
-                        let key = if groups.is_valid(row) { groups.value(row) } else { "" };
-                        *held.entry(key.to_string()).or_default() += 1;
+                        verify::count_row(held, groups, row);
                     }
                 }
             }

@@ -9,7 +9,7 @@
 //! license), so the check does not depend on that reading.
 
 use crate::OrgError;
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use sfetl_extract::SalesforceClient;
 use sfetl_extract::soql::{SoqlQuery, quote};
 use std::collections::{BTreeSet, HashMap};
@@ -21,9 +21,14 @@ pub type GroupCounts = HashMap<String, u64>;
 pub fn count_groups(counts: &mut GroupCounts, batch: &RecordBatch, group: usize) {
     let groups = batch.column(group).as_string::<i32>();
     for row in 0..batch.num_rows() {
-        let key = if groups.is_valid(row) { groups.value(row) } else { "" };
-        *counts.entry(key.to_string()).or_default() += 1;
+        count_row(counts, groups, row);
     }
+}
+
+/// Adds one row to the count of its group (`""` for none).
+pub fn count_row(counts: &mut GroupCounts, groups: &StringArray, row: usize) {
+    let key = if groups.is_valid(row) { groups.value(row) } else { "" };
+    *counts.entry(key.to_string()).or_default() += 1;
 }
 
 /// The groups to read again (or the whole table), and the API calls spent finding them.
