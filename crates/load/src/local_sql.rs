@@ -35,6 +35,12 @@ impl LocalSql {
         Ok(LocalSql { connection })
     }
 
+    /// Runs statements that answer no rows (a temporary table's `CREATE`, `INSERT` or `DROP`).
+    pub fn execute(&self, sql: &str) -> Result<()> {
+        let fail = |source| Error::DuckDb { path: PathBuf::from(":memory:"), source };
+        self.connection.execute_batch(sql).map_err(fail)
+    }
+
     /// Runs `sql` and hands its rows to `each`, batch by batch as DuckDB produces them (a large
     /// result is never held whole), with `schema`: the declared contract. Before any row is
     /// handed on, the result's columns must be the declared ones, by name and order, each of a

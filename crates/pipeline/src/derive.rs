@@ -5,6 +5,7 @@ use crate::config::OrgPlan;
 use crate::summary::DerivedTable;
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
 use sfetl_load::{Error, LocalSql, ParquetSink, expand, parquet_source, sql_literal};
 use sfetl_transform::model::{DERIVED, DerivedTable as DerivedTableDef};
 use std::collections::BTreeMap;
@@ -59,7 +60,7 @@ pub fn derive_org(
         } else {
             sink.open(table.name, "org", org, schema.clone())?
         };
-        engine.select_each(&sql, &schema, |batch| writer.write(&batch))?;
+        derive_rows(engine, &parameters, table, sink, org, |batch| writer.write(&batch))?;
         let rows = writer.commit()?;
         tracing::debug!(org, table = table.name, rows, "derived");
         derived.tables.push(DerivedTable { table: table.name, rows });
@@ -75,6 +76,13 @@ pub fn derive_org(
     Ok(derived)
 }
 
+/// Keys (users) per piece of a table derived in pieces ([`sfetl_transform::model::Pieces`]).
+/// Measured at a million users (838k in scope, so four pieces): the run's peak RSS went from
+/// 175-185 to 143-151 MiB; `user_subscriptions` took 2.5 s instead of 2.1 s (each piece scans
+/// the inputs again) and `company_subscription_history` 0.9 s instead of 2.2 s. Six pieces saved
+/// no more memory for another 0.5 s.
+const KEYS_PER_PIECE: u64 = 250_000;
+
 /// The values of a run that a derived table's SQL takes ([`sfetl_transform::model::PARAMETERS`]).
 struct Parameters {
     run_id: String,
@@ -82,6 +90,7 @@ struct Parameters {
     paid_licenses: String,
     excluded_user_types: String,
     rulebook: String,
+    keys_per_piece: u64,
 }
 
 impl Parameters {
@@ -93,24 +102,106 @@ impl Parameters {
             paid_licenses: text_list(&plan.paid_licenses),
             excluded_user_types: text_list(&excluded),
             rulebook: sfetl_transform::rulebook::values_sql(),
+            keys_per_piece: KEYS_PER_PIECE,
         }
     }
 
     /// The table's SQL, over the org's files of its inputs.
     fn sql(&self, table: &DerivedTableDef, sink: &ParquetSink, org: &str) -> Result<String, Error> {
-        expand(table.sql, |name| match name {
+        self.sql_over(table, |input| input_source(sink, org, input))
+    }
+
+    /// The table's SQL for each piece it is derived in: one, the whole SQL, unless the table
+    /// declares [`sfetl_transform::model::Pieces`] and has more keys than [`KEYS_PER_PIECE`].
+    /// A piece's split inputs are their rows whose key's hash modulo the pieces is the piece's
+    /// number (a NULL key too has a hash: every row is in exactly one piece).
+    fn pieces(
+        &self,
+        engine: &LocalSql,
+        table: &DerivedTableDef,
+        sink: &ParquetSink,
+        org: &str,
+    ) -> Result<Vec<String>, Error> {
+        let Some(pieces) = &table.pieces else { return Ok(vec![self.sql(table, sink, org)?]) };
+        let keys = count_rows(engine, &input_source(sink, org, pieces.keys_from))?;
+        let count = keys.div_ceil(self.keys_per_piece.max(1)).max(1);
+        if count == 1 {
+            return Ok(vec![self.sql(table, sink, org)?]);
+        }
+        tracing::debug!(org, table = table.name, keys, pieces = count, "deriving in pieces");
+        let key = pieces.key;
+        (0..count)
+            .map(|piece| {
+                self.sql_over(table, |input| {
+                    let whole = input_source(sink, org, input);
+                    if pieces.inputs.contains(&input) {
+                        format!("(SELECT * FROM {whole} WHERE hash(\"{key}\") % {count} = {piece})")
+                    } else {
+                        whole
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// The table's SQL with each input as `source` gives it.
+    fn sql_over(&self, table: &DerivedTableDef, source: impl Fn(&str) -> String) -> Result<String, Error> {
+        self.expand(table.name, table.sql, source)
+    }
+
+    /// `sql` (of the table `name`) with the run's values and each input as `source` gives it.
+    fn expand(&self, name: &str, sql: &str, source: impl Fn(&str) -> String) -> Result<String, Error> {
+        expand(sql, |placeholder| match placeholder {
             "run_id" => Some(self.run_id.clone()),
             "free_licenses" => Some(self.free_licenses.clone()),
             "paid_licenses" => Some(self.paid_licenses.clone()),
             "excluded_user_types" => Some(self.excluded_user_types.clone()),
             "rulebook" => Some(self.rulebook.clone()),
-            input => Some(input_source(sink, org, input)),
+            input => Some(source(input)),
         })
-        .map_err(|name| Error::Schema {
-            sql: table.name.to_string(),
-            detail: format!("unknown placeholder {{{name}}}"),
+        .map_err(|placeholder| Error::Schema {
+            sql: name.to_string(),
+            detail: format!("unknown placeholder {{{placeholder}}}"),
         })
     }
+}
+
+/// The temporary table that holds the pieces' rows of a table that combines them.
+const PIECES_TABLE: &str = "pieces";
+
+/// Hands the table's rows to `write`: its SQL's, piece by piece if it is derived in pieces, or
+/// its pieces' rows combined ([`sfetl_transform::model::Pieces::combine`]).
+fn derive_rows(
+    engine: &LocalSql,
+    parameters: &Parameters,
+    table: &DerivedTableDef,
+    sink: &ParquetSink,
+    org: &str,
+    mut write: impl FnMut(RecordBatch) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let schema = table.schema();
+    let pieces = parameters.pieces(engine, table, sink, org)?;
+    let combine = table.pieces.as_ref().and_then(|p| p.combine).filter(|_| pieces.len() > 1);
+    let Some(combine) = combine else {
+        for piece in &pieces {
+            engine.select_each(piece, &schema, &mut write)?;
+        }
+        return Ok(());
+    };
+    for (number, piece) in pieces.iter().enumerate() {
+        let statement = match number {
+            0 => format!("CREATE OR REPLACE TEMP TABLE {PIECES_TABLE} AS {piece}"),
+            _ => format!("INSERT INTO {PIECES_TABLE} {piece}"),
+        };
+        engine.execute(&statement)?;
+    }
+    let sql = parameters.expand(table.name, combine, |input| match input {
+        PIECES_TABLE => PIECES_TABLE.to_string(),
+        input => input_source(sink, org, input),
+    })?;
+    let combined = engine.select_each(&sql, &schema, write);
+    engine.execute(&format!("DROP TABLE {PIECES_TABLE}"))?;
+    combined
 }
 
 /// The org's file of an input table, as a DuckDB source.
@@ -148,6 +239,17 @@ fn fingerprint(
         Ok(())
     })?;
     Ok(fingerprint)
+}
+
+/// The rows of `source` (a Parquet file's count comes from its footer).
+fn count_rows(engine: &LocalSql, source: &str) -> Result<u64, Error> {
+    let schema = Arc::new(Schema::new(vec![Field::new("rows", DataType::Int64, true)]));
+    let mut rows = 0;
+    engine.select_each(&format!("SELECT count(*) AS rows FROM {source}"), &schema, |batch| {
+        rows += batch.column(0).as_primitive::<arrow::datatypes::Int64Type>().iter().flatten().sum::<i64>();
+        Ok(())
+    })?;
+    Ok(rows.max(0) as u64)
 }
 
 /// A list of names as a DuckDB `VARCHAR[]` literal.
@@ -237,6 +339,127 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A table derived in pieces has the rows it has derived whole: each user's licenses once,
+    /// an assignment of a user out of scope (or of none) in no piece, and the counts per company
+    /// and license added up over the pieces.
+    #[test]
+    fn a_table_derived_in_pieces_has_the_rows_it_has_derived_whole() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let sink = ParquetSink::new(dir.path());
+        let users = ["u0", "u1", "u2", "u3", "u4", "u5", "u6"].map(Some);
+        let licenses = [Some("L1"), Some("L1"), Some("L2"), None, Some("L1"), Some("L2"), Some("L1")];
+        let companies = [Some("Acme"), Some("Acme"), None, Some("Beta"), Some("Beta"), Some("Acme"), None];
+        let active = ["true", "false", "true", "true", "true", "false", "true"].map(Some);
+        let columns = [("user_id", &users[..]), ("user_license_id", &licenses), ("company", &companies)];
+        write_rows(&sink, "users", &[columns[0], columns[1], columns[2], ("is_active", &active)]);
+        // u9 is out of scope, and one assignment has no user.
+        let holders = [Some("u0"), Some("u0"), Some("u3"), Some("u6"), Some("u9"), None, Some("u5")];
+        let held = [Some("P1"), Some("P2"), Some("P1"), Some("P1"), Some("P1"), Some("P2"), Some("P2")];
+        write_rows(
+            &sink,
+            "permission_set_license_assignments",
+            &[("user_id", &holders), ("permission_set_license_id", &held)],
+        );
+        let holders = [Some("u1"), Some("u9"), Some("u4")];
+        let held = [Some("K1"), Some("K1"), Some("K2")];
+        write_rows(&sink, "user_package_licenses", &[("user_id", &holders), ("package_license_id", &held)]);
+
+        write_rows(&sink, "orgs", &[("org_id", &[Some("00D1")])]);
+        let ids = [Some("L1"), Some("L2"), Some("P1"), Some("P2"), Some("K1"), Some("K2")];
+        write_rows(&sink, "subscriptions", &[("subscription_id", &ids), ("name", &ids)]);
+
+        let plan = sample_plan(dir.path());
+        let engine = LocalSql::open(&sink.spill_dir()).unwrap_or_else(|e| panic!("{e}"));
+        let derive = |parameters: &Parameters, table: &DerivedTableDef| -> (usize, Vec<String>) {
+            let pieces = parameters.pieces(&engine, table, &sink, "acme").unwrap_or_else(|e| panic!("{e}"));
+            let mut rows = Vec::new();
+            let written = derive_rows(&engine, parameters, table, &sink, "acme", |batch| {
+                rows.extend(formatted_rows(&batch));
+                Ok(())
+            });
+            written.unwrap_or_else(|e| panic!("{}: {}", table.name, crate::chain(&e)));
+            rows.sort();
+            (pieces.len(), rows)
+        };
+        let whole = Parameters::of(&plan, "r");
+        let split = Parameters { keys_per_piece: 2, ..Parameters::of(&plan, "r") };
+
+        let (pieces, user_subscriptions) = derive(&whole, &model::USER_SUBSCRIPTIONS);
+        assert_eq!(pieces, 1);
+        // Six user licenses; of the users in scope, five permission set and two package licenses.
+        assert_eq!(user_subscriptions.len(), 13, "{user_subscriptions:#?}");
+        assert_eq!(derive(&split, &model::USER_SUBSCRIPTIONS), (4, user_subscriptions.clone()));
+
+        // The counts per company add up over the pieces.
+        let table = &model::USER_SUBSCRIPTIONS;
+        let file = sink.open(table.name, "org", "acme", table.schema());
+        let mut file = file.unwrap_or_else(|e| panic!("{e}"));
+        derive_rows(&engine, &whole, table, &sink, "acme", |batch| file.write(&batch))
+            .unwrap_or_else(|e| panic!("{e}"));
+        file.commit().unwrap_or_else(|e| panic!("{e}"));
+        let (pieces, by_company) = derive(&whole, &model::COMPANY_SUBSCRIPTION_HISTORY);
+        assert_eq!(pieces, 1);
+        assert!(
+            by_company.contains(&"r | Acme | L1 | user_license | L1 | NULL | 2 | 1 | 0".to_string()),
+            "{by_company:#?}"
+        );
+        assert!(by_company.contains(&"r | Beta | P1 | permission_set_license | P1 | NULL | 1 | 1 | 0".to_string()));
+        assert_eq!(derive(&split, &model::COMPANY_SUBSCRIPTION_HISTORY), (4, by_company));
+    }
+
+    /// Writes `columns` as the org's file of a raw table: the other columns are NULL, or a
+    /// placeholder where the schema allows none.
+    fn write_rows(sink: &ParquetSink, table: &str, columns: &[(&str, &[Option<&str>])]) {
+        use arrow::array::{ArrayRef, Int64Array, StringArray, new_null_array};
+        let raw = tables::ALL.iter().find(|t| t.name == table).map(|t| t.schema());
+        let schema = raw.or_else(|| DERIVED.iter().find(|t| t.name == table).map(|t| t.schema()));
+        let schema = schema.unwrap_or_else(|| panic!("{table} is not a table"));
+        let rows = columns[0].1.len();
+        let arrays: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|field| match columns.iter().find(|(name, _)| name == field.name()) {
+                Some((_, values)) => {
+                    let text = Arc::new(StringArray::from(values.to_vec())) as ArrayRef;
+                    arrow::compute::cast(&text, field.data_type()).unwrap_or_else(|e| panic!("{e}"))
+                }
+                None if field.is_nullable() => new_null_array(field.data_type(), rows),
+                None if field.data_type() == &DataType::Utf8 => {
+                    Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("row{i}"))))
+                }
+                None => {
+                    arrow::compute::cast(&(Arc::new(Int64Array::from(vec![0; rows])) as ArrayRef), field.data_type())
+                        .unwrap_or_else(|e| panic!("{e}"))
+                }
+            })
+            .collect();
+        let batch = arrow::record_batch::RecordBatch::try_new(schema.clone(), arrays).unwrap_or_else(|e| panic!("{e}"));
+        let written =
+            sink.open(table, "org", "acme", schema).and_then(|mut w| w.write(&batch).and_then(|()| w.commit()));
+        written.unwrap_or_else(|e| panic!("{table}: {}", crate::chain(&e)));
+    }
+
+    fn formatted_rows(batch: &arrow::record_batch::RecordBatch) -> Vec<String> {
+        use arrow::util::display::{ArrayFormatter, FormatOptions};
+        let options = FormatOptions::default().with_null("NULL");
+        // Timestamps as numbers: arrow formats a zone by name only with its chrono-tz feature.
+        let columns: Vec<arrow::array::ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                DataType::Timestamp(..) => arrow::compute::cast(c, &DataType::Int64).unwrap_or_else(|e| panic!("{e}")),
+                _ => c.clone(),
+            })
+            .collect();
+        let formatters: Vec<ArrayFormatter> = columns
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        (0..batch.num_rows())
+            .map(|row| formatters.iter().map(|f| f.value(row).to_string()).collect::<Vec<_>>().join(" | "))
+            .collect()
     }
 
     fn sample_plan(dir: &std::path::Path) -> OrgPlan {

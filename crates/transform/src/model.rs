@@ -27,6 +27,28 @@ pub struct DerivedTable {
     /// again only when these columns' values changed (a login changes a user, not who holds what).
     /// Empty: derived every run. A test derives the table over files of these columns alone.
     pub reads: &'static [(&'static str, &'static [&'static str])],
+    /// How the table may be derived in pieces when its inputs are big; `None`: always whole.
+    pub pieces: Option<Pieces>,
+}
+
+/// A table derived piece by piece: each piece is the table's SQL over the rows of `inputs` whose
+/// `key` hashes to that piece (the other inputs read whole), and the table is the pieces' rows
+/// one after another. DuckDB's hash tables then hold a piece's keys, not the org's: deriving
+/// `user_subscriptions` of a million users in one piece took its working memory to about
+/// 95 MiB, most of a run's peak. Right only for SQL that joins the split inputs on the key, and
+/// either makes each row from the rows of one key value (a user's own licenses), or counts
+/// what `combine` adds up again.
+#[derive(Debug)]
+pub struct Pieces {
+    /// The column the split inputs share (in each, the same values: a user's Id).
+    pub key: &'static str,
+    pub inputs: &'static [&'static str],
+    /// The input with one row per key: its row count sets how many pieces there are.
+    pub keys_from: &'static str,
+    /// For a table of counts over keys (users per license): the SQL that makes the table from
+    /// its pieces' rows, `{pieces}` (a few rows each: they are held in memory). `None`: the
+    /// pieces' rows are the table's.
+    pub combine: Option<&'static str>,
 }
 
 impl DerivedTable {
@@ -70,6 +92,7 @@ pub static SUBSCRIPTIONS: DerivedTable = DerivedTable {
     inputs: &["user_licenses", "permission_set_licenses", "package_licenses", "profiles"],
     per_run: false,
     reads: &[],
+    pieces: None,
     sql: "WITH rules AS {rulebook},
           licenses AS (
               SELECT user_license_id AS subscription_id, 'user_license' AS kind, name, label, status,
@@ -121,6 +144,7 @@ pub static SUBSCRIPTION_HISTORY: DerivedTable = DerivedTable {
     inputs: &["subscriptions"],
     per_run: true,
     reads: &[],
+    pieces: None,
     sql: "SELECT {run_id} AS run_id, * FROM {subscriptions}",
 };
 
@@ -137,6 +161,12 @@ pub static USER_SUBSCRIPTIONS: DerivedTable = DerivedTable {
         ("permission_set_license_assignments", &["user_id", "permission_set_license_id", "assigned_at"]),
         ("user_package_licenses", &["user_id", "package_license_id", "assigned_at"]),
     ],
+    pieces: Some(Pieces {
+        key: "user_id",
+        inputs: &["users", "permission_set_license_assignments", "user_package_licenses"],
+        keys_from: "users",
+        combine: None,
+    }),
     sql: "SELECT user_id, user_license_id AS subscription_id, 'user_license' AS kind, NULL AS assigned_at
           FROM {users} WHERE user_license_id IS NOT NULL
           UNION ALL
@@ -164,6 +194,16 @@ pub static COMPANY_SUBSCRIPTION_HISTORY: DerivedTable = DerivedTable {
     inputs: &["orgs", "users", "user_subscriptions", "subscriptions"],
     per_run: true,
     reads: &[],
+    pieces: Some(Pieces {
+        key: "user_id",
+        inputs: &["user_subscriptions", "users"],
+        keys_from: "users",
+        combine: Some(
+            "SELECT run_id, company, subscription_id, kind, name, is_paid, sum(held_by_users) AS held_by_users,
+                    sum(held_by_active_users) AS held_by_active_users, extracted_at
+             FROM {pieces} GROUP BY ALL",
+        ),
+    }),
     sql: "SELECT {run_id} AS run_id, u.company, us.subscription_id, us.kind, s.name, s.is_paid,
                  count(*) AS held_by_users, count(*) FILTER (WHERE u.is_active) AS held_by_active_users,
                  (SELECT max(extracted_at) FROM {orgs}) AS extracted_at
