@@ -1,12 +1,13 @@
 //! Parquet files per table and partition, replaced atomically.
 
 use crate::{Error, Result};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -146,15 +147,27 @@ impl ParquetSink {
         let file = create_private_file(&temp_path).map_err(|source| Error::Io { path: temp_path.clone(), source })?;
         let level =
             ZstdLevel::try_new(ZSTD_LEVEL).map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_dictionary_page_size_limit(DICTIONARY_BYTES)
-            .build();
-        let writer = ArrowWriter::try_new(file, schema, Some(props))
+            .set_dictionary_page_size_limit(DICTIONARY_BYTES);
+        for field in schema.fields().iter().filter(|field| !keeps_statistics(field)) {
+            props =
+                props.set_column_statistics_enabled(ColumnPath::from(field.name().as_str()), EnabledStatistics::None);
+        }
+        let writer = ArrowWriter::try_new(file, schema, Some(props.build()))
             .map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;
         Ok(PartitionWriter { final_path, temp_path, writer: Some(writer), rows: 0 })
     }
+}
+
+/// Whether a column's pages and row groups record their minimum and maximum. Readers skip row
+/// groups by them, which pays for Ids (`…_id`: rows are read and written in Id order), numbers,
+/// timestamps and flags. Other text (names, emails, titles, departments) lies in no order in a
+/// file, so its bounds span nearly every value and skip nothing, while keeping them compared
+/// each value with both: 4 % of a run's CPU.
+fn keeps_statistics(field: &Field) -> bool {
+    field.data_type() != &DataType::Utf8 || field.name().ends_with("_id")
 }
 
 /// Removes temporary files a killed run left behind: exactly the names `<stem>.tmp-<pid>` (and
@@ -243,9 +256,42 @@ impl Drop for PartitionWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::StringArray;
-    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::Schema;
     use std::sync::Arc;
+
+    /// Ids and numbers keep their bounds (readers skip row groups by them); other text does not.
+    #[test]
+    fn ids_and_numbers_keep_statistics_other_text_does_not() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|source| Error::Io { path: "tmp".into(), source })?;
+        let sink = ParquetSink::new(tmp.path());
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("user_id", DataType::Utf8, true),
+            Field::new("email", DataType::Utf8, true),
+            Field::new("total", DataType::Int64, true),
+        ]));
+        let columns: Vec<arrow::array::ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["005B", "005A"])),
+            Arc::new(StringArray::from(vec!["b@example.com", "a@example.com"])),
+            Arc::new(Int64Array::from(vec![2, 1])),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns)
+            .map_err(|e| Error::Schema { sql: "test".into(), detail: e.to_string() })?;
+        let mut writer = sink.open("users", "org", "acme", schema)?;
+        writer.write(&batch)?;
+        let path = writer.final_path.clone();
+        writer.commit()?;
+        let file = File::open(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet { path, source })?;
+        let group = &reader.metadata().row_groups()[0];
+        let bounds =
+            |column: usize| group.column(column).statistics().and_then(|s| s.min_bytes_opt().map(<[u8]>::to_vec));
+        assert_eq!(bounds(0), Some(b"005A".to_vec()));
+        assert_eq!(bounds(1), None);
+        assert_eq!(bounds(2), Some(1i64.to_le_bytes().to_vec()));
+        Ok(())
+    }
 
     /// Wide rows close their row group by size, long before its row count: the memory a table
     /// being written holds does not grow with the org.
