@@ -424,6 +424,16 @@ mod tests {
                 let earlier = DERIVED[..i].iter().any(|t| t.name == name);
                 assert!(raw || earlier, "{} reads {name} before it is written", table.name);
             }
+            if let Some(pieces) = &table.pieces {
+                let split = pieces.inputs.iter().chain([&pieces.keys_from]);
+                assert!(split.clone().all(|input| table.inputs.contains(input)), "{}: {pieces:?}", table.name);
+                assert!(pieces.inputs.contains(&pieces.keys_from), "{}: the keys' input is split too", table.name);
+                if let Some(combine) = pieces.combine {
+                    let read: Vec<&str> =
+                        placeholders(combine).into_iter().filter(|p| !PARAMETERS.contains(p)).collect();
+                    assert_eq!(read, ["pieces"], "{}: combine reads its pieces only", table.name);
+                }
+            }
         }
     }
 
