@@ -277,13 +277,10 @@ mod tests {
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns)
             .map_err(|e| Error::Schema { sql: "test".into(), detail: e.to_string() })?;
-        let mut writer = sink.open("users", "org", "acme", schema)?;
+        let mut writer = sink.open("users", "org", "acme", schema.clone())?;
         writer.write(&batch)?;
-        let path = writer.final_path.clone();
         writer.commit()?;
-        let file = File::open(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        let reader =
-            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet { path, source })?;
+        let Some((_, reader)) = sink.current_file("users", "org", "acme", &schema)? else { panic!("no file") };
         let group = &reader.metadata().row_groups()[0];
         let bounds =
             |column: usize| group.column(column).statistics().and_then(|s| s.min_bytes_opt().map(<[u8]>::to_vec));
@@ -315,11 +312,8 @@ mod tests {
                 .map_err(|e| Error::Schema { sql: "test".into(), detail: e.to_string() })?;
             writer.write(&batch)?;
         }
-        let path = writer.final_path.clone();
         assert_eq!(writer.commit()?, 60_000);
-        let file = File::open(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        let reader =
-            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet { path, source })?;
+        let Some((_, reader)) = sink.current_file("wide", "org", "acme", &schema)? else { panic!("no file") };
         let groups: Vec<i64> = reader.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
         assert!(groups.len() >= 2, "{groups:?}");
         assert!(groups.iter().all(|&rows| rows < 50_000), "{groups:?}");

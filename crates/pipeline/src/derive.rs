@@ -291,9 +291,6 @@ mod tests {
     use super::*;
     use sfetl_transform::{model, runs, tables};
 
-    /// Over empty files of every declared schema, every derived table is derived (its SQL's
-    /// columns match the declaration) and every view of the warehouse binds: a contract broken
-    /// on either side fails here, not in a customer's run.
     /// A table that declares the columns it reads (`reads`) is kept when those hold the same
     /// values: a column read but not declared would leave it stale. Its SQL must therefore bind
     /// over files of the declared columns alone; and leaving out any one of them must not.
@@ -435,13 +432,13 @@ mod tests {
                 }
             })
             .collect();
-        let batch = arrow::record_batch::RecordBatch::try_new(schema.clone(), arrays).unwrap_or_else(|e| panic!("{e}"));
+        let batch = RecordBatch::try_new(schema.clone(), arrays).unwrap_or_else(|e| panic!("{e}"));
         let written =
             sink.open(table, "org", "acme", schema).and_then(|mut w| w.write(&batch).and_then(|()| w.commit()));
         written.unwrap_or_else(|e| panic!("{table}: {}", crate::chain(&e)));
     }
 
-    fn formatted_rows(batch: &arrow::record_batch::RecordBatch) -> Vec<String> {
+    fn formatted_rows(batch: &RecordBatch) -> Vec<String> {
         use arrow::util::display::{ArrayFormatter, FormatOptions};
         let options = FormatOptions::default().with_null("NULL");
         // Timestamps as numbers: arrow formats a zone by name only with its chrono-tz feature.
@@ -473,6 +470,9 @@ mod tests {
         pipeline.unwrap_or_else(|e| panic!("{e}")).orgs[0].clone()
     }
 
+    /// Over empty files of every declared schema, every derived table is derived (its SQL's
+    /// columns match the declaration) and every view of the warehouse binds: a contract broken
+    /// on either side fails here, not in a customer's run.
     #[test]
     fn every_derived_table_and_view_builds_over_empty_files_of_the_declared_schemas() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

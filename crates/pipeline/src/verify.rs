@@ -25,10 +25,16 @@ pub fn count_groups(counts: &mut GroupCounts, batch: &RecordBatch, group: usize)
     }
 }
 
-/// Adds one row to the count of its group (`""` for none).
+/// Adds one row to the count of its group (`""` for none). The group's name is copied only for
+/// a group not counted yet: a scan counts every row of a file into a few groups.
 pub fn count_row(counts: &mut GroupCounts, groups: &StringArray, row: usize) {
     let key = if groups.is_valid(row) { groups.value(row) } else { "" };
-    *counts.entry(key.to_string()).or_default() += 1;
+    match counts.get_mut(key) {
+        Some(count) => *count += 1,
+        None => {
+            counts.insert(key.to_string(), 1);
+        }
+    }
 }
 
 /// The groups to read again (or the whole table), and the API calls spent finding them.
