@@ -37,6 +37,9 @@ struct Layout {
     companies: CompanyMatcher,
 }
 
+/// The key of the object Salesforce adds to each record and parent (`type`, `url`).
+const ATTRIBUTES: &str = "attributes";
+
 /// The fields of one object (the record, or a parent) that columns read.
 #[derive(Default)]
 struct Node {
@@ -68,6 +71,12 @@ impl Node {
     fn find(&self, name: &str, hint: usize) -> Option<usize> {
         if self.names.get(hint).is_some_and(|n| *n == name) {
             return Some(hint);
+        }
+        // Every record and parent object starts with `attributes` (its type and URL), which no
+        // column reads (no Salesforce field has that name): a search of every name for it, per
+        // object, was most of the key lookups' time.
+        if name == ATTRIBUTES {
+            return None;
         }
         self.names.iter().position(|n| *n == name)
     }
@@ -423,6 +432,19 @@ mod tests {
         assert_eq!(stamps.value(0), 1_705_314_600_000);
         let extracted = batch.column(6).as_primitive::<TimestampMillisecondType>();
         assert_eq!((extracted.value(0), extracted.value(1)), (7, 7));
+    }
+
+    /// The decoder skips every `attributes` key unread ([`Node::find`]): no column may read a
+    /// field of that name, at any depth.
+    #[test]
+    fn no_column_reads_a_field_named_attributes() {
+        for table in crate::tables::ALL {
+            for column in table.columns {
+                if let Source::Field(path) = column.source {
+                    assert!(!path.split('.').any(|part| part == ATTRIBUTES), "{}.{}", table.name, column.name);
+                }
+            }
+        }
     }
 
     #[test]
