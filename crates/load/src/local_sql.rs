@@ -35,6 +35,15 @@ impl LocalSql {
         Ok(LocalSql { connection })
     }
 
+    /// Runs the following statements on `threads` threads, or again on DuckDB's default (one per
+    /// core) with `None`.
+    pub fn set_threads(&self, threads: Option<usize>) -> Result<()> {
+        match threads {
+            Some(threads) => self.execute(&format!("SET threads = {}", threads.max(1))),
+            None => self.execute("RESET threads"),
+        }
+    }
+
     /// Runs statements that answer no rows (a temporary table's `CREATE`, `INSERT` or `DROP`).
     pub fn execute(&self, sql: &str) -> Result<()> {
         let fail = |source| Error::DuckDb { path: PathBuf::from(":memory:"), source };
