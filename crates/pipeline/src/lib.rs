@@ -30,6 +30,7 @@ mod derive;
 mod encoder;
 mod error;
 mod first_pages;
+mod kept_by_key;
 mod lake;
 mod lock;
 mod pages;

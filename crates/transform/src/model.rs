@@ -29,13 +29,56 @@ pub struct DerivedTable {
     pub reads: &'static [(&'static str, &'static [&'static str])],
     /// How the table may be derived in pieces when its inputs are big; `None`: always whole.
     pub pieces: Option<Pieces>,
+    /// The same rows as `sql`'s, made by sfetl itself in one pass over the inputs; when set, the
+    /// load stage derives the table this way and `sql` is its definition (a test holds the two
+    /// equal), also what its fingerprint hashes.
+    pub kept_by_key: Option<KeptByKey>,
+}
+
+/// A table made of columns picked from inputs (`sql`'s `UNION ALL` of selections), the rows of
+/// some kept only when their key is one of the `keys` input's (`WHERE user_id IN (SELECT user_id
+/// FROM {users})`), with the keys held as a set. DuckDB's hash join on a million users' Ids took a
+/// run to its peak memory, and deriving in pieces to bound it read every input four times.
+#[derive(Debug)]
+pub struct KeptByKey {
+    /// The input whose `key` column holds the keys (a NULL key is none).
+    pub keys: &'static str,
+    pub key: &'static str,
+    pub parts: &'static [Part],
+}
+
+/// One selection of a [`KeptByKey`] table: a value per column of the table, from `input`.
+#[derive(Debug)]
+pub struct Part {
+    pub input: &'static str,
+    pub cells: &'static [Cell],
+    pub keep: Keep,
+}
+
+/// A column's value in a [`Part`].
+#[derive(Debug)]
+pub enum Cell {
+    /// The input's column of that name (of the table column's type).
+    Column(&'static str),
+    /// The same text on every row.
+    Text(&'static str),
+    Null,
+}
+
+/// The rows of a [`Part`] kept.
+#[derive(Debug)]
+pub enum Keep {
+    /// Those whose value in this column is not NULL.
+    NotNull(&'static str),
+    /// Those whose key is one of the keys (`IN`: a NULL key never is).
+    KeyAmongKeys,
 }
 
 /// A table derived piece by piece: each piece is the table's SQL over the rows of `inputs` whose
 /// `key` hashes to that piece (the other inputs read whole), and the table is the pieces' rows
 /// one after another. DuckDB's hash tables then hold a piece's keys, not the org's: deriving
 /// `user_subscriptions` of a million users in one piece took its working memory to about
-/// 95 MiB, most of a run's peak. Right only for SQL that joins the split inputs on the key, and
+/// 95 MiB, most of a run's peak (that table is now [`KeptByKey`]). Right only for SQL that joins the split inputs on the key, and
 /// either makes each row from the rows of one key value (a user's own licenses), or counts
 /// what `combine` adds up again.
 #[derive(Debug)]
@@ -93,6 +136,7 @@ pub static SUBSCRIPTIONS: DerivedTable = DerivedTable {
     per_run: false,
     reads: &[],
     pieces: None,
+    kept_by_key: None,
     sql: "WITH rules AS {rulebook},
           licenses AS (
               SELECT user_license_id AS subscription_id, 'user_license' AS kind, name, label, status,
@@ -145,6 +189,7 @@ pub static SUBSCRIPTION_HISTORY: DerivedTable = DerivedTable {
     per_run: true,
     reads: &[],
     pieces: None,
+    kept_by_key: None,
     sql: "SELECT {run_id} AS run_id, * FROM {subscriptions}",
 };
 
@@ -161,11 +206,42 @@ pub static USER_SUBSCRIPTIONS: DerivedTable = DerivedTable {
         ("permission_set_license_assignments", &["user_id", "permission_set_license_id", "assigned_at"]),
         ("user_package_licenses", &["user_id", "package_license_id", "assigned_at"]),
     ],
-    pieces: Some(Pieces {
+    pieces: None,
+    kept_by_key: Some(KeptByKey {
+        keys: "users",
         key: "user_id",
-        inputs: &["users", "permission_set_license_assignments", "user_package_licenses"],
-        keys_from: "users",
-        combine: None,
+        parts: &[
+            Part {
+                input: "users",
+                cells: &[
+                    Cell::Column("user_id"),
+                    Cell::Column("user_license_id"),
+                    Cell::Text("user_license"),
+                    Cell::Null,
+                ],
+                keep: Keep::NotNull("user_license_id"),
+            },
+            Part {
+                input: "permission_set_license_assignments",
+                cells: &[
+                    Cell::Column("user_id"),
+                    Cell::Column("permission_set_license_id"),
+                    Cell::Text("permission_set_license"),
+                    Cell::Column("assigned_at"),
+                ],
+                keep: Keep::KeyAmongKeys,
+            },
+            Part {
+                input: "user_package_licenses",
+                cells: &[
+                    Cell::Column("user_id"),
+                    Cell::Column("package_license_id"),
+                    Cell::Text("package_license"),
+                    Cell::Column("assigned_at"),
+                ],
+                keep: Keep::KeyAmongKeys,
+            },
+        ],
     }),
     sql: "SELECT user_id, user_license_id AS subscription_id, 'user_license' AS kind, NULL AS assigned_at
           FROM {users} WHERE user_license_id IS NOT NULL
@@ -204,6 +280,7 @@ pub static COMPANY_SUBSCRIPTION_HISTORY: DerivedTable = DerivedTable {
              FROM {pieces} GROUP BY ALL",
         ),
     }),
+    kept_by_key: None,
     sql: "SELECT {run_id} AS run_id, u.company, us.subscription_id, us.kind, s.name, s.is_paid,
                  count(*) AS held_by_users, count(*) FILTER (WHERE u.is_active) AS held_by_active_users,
                  (SELECT max(extracted_at) FROM {orgs}) AS extracted_at
@@ -432,6 +509,17 @@ mod tests {
                     let read: Vec<&str> =
                         placeholders(combine).into_iter().filter(|p| !PARAMETERS.contains(p)).collect();
                     assert_eq!(read, ["pieces"], "{}: combine reads its pieces only", table.name);
+                }
+            }
+            if let Some(spec) = &table.kept_by_key {
+                // Made from raw tables only (read as their files), a value for each column.
+                let parts = spec.parts.iter().map(|part| part.input);
+                for input in parts.chain([spec.keys]) {
+                    assert!(table.inputs.contains(&input), "{} reads {input}", table.name);
+                    assert!(ALL.iter().any(|t| t.name == input), "{}: {input} is not a raw table", table.name);
+                }
+                for part in spec.parts {
+                    assert_eq!(part.cells.len(), table.columns.len(), "{}: {}", table.name, part.input);
                 }
             }
         }
