@@ -38,8 +38,8 @@ pub fn derive_org(
     // DuckDB hands a result over while its worker threads make it, and the reader spins while it
     // waits for them. Up to a piece's worth of users one thread is quicker: at 100k users a
     // second one cost a tenth of the run's CPU and saved no time. Tables derived in pieces scan
-    // big inputs, where the second thread pays: at a million users one thread took 1.3 s longer
-    // (of 14), and 14 MiB more memory.
+    // big inputs, where the second thread pays: at a million users one thread took 1.4 s longer
+    // (of 11), and 13 MiB more memory.
     let users = match written.contains(&"users") {
         true => count_rows(engine, &input_source(sink, org, "users"))?,
         false => 0,

@@ -30,8 +30,8 @@ pub struct DerivedTable {
     /// How the table may be derived in pieces when its inputs are big; `None`: always whole.
     pub pieces: Option<Pieces>,
     /// The same rows as `sql`'s, made by sfetl itself in one pass over the inputs; when set, the
-    /// load stage derives the table this way and `sql` is its definition (a test holds the two
-    /// equal), also what its fingerprint hashes.
+    /// pipeline derives the table this way, and `sql` stays its definition (a test holds the two
+    /// equal) and what its fingerprint hashes.
     pub kept_by_key: Option<KeptByKey>,
 }
 
