@@ -78,9 +78,9 @@ pub enum Keep {
 /// `key` hashes to that piece (the other inputs read whole), and the table is the pieces' rows
 /// one after another. DuckDB's hash tables then hold a piece's keys, not the org's: deriving
 /// `user_subscriptions` of a million users in one piece took its working memory to about
-/// 95 MiB, most of a run's peak (that table is now [`KeptByKey`]). Right only for SQL that joins the split inputs on the key, and
-/// either makes each row from the rows of one key value (a user's own licenses), or counts
-/// what `combine` adds up again.
+/// 95 MiB, most of a run's peak (that table is now [`KeptByKey`]). Right only for SQL that joins
+/// the split inputs on the key, and either makes each row from the rows of one key value (a
+/// user's own licenses), or counts what `combine` adds up again.
 #[derive(Debug)]
 pub struct Pieces {
     /// The column the split inputs share (in each, the same values: a user's Id).
