@@ -35,13 +35,9 @@ impl LocalSql {
         Ok(LocalSql { connection })
     }
 
-    /// Runs the following statements on `threads` threads, or again on DuckDB's default (one per
-    /// core) with `None`.
-    pub fn set_threads(&self, threads: Option<usize>) -> Result<()> {
-        match threads {
-            Some(threads) => self.execute(&format!("SET threads = {}", threads.max(1))),
-            None => self.execute("RESET threads"),
-        }
+    /// Runs the following statements on `threads` threads (DuckDB's default: one per core).
+    pub fn set_threads(&self, threads: usize) -> Result<()> {
+        self.execute(&format!("SET threads = {}", threads.max(1)))
     }
 
     /// Runs statements that answer no rows (a temporary table's `CREATE`, `INSERT` or `DROP`).

@@ -45,7 +45,7 @@ pub fn derive_org(
         false => 0,
     };
     if users <= parameters.keys_per_piece {
-        engine.set_threads(Some(1))?;
+        engine.set_threads(1)?;
     }
     let mut fresh = written.to_vec();
     let mut derived = Derived::default();
@@ -184,8 +184,8 @@ impl Parameters {
 /// The temporary table that holds the pieces' rows of a table that combines them.
 const PIECES_TABLE: &str = "pieces";
 
-/// Hands the table's rows to `write`: its SQL's, piece by piece if it is derived in pieces, or
-/// its pieces' rows combined ([`sfetl_transform::model::Pieces::combine`]).
+/// Hands the table's rows to `write`: its SQL's, or, derived in pieces, its pieces' rows
+/// combined ([`sfetl_transform::model::Pieces::combine`]).
 fn derive_rows(
     engine: &LocalSql,
     parameters: &Parameters,
@@ -196,12 +196,10 @@ fn derive_rows(
 ) -> Result<(), Error> {
     let schema = table.schema();
     let pieces = parameters.pieces(engine, table, sink, org)?;
-    let combine = table.pieces.as_ref().and_then(|p| p.combine).filter(|_| pieces.len() > 1);
+    let combine = table.pieces.as_ref().map(|p| p.combine).filter(|_| pieces.len() > 1);
     let Some(combine) = combine else {
-        for piece in &pieces {
-            engine.select_each(piece, &schema, &mut write)?;
-        }
-        return Ok(());
+        // One piece: the table's whole SQL.
+        return pieces.iter().try_for_each(|sql| engine.select_each(sql, &schema, &mut write));
     };
     for (number, piece) in pieces.iter().enumerate() {
         let statement = match number {

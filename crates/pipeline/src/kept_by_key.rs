@@ -12,8 +12,8 @@ use sfetl_transform::model::{Cell, DerivedTable, Keep, KeptByKey};
 use sfetl_transform::tables::{self, TableDef};
 use std::collections::HashSet;
 
-/// Hands `table`'s rows, as `spec` declares them, to `write`: part after part, each input's
-/// file read once, in batches.
+/// Hands `table`'s rows, as `spec` declares them, to `write`: part after part, each part's input
+/// file read once, in batches (the keys' input is read once more, its keys only, for the set).
 pub fn derive(
     spec: &KeptByKey,
     table: &DerivedTable,
@@ -21,7 +21,7 @@ pub fn derive(
     org: &str,
     mut write: impl FnMut(RecordBatch) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let unfit = |detail: String| Error::Schema { sql: table.name.to_string(), detail };
+    let unfit = |detail| unfit(table, detail);
     let schema = table.schema();
     // The keys' batches stay whole: the set borrows its Ids from them (16 bytes each in the set,
     // rather than a string of their own).
@@ -107,7 +107,7 @@ fn read(
     names: &[&str],
     table: &DerivedTable,
 ) -> Result<impl Iterator<Item = Result<RecordBatch, Error>> + use<>, Error> {
-    let unfit = |detail: String| Error::Schema { sql: table.name.to_string(), detail };
+    let unfit = |detail| unfit(table, detail);
     let def: &TableDef =
         tables::ALL.iter().find(|t| t.name == input).ok_or_else(|| unfit(format!("{input} is not a raw table")))?;
     let schema = def.schema();
@@ -120,4 +120,9 @@ fn read(
     }
     let file = sink.existing(input, "org", org, &schema, Some(&columns))?;
     file.ok_or_else(|| unfit(format!("{input} has no file of its schema")))
+}
+
+/// A spec or an input file that does not give `table` its declared columns.
+fn unfit(table: &DerivedTable, detail: String) -> Error {
+    Error::Schema { sql: table.name.to_string(), detail }
 }

@@ -79,8 +79,7 @@ pub enum Keep {
 /// one after another. DuckDB's hash tables then hold a piece's keys, not the org's: deriving
 /// `user_subscriptions` of a million users in one piece took its working memory to about
 /// 95 MiB, most of a run's peak (that table is now [`KeptByKey`]). Right only for SQL that joins
-/// the split inputs on the key, and either makes each row from the rows of one key value (a
-/// user's own licenses), or counts what `combine` adds up again.
+/// the split inputs on the key and counts what `combine` adds up again.
 #[derive(Debug)]
 pub struct Pieces {
     /// The column the split inputs share (in each, the same values: a user's Id).
@@ -88,10 +87,9 @@ pub struct Pieces {
     pub inputs: &'static [&'static str],
     /// The input with one row per key: its row count sets how many pieces there are.
     pub keys_from: &'static str,
-    /// For a table of counts over keys (users per license): the SQL that makes the table from
-    /// its pieces' rows, `{pieces}` (a few rows each: they are held in memory). `None`: the
-    /// pieces' rows are the table's.
-    pub combine: Option<&'static str>,
+    /// The SQL that makes the table (counts over keys: users per license) from its pieces' rows,
+    /// `{pieces}` (a few rows each: they are held in memory).
+    pub combine: &'static str,
 }
 
 impl DerivedTable {
@@ -274,11 +272,9 @@ pub static COMPANY_SUBSCRIPTION_HISTORY: DerivedTable = DerivedTable {
         key: "user_id",
         inputs: &["user_subscriptions", "users"],
         keys_from: "users",
-        combine: Some(
-            "SELECT run_id, company, subscription_id, kind, name, is_paid, sum(held_by_users) AS held_by_users,
+        combine: "SELECT run_id, company, subscription_id, kind, name, is_paid, sum(held_by_users) AS held_by_users,
                     sum(held_by_active_users) AS held_by_active_users, extracted_at
              FROM {pieces} GROUP BY ALL",
-        ),
     }),
     kept_by_key: None,
     sql: "SELECT {run_id} AS run_id, u.company, us.subscription_id, us.kind, s.name, s.is_paid,
@@ -505,11 +501,9 @@ mod tests {
                 let split = pieces.inputs.iter().chain([&pieces.keys_from]);
                 assert!(split.clone().all(|input| table.inputs.contains(input)), "{}: {pieces:?}", table.name);
                 assert!(pieces.inputs.contains(&pieces.keys_from), "{}: the keys' input is split too", table.name);
-                if let Some(combine) = pieces.combine {
-                    let read: Vec<&str> =
-                        placeholders(combine).into_iter().filter(|p| !PARAMETERS.contains(p)).collect();
-                    assert_eq!(read, ["pieces"], "{}: combine reads its pieces only", table.name);
-                }
+                let read: Vec<&str> =
+                    placeholders(pieces.combine).into_iter().filter(|p| !PARAMETERS.contains(p)).collect();
+                assert_eq!(read, ["pieces"], "{}: combine reads its pieces only", table.name);
             }
             if let Some(spec) = &table.kept_by_key {
                 // Made from raw tables only (read as their files), a value for each column.
