@@ -43,3 +43,25 @@ async fn small_tables_share_composite_calls_and_an_unchanged_org_costs_a_handful
     assert!(reference > calls);
     assert_eq!(all_tables(&org.dir.path().join("data")), all_tables(&org.dir.path().join("reference")));
 }
+
+/// A big table's next pages, several to a composite call (`pages_per_call`): the same tables as
+/// a call per page, in fewer calls. A setting out of range is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_pages_chained_in_composite_calls_read_the_same_tables_in_fewer_calls() {
+    let org = SimOrg::start(3000, 62).await;
+    let settings = |pages: usize| format!("batch_size = 200\nparallel_cursors = 1\npages_per_call = {pages}");
+    let one = org.pipeline("chained", &settings(1));
+    let one_calls = extract_counting(&org, &one, "one", &["--full"]);
+    let five = org.pipeline("chained", &settings(5));
+    let five_calls = extract_counting(&org, &five, "five", &["--full"]);
+    assert_eq!(all_tables(&org.dir.path().join("one")), all_tables(&org.dir.path().join("five")));
+    // Users alone are 13 pages or more of 200, assignments more: at least 12 calls fewer.
+    assert!(five_calls + 12 <= one_calls, "{five_calls} calls chained, {one_calls} a page each");
+    let chained = org.sim.request_log().iter().filter(|r| r.path.starts_with("composite:") && r.status != 200).count();
+    assert_eq!(chained, 0, "no chained page was asked past a query's last");
+
+    let refused = org.pipeline("chained", &settings(6));
+    let run = sfetl(&["extract", refused.to_str().unwrap_or_default()], org.dir.path());
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    assert!(text(&run).contains("pages_per_call") && text(&run).contains("1 to 5"), "{}", text(&run));
+}

@@ -31,8 +31,9 @@ fn data_pages(org: &SimOrg) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_users_in_pages_of_200_arrive_exactly() {
     let org = SimOrg::start(5000, 42).await;
-    // Page after page, so that the pages can be counted exactly (tests/it/ranges.rs reads in ranges).
-    let pipeline = org.pipeline("e2e", "batch_size = 200\nparallel_cursors = 1");
+    // Page after page, a call each, so that the pages can be counted exactly (tests/it/ranges.rs
+    // reads in ranges; extract's query tests chain pages in composite calls).
+    let pipeline = org.pipeline("e2e", "batch_size = 200\nparallel_cursors = 1\npages_per_call = 1");
     let out = org.out();
     let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
     assert!(run.status.success(), "{}", text(&run));

@@ -29,24 +29,28 @@ async fn flaky_requests_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_dying_mid_pagination_resumes_without_gaps_or_repeats() {
-    let org = SimOrg::start(10_000, 22).await;
-    let pipeline = org.pipeline("expiring", "batch_size = 200\nexclude_user_types = []");
-    // The 20th `nextRecordsUrl` page of the run (the users' 50-page query) finds its session gone.
-    org.sim.add_fault(FaultRule::new(Fault::ExpireSessions, Trigger::Nth(20)).on_paths("/query/"));
-    let out = org.out();
-    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
-    assert!(run.status.success(), "{}", text(&run));
+    // Next pages a call each, the 20th finding its session gone; then next pages three to a
+    // composite call, the 5th of those calls finding it gone (the call is retried after a new
+    // login, and the locators the dead session owned are refused inside it).
+    for (setting, path, nth) in [("pages_per_call = 1", "/query/", 20), ("pages_per_call = 3", "/composite", 5)] {
+        let org = SimOrg::start(10_000, 22).await;
+        let pipeline = org.pipeline("expiring", &format!("batch_size = 200\nexclude_user_types = []\n{setting}"));
+        org.sim.add_fault(FaultRule::new(Fault::ExpireSessions, Trigger::Nth(nth)).on_paths(path));
+        let out = org.out();
+        let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
+        assert!(run.status.success(), "{setting}: {}", text(&run));
 
-    let log = org.sim.request_log();
-    let logins = log.iter().filter(|r| r.path.ends_with("/oauth2/token") && r.status == 200).count();
-    assert_eq!(logins, 2, "one login, one re-login");
-    assert!(log.iter().any(|r| r.status == 401), "the session did die");
-    // Each cursor the dead session held (one per range of Ids being read) resumes.
-    assert!(text(&run).contains("resumed="), "{}", text(&run));
+        let log = org.sim.request_log();
+        let logins = log.iter().filter(|r| r.path.ends_with("/oauth2/token") && r.status == 200).count();
+        assert_eq!(logins, 2, "{setting}: one login, one re-login");
+        assert!(log.iter().any(|r| r.status == 401), "{setting}: the session did die");
+        // Each cursor the dead session held (one per range of Ids being read) resumes.
+        assert!(text(&run).contains("resumed="), "{setting}: {}", text(&run));
 
-    let got = column_sorted(&out, "users", "user_id");
-    assert_eq!(got.len(), 10_000);
-    assert_eq!(got, org_ids(&org, "User"), "every user exactly once");
+        let got = column_sorted(&out, "users", "user_id");
+        assert_eq!(got.len(), 10_000, "{setting}");
+        assert_eq!(got, org_ids(&org, "User"), "{setting}: every user exactly once");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,7 +56,8 @@ async fn a_redirect_is_not_followed() {
 async fn a_next_records_url_that_repeats_ends_the_table_instead_of_looping() {
     let org = SimOrg::start(600, 14).await;
     org.sim.add_fault(FaultRule::new(Fault::RepeatNextUrl, Trigger::Nth(1)).on_paths("/query/"));
-    let pipeline = org.pipeline("loop", "batch_size = 200");
+    // Next pages on their own, where the fault is (a chained page goes through the same check).
+    let pipeline = org.pipeline("loop", "batch_size = 200\npages_per_call = 1");
     let out = org.out();
     let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));

@@ -210,20 +210,6 @@ mod tests {
         assert_eq!(page(&mut reader).len(), 0);
     }
 
-    /// A client logged in to the simulated org through a connected app.
-    fn client_of(sim: &sfetl_sim::Sim) -> SalesforceClient {
-        let app = sim.create_connected_app("System Administrator").unwrap_or_else(|e| panic!("{e}"));
-        let credentials = crate::Credentials {
-            login_url: sim.url().to_string(),
-            client_id: app.consumer_key.clone(),
-            username: sim.integration_username(),
-            private_key: crate::Secret::new(app.key.private_key_pem.clone()),
-            my_domain_url: None,
-            pinned: None,
-        };
-        SalesforceClient::new(credentials, crate::ConnectionSettings::default()).unwrap_or_else(|e| panic!("{e}"))
-    }
-
     /// Every User record through a job read in many small result sets, against the simulator.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_job_read_in_many_result_sets_gives_every_record_once() {
@@ -231,7 +217,7 @@ mod tests {
         config.bulk_fixed_cost = Duration::from_millis(100);
         config.bulk_per_record = Duration::ZERO;
         let sim = sfetl_sim::Sim::start(config).await.unwrap_or_else(|e| panic!("{e}"));
-        let client = client_of(&sim);
+        let client = crate::testing::client_of(&sim, crate::ConnectionSettings::default());
         let query = SoqlQuery::new("User", ["Id", "Profile.Name", "IsActive"]);
         let mut job = client.bulk_query(&query).result_set(1_000);
         let mut ids = Vec::new();
@@ -257,7 +243,7 @@ mod tests {
         config.bulk_fixed_cost = Duration::from_millis(100);
         config.bulk_per_record = Duration::ZERO;
         let sim = sfetl_sim::Sim::start(config).await.unwrap_or_else(|e| panic!("{e}"));
-        let client = client_of(&sim);
+        let client = crate::testing::client_of(&sim, crate::ConnectionSettings::default());
         // The second set (asked with the first set's locator) names that locator again.
         sim.add_fault(
             sfetl_sim::FaultRule::new(sfetl_sim::Fault::RepeatLocator, sfetl_sim::Trigger::Nth(2)).on_paths("/results"),

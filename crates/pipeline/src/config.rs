@@ -74,6 +74,9 @@ pub struct OrgSettings {
     pub ca_file: Option<PathBuf>,
     /// Records per page asked of Salesforce (200..=2000).
     pub batch_size: Option<u32>,
+    /// Pages of one query an API call may bring (default 3, 1 to 5): more than one goes through
+    /// a composite call that chains them, which Salesforce counts as one call.
+    pub pages_per_call: Option<u64>,
     /// `tag` (default): keep every user, with `company` set when `CompanyName` matches one of
     /// `company_names`; `only`: keep only the users of those companies.
     #[serde(default)]
@@ -180,6 +183,8 @@ pub struct OrgPlan {
     /// Pinned; `None`: agreed with the org at login.
     pub api_version: Option<String>,
     pub batch_size: u32,
+    /// Pages of one query a call may bring (1: a call per page).
+    pub pages_per_call: usize,
     pub quota: sfetl_extract::QuotaGuard,
     pub retry: sfetl_extract::RetryPolicy,
     pub incremental_overlap: std::time::Duration,
@@ -345,6 +350,7 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
         ("bulk_threshold", org.bulk_threshold, 0..=1_000_000_000, "rows (0: never)"),
         ("max_response_mb", org.max_response_mb, 1..=4096, "megabytes"),
         ("parallel_cursors", org.parallel_cursors, 1..=10, "cursors"),
+        ("pages_per_call", org.pages_per_call, 1..=sfetl_extract::QUERIES_PER_CALL as u64, "pages"),
     ];
     for (key, value, range, unit) in ranges {
         if let Some(value) = value.filter(|v| !range.contains(v)) {
@@ -401,6 +407,7 @@ fn validate(org: &OrgSettings, base: &Path, complain: &mut impl FnMut(&str, Stri
         connection,
         api_version,
         batch_size,
+        pages_per_call: org.pages_per_call.map_or(sfetl_extract::DEFAULT_PAGES_PER_CALL, |pages| pages as usize),
         quota,
         retry,
         incremental_overlap: std::time::Duration::from_secs(org.incremental_overlap_seconds.unwrap_or(300)),

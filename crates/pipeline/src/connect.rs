@@ -19,6 +19,7 @@ pub async fn connect(org: &OrgPlan) -> Result<OrgConnection, OrgError> {
     let settings = ConnectionSettings {
         api_version: org.api_version.clone(),
         batch_size: org.batch_size,
+        pages_per_call: org.pages_per_call,
         quota: org.quota,
         retry: org.retry,
         max_body_bytes: org.max_body_bytes,

@@ -117,6 +117,7 @@ pub(crate) async fn read_table(
     // A full read chooses how to go on at its second page: a query's first page also pays for
     // running the query, so the second's round trip is the one the rest would repeat.
     let (mut decided, mut received) = (since.is_some(), 0u64);
+    stream.hold_chaining(!decided);
     // An optional object the org does not let the user read: the table is written empty.
     let mut done = opened.absent;
     let mut rest = Rest::Pages;
@@ -139,6 +140,7 @@ pub(crate) async fn read_table(
                             decided = true;
                             let left = Left { total: page.total_size, received, round_trip: asked.elapsed() };
                             rest = choose_rest(client, org, &query, &pages, &page, left, &shared.spares).await?;
+                            stream.hold_chaining(false);
                         }
                         Some(page.records)
                     }

@@ -4,6 +4,13 @@
 //! of which up to 5 query operations (Query, QueryAll, or "Query More" for a next page) (REST API
 //! Developer Guide, "Send Multiple Requests Using Composite" and "Composite"). Only GET queries
 //! and next pages are served here: what a client reading data sends.
+//!
+//! A subrequest's URL may take a value from an earlier answer, `@{p0.nextRecordsUrl}` ("You can
+//! use the output of one request as the input to a subsequent request"): a client chains one
+//! query's pages that way. A reference to a value that is not there (after a query's last page)
+//! or to a subrequest that failed is not executed ("Dependent subrequests aren't executed"); the
+//! error code Salesforce answers it with is not documented (`PROCESSING_HALTED` here), so a client
+//! must treat any failure of it alike.
 
 use crate::LoggedRequest;
 use crate::server::{
@@ -14,6 +21,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -49,7 +57,9 @@ pub(crate) async fn composite(
         Ok(request) => request,
         Err(refused) => return refused,
     };
-    let queries = request.requests.iter().filter(|r| r.url.contains("/query")).count();
+    // A next page by reference is a query operation too ("Query More").
+    let queries =
+        request.requests.iter().filter(|r| r.url.contains("/query") || r.url.contains("nextRecordsUrl}")).count();
     if request.requests.len() > MAX_SUBREQUESTS || queries > MAX_QUERIES {
         let message = format!(
             "A composite request holds up to {MAX_SUBREQUESTS} subrequests, of which up to {MAX_QUERIES} queries: this one has {} and {queries}",
@@ -58,9 +68,22 @@ pub(crate) async fn composite(
         return api_error(StatusCode::BAD_REQUEST, "INVALID_INPUT", &message);
     }
     let call_options = headers.get("sforce-call-options").and_then(|v| v.to_str().ok()).map(String::from);
-    let mut answers = Vec::new();
-    for sub in request.requests {
-        let response = run(&state, &sub, &headers).await;
+    // The answer is put together from the subrequests' bodies as they are: a call of five
+    // pages would otherwise cost the simulator a parse and a print of each.
+    let mut answer = b"{\"compositeResponse\":[".to_vec();
+    let mut bodies: HashMap<String, (u16, Bytes)> = HashMap::new();
+    for mut sub in request.requests {
+        let resolved = match state.config.composite_references {
+            true => resolve(&sub.url, &bodies),
+            false => Ok(sub.url.clone()),
+        };
+        let response = match resolved {
+            Ok(url) => {
+                sub.url = url;
+                run(&state, &sub, &headers).await
+            }
+            Err(message) => api_error(StatusCode::BAD_REQUEST, "PROCESSING_HALTED", &message),
+        };
         let status = response.status().as_u16();
         // Each subrequest is in the request log (with the object it read), under a path that
         // is not an API call of its own: the call is the composite request's.
@@ -72,13 +95,101 @@ pub(crate) async fn composite(
         let (method, call_options) = (sub.method.clone(), call_options.clone());
         log(&state, LoggedRequest { method, path, status, records, object, fault: None, call_options });
         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-        answers.push(serde_json::json!({
-            "body": body, "httpHeaders": {}, "httpStatusCode": status, "referenceId": sub.reference_id
-        }));
+        if !bodies.is_empty() {
+            answer.push(b',');
+        }
+        answer.extend_from_slice(b"{\"body\":");
+        answer.extend_from_slice(if body.is_empty() { b"null" } else { &body });
+        let reference = serde_json::to_string(&sub.reference_id).unwrap_or_default();
+        answer.extend_from_slice(
+            format!(",\"httpHeaders\":{{}},\"httpStatusCode\":{status},\"referenceId\":{reference}}}").as_bytes(),
+        );
+        bodies.insert(sub.reference_id, (status, body));
     }
-    let body = serde_json::json!({ "compositeResponse": answers });
-    json_response(StatusCode::OK, body.to_string().into_bytes())
+    answer.extend_from_slice(b"]}");
+    json_response(StatusCode::OK, answer)
+}
+
+/// `url` with each `@{referenceId.field}` replaced by that field of the earlier answer (a
+/// string: what a URL takes); the message of the failure when a reference names no value of a
+/// successful answer.
+fn resolve(url: &str, bodies: &HashMap<String, (u16, Bytes)>) -> Result<String, String> {
+    let mut resolved = String::new();
+    let mut rest = url;
+    while let Some(start) = rest.find("@{") {
+        let Some(end) = rest[start..].find('}').map(|end| start + end) else { break };
+        let reference = &rest[start + 2..end];
+        let (id, path) = reference.split_once('.').unwrap_or((reference, ""));
+        let fields: Vec<&str> = path.split('.').collect();
+        let value = bodies
+            .get(id)
+            .filter(|(status, _)| *status < 400)
+            .and_then(|(_, body)| FieldSeed(&fields).deserialize(&mut serde_json::Deserializer::from_slice(body)).ok())
+            .flatten();
+        let Some(value) = value else {
+            return Err(format!("Invalid reference specified. No value for {reference} found in {id}."));
+        };
+        resolved.push_str(&rest[..start]);
+        resolved.push_str(&value);
+        rest = &rest[end + 1..];
+    }
+    resolved.push_str(rest);
+    Ok(resolved)
+}
+
+/// The string at a path of fields in a JSON object, skipping the rest unparsed.
+struct FieldSeed<'p>(&'p [&'p str]);
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        match self.0 {
+            [] => Ok(Option::<serde_json::Value>::deserialize(deserializer)?
+                .and_then(|value| value.as_str().map(String::from))),
+            _ => deserializer.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for FieldSeed<'_> {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match self.0.split_first() {
+                Some((field, rest)) if key == *field => found = map.next_value_seed(FieldSeed(rest))?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
 }
 
 /// One subrequest, through the same handler as a request of its own.

@@ -102,6 +102,11 @@ pub struct SimConfig {
     pub id_order: soql::IdOrder,
     /// When set, every Bulk query job fails with this `errorMessage`.
     pub bulk_failure: Option<String>,
+    /// Composite subrequests may take values from earlier answers (`@{p0.nextRecordsUrl}`), as
+    /// Salesforce documents. Off: a reference stays in the URL as written, and such a
+    /// subrequest is answered `NOT_FOUND`: an org or a proxy on the way that does not resolve
+    /// them, the other reading a client must survive.
+    pub composite_references: bool,
 }
 
 impl SimConfig {
@@ -130,6 +135,7 @@ impl SimConfig {
             bulk_per_record: Duration::from_micros(5),
             id_order: soql::IdOrder::Bytes,
             bulk_failure: None,
+            composite_references: true,
         }
     }
 }

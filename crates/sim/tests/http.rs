@@ -613,3 +613,62 @@ async fn a_frozen_user_cannot_log_in() {
         (400, &json!("invalid_grant"), &json!("authentication failure"))
     );
 }
+
+/// One composite call: a query's first page, then its next pages by reference to the page
+/// before ("You can use the output of one request as the input to a subsequent request", REST
+/// API Developer Guide, "Send Multiple Requests Using Composite"); a reference past the last
+/// page is not executed. One API call for all of it; six query operations are too many.
+#[tokio::test]
+async fn a_composite_call_chains_a_querys_pages_by_reference() {
+    let (sim, app) = sim(1100, |_| {}).await;
+    let token = login(&sim, &app).await;
+    let url = format!("{}/services/data/v66.0/composite", sim.url());
+    let query = query_path("SELECT Id FROM User");
+    let mut requests = vec![json!({ "method": "GET", "url": query, "referenceId": "p0" })];
+    for i in 1..5 {
+        requests.push(json!({ "method": "GET", "url": format!("@{{p{}.nextRecordsUrl}}", i - 1), "referenceId": format!("p{i}") }));
+    }
+    // Subrequests take the call's headers (the page size here) unless they set their own.
+    let post = |url: &str| reqwest::Client::new().post(url).header("Sforce-Query-Options", "batchSize=300");
+    let used = sim.api_usage().0;
+    let body = json!({ "allOrNone": false, "compositeRequest": requests });
+    let answer = send_json(post(&url), &token, body.clone()).await;
+    assert_eq!(sim.api_usage().0, used + 1, "one call");
+    let answers = answer["compositeResponse"].as_array().cloned().unwrap_or_default();
+    assert_eq!(answers.len(), 5);
+    let mut ids = HashSet::new();
+    for (i, answer) in answers.iter().take(4).enumerate() {
+        assert_eq!(
+            (answer["httpStatusCode"].as_u64(), answer["referenceId"].as_str()),
+            (Some(200), Some(&*format!("p{i}")))
+        );
+        assert_eq!(answer["body"]["done"], i == 3, "page {i}");
+        for record in answer["body"]["records"].as_array().into_iter().flatten() {
+            assert!(ids.insert(record["Id"].as_str().unwrap_or_default().to_string()));
+        }
+    }
+    assert_eq!(ids.len(), 1100, "every user once, in pages of 300");
+    // The last page has no nextRecordsUrl: the reference to it names nothing.
+    assert_eq!(answers[4]["httpStatusCode"], 400);
+    let message = answers[4]["body"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("p3.nextRecordsUrl"), "{message}");
+
+    // A sixth query operation, by reference or not, is refused before anything runs.
+    let mut six = body["compositeRequest"].as_array().cloned().unwrap_or_default();
+    six.push(json!({ "method": "GET", "url": "@{p4.nextRecordsUrl}", "referenceId": "p5" }));
+    let refused = send_json(post(&url), &token, json!({ "allOrNone": false, "compositeRequest": six })).await;
+    assert_eq!(refused[0]["errorCode"], "INVALID_INPUT", "{refused}");
+
+    // An org that does not resolve references answers the chained subrequest, not the call.
+    let (sim, app) = self::sim(1100, |c| c.composite_references = false).await;
+    let token = login(&sim, &app).await;
+    let url = format!("{}/services/data/v66.0/composite", sim.url());
+    let answer = send_json(post(&url), &token, body).await;
+    let statuses: Vec<u64> = answer["compositeResponse"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["httpStatusCode"].as_u64())
+        .collect();
+    assert_eq!(statuses, [200, 404, 404, 404, 404]);
+}
