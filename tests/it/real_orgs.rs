@@ -325,3 +325,33 @@ async fn the_views_stand_without_user_logins() {
     assert!(count(&out, "SELECT count(*) FROM inactive_licensed_users") > 0);
     assert!(!text(&run).contains("left out of the warehouse"), "{}", text(&run));
 }
+
+/// `/limits` is served to users with "View Setup and Configuration" only (REST API Developer
+/// Guide, "Limits"), which an integration user may lack. The run does not need it: the quota
+/// guard goes by the usage every answer reports, and still stops in time; `check` warns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_may_not_read_the_limits_is_still_guarded() {
+    let mut config = SimConfig::new(OrgSpec::new(52, 3000));
+    config.limits_refused = true;
+    config.daily_api_max = 1000;
+    config.api_used_at_start = 770; // 30 requests left below the guard's 80 %
+    let org = SimOrg::start_with(config).await;
+    let pipeline = org.pipeline("nolimits", "batch_size = 200\npages_per_call = 1");
+    let check = sfetl(&["check", &pipeline.to_string_lossy()], org.dir.path());
+    let report = text(&check);
+    assert!(check.status.success(), "a warning, not a failure: {report}");
+    assert!(report.contains("View Setup and Configuration"), "{report}");
+
+    let out = org.out();
+    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
+    let said = text(&run);
+    assert_eq!(run.status.code(), Some(4), "stopped by the guard: {said}");
+    assert!(said.contains("View Setup and Configuration"), "{said}");
+    let (used, max) = org.sim.api_usage();
+    assert!(used <= max * 8 / 10, "the org's usage stayed within 80 %: {used}/{max}");
+
+    org.sim.reset_day();
+    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(count(&out, "SELECT count(*) FROM user_licenses"), org.sim.org().table("UserLicense").rows.len() as i64);
+}

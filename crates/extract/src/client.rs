@@ -498,6 +498,10 @@ impl SalesforceClient {
             && let Ok(mut slot) = self.usage.lock()
         {
             *slot = Some(usage);
+            // Without `/limits` read first (a user it is refused to), the first answer's usage
+            // tells what others had used when this run started.
+            let others = usage.used.saturating_sub(self.api_calls());
+            let _ = self.others_usage.compare_exchange(u64::MAX, others, Ordering::SeqCst, Ordering::SeqCst);
         }
         let retry_after =
             response.headers().get("retry-after").and_then(|h| h.to_str().ok()).and_then(parse_retry_after);

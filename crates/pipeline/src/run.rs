@@ -266,8 +266,17 @@ async fn read_org(
         tracing::warn!(org = %org.name, configured = %expected, returned = %session.instance_url,
             "Salesforce returned another instance URL than `url`; using the returned one");
     }
-    let usage = client.read_limits().await?;
-    tracing::info!(org = %org.name, used = usage.used, max = usage.max, "daily API requests before this run");
+    // `/limits` is served to users with "View Setup and Configuration" only (REST API Developer
+    // Guide, "Limits"), which an integration user may lack: then the quota guard goes by the
+    // usage Salesforce reports with every answer (`Sforce-Limit-Info`) from the first on.
+    match client.read_limits().await {
+        Ok(usage) => {
+            tracing::info!(org = %org.name, used = usage.used, max = usage.max, "daily API requests before this run")
+        }
+        Err(e) if e.is_object_unreadable() => tracing::warn!(org = %org.name,
+            "the org's API limits are not readable here ({e}): the quota guard goes by the usage each answer reports (grant \"View Setup and Configuration\" to check it before the first query)"),
+        Err(e) => return Err(e.into()),
+    }
     // Every table of the org is written before any replaces its previous file, so an org's
     // tables change together; a quota stop keeps the tables finished before it.
     let mut state = crate::state::load(run.sink.root(), &org.name);

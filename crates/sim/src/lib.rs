@@ -107,6 +107,11 @@ pub struct SimConfig {
     /// subrequest is answered `NOT_FOUND`: an org or a proxy on the way that does not resolve
     /// them, the other reading a client must survive.
     pub composite_references: bool,
+    /// `/limits` refused to the integration user. Salesforce serves it to API users with the
+    /// "View Setup and Configuration" permission (REST API Developer Guide, "Limits"), which an
+    /// integration user may well lack; the refusal's code is not documented
+    /// (`INSUFFICIENT_ACCESS` here, as for the setup objects such a user cannot read).
+    pub limits_refused: bool,
 }
 
 impl SimConfig {
@@ -136,6 +141,7 @@ impl SimConfig {
             id_order: soql::IdOrder::Bytes,
             bulk_failure: None,
             composite_references: true,
+            limits_refused: false,
         }
     }
 }

@@ -300,6 +300,10 @@ async fn limits(State(state): State<Arc<SimState>>, Path(version): Path<String>,
     if let Err(refused) = authenticate(&state, &version, &headers) {
         return refused;
     }
+    if state.config.limits_refused {
+        let message = "You do not have the permission to view this resource: View Setup and Configuration";
+        return api_error(StatusCode::FORBIDDEN, "INSUFFICIENT_ACCESS", message);
+    }
     let max = state.config.daily_api_max;
     let used = state.api_used.load(Ordering::SeqCst).min(max);
     let body = serde_json::json!({
