@@ -20,7 +20,7 @@ pub const QUERIES_PER_CALL: usize = 5;
 
 /// Pages of one query a call brings by default. Measured on the benchmark's simulated org
 /// (release build, 2 cores): at 100k users three pages a call took the API calls of a full read
-/// from 201 to 93, and its wall time at 150 ms a request from 5.1 to 3.7 s, with peak memory
+/// from 201 to 93, and its wall time at 150 ms a request from 5.2 to 3.9 s, with peak memory
 /// 5 MiB up and no time lost without latency; five took the calls to 76 for 14 MiB and 0.1 s
 /// more without latency (a call's five pages are made one after another, then read at once),
 /// and at 1M users 160 MiB against 140. Where calls are scarce, `pages_per_call = 5`.

@@ -117,6 +117,8 @@ pub(crate) async fn read_table(
     // A full read chooses how to go on at its second page: a query's first page also pays for
     // running the query, so the second's round trip is the one the rest would repeat.
     let (mut decided, mut received) = (since.is_some(), 0u64);
+    // Its next pages come a call each until then: pages chained in one call would be dropped
+    // if the rest went to ranges or a job, and would time more than one round trip.
     stream.hold_chaining(!decided);
     // An optional object the org does not let the user read: the table is written empty.
     let mut done = opened.absent;
@@ -140,6 +142,9 @@ pub(crate) async fn read_table(
                             decided = true;
                             let left = Left { total: page.total_size, received, round_trip: asked.elapsed() };
                             rest = choose_rest(client, org, &query, &pages, &page, left, &shared.spares).await?;
+                        }
+                        // Chosen, or ruled out by a split: the pages may come several to a call.
+                        if second {
                             stream.hold_chaining(false);
                         }
                         Some(page.records)
