@@ -184,6 +184,13 @@ impl Error {
             if detail.code == "INVALID_TYPE" || detail.code.starts_with("INSUFFICIENT_ACCESS"))
     }
 
+    /// The user may not use the resource: 403, other than the concurrent-requests limit (what
+    /// Salesforce answers a user without a permission the resource needs is not always
+    /// documented: `/limits` needs "View Setup and Configuration").
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, Error::Api { detail, .. } if detail.status == 403 && detail.code != "REQUEST_LIMIT_EXCEEDED")
+    }
+
     /// The resource does not exist for this user (a describe of an object it may not see).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::Api { detail, .. } if detail.status == 404 || detail.code == "NOT_FOUND")
@@ -227,6 +234,8 @@ mod tests {
             assert!(api(400, code).is_object_unreadable(), "{code}");
         }
         assert!(!api(400, "INVALID_FIELD").is_object_unreadable());
+        assert!(api(403, "FUNCTIONALITY_NOT_ENABLED").is_forbidden() && api(403, "INSUFFICIENT_ACCESS").is_forbidden());
+        assert!(!api(403, "REQUEST_LIMIT_EXCEEDED").is_forbidden() && !api(400, "INVALID_FIELD").is_forbidden());
         assert!(
             api(403, "REQUEST_LIMIT_EXCEEDED").is_transient(),
             "ConcurrentRequests: the daily kind is QuotaExhausted"
