@@ -72,7 +72,7 @@ pub(crate) async fn composite(
     // pages would otherwise cost the simulator a parse and a print of each.
     let mut answer = b"{\"compositeResponse\":[".to_vec();
     let mut bodies: HashMap<String, (u16, Bytes)> = HashMap::new();
-    for mut sub in request.requests {
+    for (i, mut sub) in request.requests.into_iter().enumerate() {
         let resolved = match state.config.composite_references {
             true => resolve(&sub.url, &bodies),
             false => Ok(sub.url.clone()),
@@ -95,7 +95,7 @@ pub(crate) async fn composite(
         let (method, call_options) = (sub.method.clone(), call_options.clone());
         log(&state, LoggedRequest { method, path, status, records, object, fault: None, call_options });
         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
-        if !bodies.is_empty() {
+        if i > 0 {
             answer.push(b',');
         }
         answer.extend_from_slice(b"{\"body\":");
