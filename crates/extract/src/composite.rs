@@ -46,14 +46,7 @@ impl SalesforceClient {
                 .enumerate()
                 .map(|(i, (query, _))| {
                     let q: String = url::form_urlencoded::byte_serialize(query.to_string().as_bytes()).collect();
-                    // The page size on each subrequest too: whether the call's own header reaches
-                    // them is not documented.
-                    serde_json::json!({
-                        "method": "GET",
-                        "url": format!("/services/data/v{version}/query?q={q}"),
-                        "referenceId": format!("q{i}"),
-                        "httpHeaders": { "Sforce-Query-Options": format!("batchSize={}", self.batch_size()) },
-                    })
+                    self.query_subrequest(format!("/services/data/v{version}/query?q={q}"), format!("q{i}"))
                 })
                 .collect();
             let decoders: Vec<&D> = chunk.iter().map(|(_, decoder)| decoder).collect();
@@ -82,16 +75,22 @@ impl SalesforceClient {
                     0 => next.to_string(),
                     _ => format!("@{{p{}.nextRecordsUrl}}", i - 1),
                 };
-                serde_json::json!({
-                    "method": "GET",
-                    "url": url,
-                    "referenceId": format!("p{i}"),
-                    "httpHeaders": { "Sforce-Query-Options": format!("batchSize={}", self.batch_size()) },
-                })
+                self.query_subrequest(url, format!("p{i}"))
             })
             .collect::<Vec<_>>();
         let decoders = vec![decoder; requests.len()];
         self.composite(requests, &decoders, calls, |i| format!("{next} (composite, page {})", i + 1)).await
+    }
+
+    /// A query subrequest: a GET of `url`, answered under `reference`. The page size goes on
+    /// each subrequest too: whether the call's own header reaches them is not documented.
+    fn query_subrequest(&self, url: String, reference: String) -> serde_json::Value {
+        serde_json::json!({
+            "method": "GET",
+            "url": url,
+            "referenceId": reference,
+            "httpHeaders": { "Sforce-Query-Options": format!("batchSize={}", self.batch_size()) },
+        })
     }
 
     /// One composite call of query subrequests, each answer decoded by its decoder; `url` names

@@ -187,8 +187,13 @@ impl Error {
     /// The user may not use the resource: 403, other than the concurrent-requests limit (what
     /// Salesforce answers a user without a permission the resource needs is not always
     /// documented: `/limits` needs "View Setup and Configuration").
-    pub fn is_forbidden(&self) -> bool {
+    fn is_forbidden(&self) -> bool {
         matches!(self, Error::Api { detail, .. } if detail.status == 403 && detail.code != "REQUEST_LIMIT_EXCEEDED")
+    }
+
+    /// The user may not read the resource, by either of the answers above.
+    pub fn is_refused(&self) -> bool {
+        self.is_object_unreadable() || self.is_forbidden()
     }
 
     /// The resource does not exist for this user (a describe of an object it may not see).
@@ -236,6 +241,7 @@ mod tests {
         assert!(!api(400, "INVALID_FIELD").is_object_unreadable());
         assert!(api(403, "FUNCTIONALITY_NOT_ENABLED").is_forbidden() && api(403, "INSUFFICIENT_ACCESS").is_forbidden());
         assert!(!api(403, "REQUEST_LIMIT_EXCEEDED").is_forbidden() && !api(400, "INVALID_FIELD").is_forbidden());
+        assert!(api(400, "INVALID_TYPE").is_refused() && api(403, "FUNCTIONALITY_NOT_ENABLED").is_refused());
         assert!(
             api(403, "REQUEST_LIMIT_EXCEEDED").is_transient(),
             "ConcurrentRequests: the daily kind is QuotaExhausted"

@@ -277,7 +277,7 @@ impl<D: RecordDecoder> QueryStream<'_, D> {
                     let next = next.clone();
                     self.next_pages(&next, chained).await
                 }
-                (None, Some(next)) => self.client.get_decoded(next, &[], &self.calls, decode).await,
+                (None, Some(next)) => self.next_page_alone(next).await,
                 (None, None) => {
                     let resource = if self.include_deleted { "queryAll" } else { "query" };
                     let path = format!("/services/data/v{}/{resource}", self.client.api_version());
@@ -358,6 +358,11 @@ impl<D: RecordDecoder> QueryStream<'_, D> {
         (surely.min(self.pages_per_call as u64) as usize).max(1)
     }
 
+    /// The page at `next` (a `nextRecordsUrl`), in a call of its own.
+    async fn next_page_alone(&self, next: &str) -> Result<QueryPage<D::Page>> {
+        self.client.get_decoded(next, &[], &self.calls, |body| decode_page(&self.decoder, body)).await
+    }
+
     /// `count` pages from `next` on in one composite call: the first page's answer, with the
     /// pages after it kept in `ahead`. When the first subrequest fails (or the call), that page
     /// is asked again on its own, where the usual handling (retries, a lost cursor) applies. A
@@ -375,10 +380,7 @@ impl<D: RecordDecoder> QueryStream<'_, D> {
             }
         };
         let mut answers = answers.into_iter();
-        let Some(Ok(first)) = answers.next() else {
-            let decode = |body: &[u8]| decode_page(&self.decoder, body);
-            return self.client.get_decoded(next, &[], &self.calls, decode).await;
-        };
+        let Some(Ok(first)) = answers.next() else { return self.next_page_alone(next).await };
         let mut promised = !first.done;
         for answer in answers {
             match answer {

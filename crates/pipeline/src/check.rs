@@ -133,7 +133,7 @@ pub async fn check_org(org: &OrgPlan, capture: Option<&Path>) -> Vec<Step> {
                 steps.pass("API quota", detail);
             }
         }
-        Err(e) if e.is_object_unreadable() || e.is_forbidden() => steps.warn(
+        Err(e) if e.is_refused() => steps.warn(
             "API quota",
             crate::chain(&e),
             "grant \"View Setup and Configuration\" to read the quota before a run; without it the guard goes by the usage each answer reports",

@@ -273,7 +273,7 @@ async fn read_org(
         Ok(usage) => {
             tracing::info!(org = %org.name, used = usage.used, max = usage.max, "daily API requests before this run")
         }
-        Err(e) if e.is_object_unreadable() || e.is_forbidden() => tracing::warn!(org = %org.name,
+        Err(e) if e.is_refused() => tracing::warn!(org = %org.name,
             "the org's API limits are not readable here ({e}): the quota guard goes by the usage each answer reports (grant \"View Setup and Configuration\" to check it before the first query)"),
         Err(e) => return Err(e.into()),
     }
