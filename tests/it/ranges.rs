@@ -31,7 +31,9 @@ fn cursors_of(org: &SimOrg, object: &str, skip: usize) -> (usize, bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranges_read_at_once_give_the_same_tables_as_page_after_page() {
     let org = SimOrg::start(12_000, 51).await;
-    let ranged = org.pipeline("ranged", "batch_size = 500\nexclude_user_types = []");
+    // A page a call: chained in one composite call, a range's few pages would come in a row
+    // however the ranges are read, and this test tells ranges read at once by their pages.
+    let ranged = org.pipeline("ranged", "batch_size = 500\nexclude_user_types = []\npages_per_call = 1");
     let run = sfetl(&["extract", &ranged.to_string_lossy(), "--out", "ranged"], org.dir.path());
     assert!(run.status.success(), "{}", text(&run));
     assert!(text(&run).contains("reading the rest in ranges of Ids at once"), "{}", text(&run));
@@ -42,7 +44,8 @@ async fn ranges_read_at_once_give_the_same_tables_as_page_after_page() {
 
     let before = org.sim.request_log().len();
     // The same org (its name is a column), read page after page.
-    let sequential = org.pipeline("ranged", "batch_size = 500\nexclude_user_types = []\nparallel_cursors = 1");
+    let sequential =
+        org.pipeline("ranged", "batch_size = 500\nexclude_user_types = []\npages_per_call = 1\nparallel_cursors = 1");
     let run = sfetl(&["extract", &sequential.to_string_lossy(), "--out", "sequential"], org.dir.path());
     assert!(run.status.success(), "{}", text(&run));
     assert_eq!(cursors_of(&org, "User", before), (1, false), "parallel_cursors = 1 reads page after page");

@@ -9,17 +9,19 @@ const SUFFIX: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
 /// The 3-character suffix that turns a 15-character Id into its 18-character form: for each
 /// group of five characters, which of them are upper case.
 pub fn checksum_suffix(id15: &str) -> String {
-    id15.as_bytes()
-        .chunks(5)
-        .map(|chunk| {
-            let bits = chunk
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.is_ascii_uppercase())
-                .fold(0usize, |acc, (i, _)| acc | (1 << i));
-            SUFFIX[bits] as char
-        })
-        .collect()
+    let groups = id15.len().div_ceil(5);
+    checksum(id15.as_bytes()).iter().take(groups).map(|&c| c as char).collect()
+}
+
+/// The suffix of [`checksum_suffix`] as bytes, for the groups of five of the first 15 bytes.
+pub fn checksum(id15: &[u8]) -> [u8; 3] {
+    let mut suffix = [SUFFIX[0]; 3];
+    for (at, chunk) in suffix.iter_mut().zip(id15.chunks(5)) {
+        let bits =
+            chunk.iter().enumerate().filter(|(_, c)| c.is_ascii_uppercase()).fold(0, |acc, (i, _)| acc | (1 << i));
+        *at = SUFFIX[bits];
+    }
+    suffix
 }
 
 /// Up to `parts - 1` Ids that cut the Ids after `after` up to `last` into ranges of about equal

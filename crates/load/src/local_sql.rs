@@ -2,7 +2,7 @@
 //! files an org's run has just written.
 
 use crate::{Error, Result};
-use arrow::array::ArrayRef;
+use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -48,6 +48,36 @@ impl LocalSql {
     pub fn execute(&self, sql: &str) -> Result<()> {
         let fail = |source| Error::DuckDb { path: PathBuf::from(":memory:"), source };
         self.connection.execute_batch(sql).map_err(fail)
+    }
+
+    /// Creates (or replaces) the in-memory table `name` with `batch`'s rows: values sfetl computed
+    /// (text and integer columns) for SQL to complete. Meant for a few thousand rows.
+    pub fn create_table(&self, name: &str, batch: &RecordBatch) -> Result<()> {
+        use duckdb::types::Value;
+        let unfit = |detail: String| Error::Schema { sql: name.to_string(), detail };
+        let schema = batch.schema();
+        let columns = schema.fields().iter().map(|field| match field.data_type() {
+            DataType::Utf8 => Ok(format!("\"{}\" VARCHAR", field.name())),
+            DataType::Int64 => Ok(format!("\"{}\" BIGINT", field.name())),
+            other => Err(unfit(format!("column `{}` is {other}: only text and integers are loaded", field.name()))),
+        });
+        let columns = columns.collect::<Result<Vec<_>>>()?;
+        self.execute(&format!("CREATE OR REPLACE TABLE {name} ({})", columns.join(", ")))?;
+        let fail = |source| Error::DuckDb { path: PathBuf::from(":memory:"), source };
+        let mut appender = self.connection.appender(name).map_err(fail)?;
+        for row in 0..batch.num_rows() {
+            let values = batch.columns().iter().map(|column| {
+                if column.is_null(row) {
+                    Value::Null
+                } else if let Some(text) = column.as_string_opt::<i32>() {
+                    Value::Text(text.value(row).to_string())
+                } else {
+                    Value::BigInt(column.as_primitive::<arrow::datatypes::Int64Type>().value(row))
+                }
+            });
+            appender.append_row(duckdb::appender_params_from_iter(values)).map_err(fail)?;
+        }
+        appender.flush().map_err(fail)
     }
 
     /// Runs `sql` and hands its rows to `each`, batch by batch as DuckDB produces them (a large

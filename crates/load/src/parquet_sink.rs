@@ -134,16 +134,8 @@ impl ParquetSink {
         stem: &str,
         schema: SchemaRef,
     ) -> Result<PartitionWriter> {
-        let valid = !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !valid {
-            return Err(Error::BadPartition(value.to_string()));
-        }
-        let dir = self.partition_dir(table, key, value);
-        create_private_dir(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
-        let final_path = dir.join(format!("{stem}.parquet"));
-        let temp_path = dir.join(format!("{stem}.parquet.tmp-{}", std::process::id()));
-        // One writer per partition and run: any temporary file here is a killed run's.
-        remove_leftovers(&dir, |stem| stem.ends_with(".parquet"));
+        let final_path = self.new_file_path(table, key, value, stem)?;
+        let temp_path = temp_path(&final_path);
         let file = create_private_file(&temp_path).map_err(|source| Error::Io { path: temp_path.clone(), source })?;
         let level =
             ZstdLevel::try_new(ZSTD_LEVEL).map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;
@@ -159,6 +151,29 @@ impl ParquetSink {
             .map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;
         Ok(PartitionWriter { final_path, temp_path, writer: Some(writer), rows: 0 })
     }
+
+    /// Where a new file of its own in the partition goes (`<stem>.parquet`, as
+    /// [`ParquetSink::open_file`] would write it), its folder made and cleared of what a killed
+    /// run left there. For [`FinishedFile::also_as`].
+    pub fn new_file_path(&self, table: &str, key: &str, value: &str, stem: &str) -> Result<PathBuf> {
+        let valid = !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(Error::BadPartition(value.to_string()));
+        }
+        let dir = self.partition_dir(table, key, value);
+        create_private_dir(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+        // One writer per partition and run: any temporary file here is a killed run's.
+        remove_leftovers(&dir, |stem| stem.ends_with(".parquet"));
+        Ok(dir.join(format!("{stem}.parquet")))
+    }
+}
+
+/// The name a file is written under before it is renamed into place: `<name>.tmp-<pid>`, which
+/// [`remove_leftovers`] recognizes once its process is gone.
+fn temp_path(final_path: &Path) -> PathBuf {
+    let mut name = final_path.as_os_str().to_owned();
+    name.push(format!(".tmp-{}", std::process::id()));
+    PathBuf::from(name)
 }
 
 /// Whether a column's pages and row groups record their minimum and maximum. Readers skip row
@@ -227,20 +242,27 @@ impl PartitionWriter {
     }
 
     /// Finishes the file, syncs it, and renames it into place. Returns the rows written.
-    pub fn commit(mut self) -> Result<u64> {
-        let Some(writer) = self.writer.take() else { return Ok(self.rows) };
-        let file = writer.into_inner().map_err(|source| Error::Parquet { path: self.temp_path.clone(), source })?;
-        file.sync_all().map_err(|source| Error::Io { path: self.temp_path.clone(), source })?;
-        drop(file);
-        std::fs::rename(&self.temp_path, &self.final_path)
-            .map_err(|source| Error::Io { path: self.final_path.clone(), source })?;
-        if let Some(dir) = self.final_path.parent() {
-            // The rename is durable only once the directory entry is.
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+    pub fn commit(self) -> Result<u64> {
+        self.finish()?.publish()
+    }
+
+    /// Finishes the file (its last row group and its footer) and syncs it, without putting it
+    /// in place: the memory its last row group held is freed now, not at the commit.
+    pub fn finish(mut self) -> Result<FinishedFile> {
+        let temp_path = std::mem::take(&mut self.temp_path);
+        let writer = self.writer.take();
+        let finished = FinishedFile {
+            final_path: std::mem::take(&mut self.final_path),
+            temp_path: Some(temp_path.clone()),
+            rows: self.rows,
+            also: Vec::new(),
+        };
+        if let Some(writer) = writer {
+            // On an error `finished` is dropped, and the temporary file with it.
+            let file = writer.into_inner().map_err(|source| Error::Parquet { path: temp_path.clone(), source })?;
+            file.sync_all().map_err(|source| Error::Io { path: temp_path, source })?;
         }
-        Ok(self.rows)
+        Ok(finished)
     }
 }
 
@@ -251,6 +273,74 @@ impl Drop for PartitionWriter {
             let _ = std::fs::remove_file(&self.temp_path);
         }
     }
+}
+
+/// A partition file written whole and synced, not yet visible: [`FinishedFile::publish`] puts
+/// it in place. Dropped unpublished (an error, a cancelled run), it leaves nothing behind.
+pub struct FinishedFile {
+    final_path: PathBuf,
+    /// `None` once published.
+    temp_path: Option<PathBuf>,
+    rows: u64,
+    also: Vec<PathBuf>,
+}
+
+impl FinishedFile {
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Once published, the file is also at `path` (from [`ParquetSink::new_file_path`]): a
+    /// second file of the same rows without encoding them twice. It is a hard link (Parquet
+    /// files are never written in place, and a file replaced later is a new file, so the two
+    /// stay equal), or a copy where the file system has no links.
+    pub fn also_as(&mut self, path: PathBuf) {
+        self.also.push(path);
+    }
+
+    /// Renames the file into place, then gives it its other names ([`FinishedFile::also_as`]),
+    /// each durable before this returns. Returns the rows written.
+    pub fn publish(mut self) -> Result<u64> {
+        let Some(written) = &self.temp_path else { return Ok(self.rows) };
+        std::fs::rename(written, &self.final_path)
+            .map_err(|source| Error::Io { path: self.final_path.clone(), source })?;
+        self.temp_path = None;
+        sync_parent(&self.final_path)?;
+        for path in &self.also {
+            // Made under a temporary name and renamed over: a file of that name left by an
+            // earlier attempt is replaced whole.
+            let temp = temp_path(path);
+            if std::fs::hard_link(&self.final_path, &temp).is_err() {
+                copy_synced(&self.final_path, &temp)?;
+            }
+            std::fs::rename(&temp, path).map_err(|source| Error::Io { path: path.clone(), source })?;
+            sync_parent(path)?;
+        }
+        Ok(self.rows)
+    }
+}
+
+impl Drop for FinishedFile {
+    fn drop(&mut self) {
+        if let Some(temp_path) = self.temp_path.take() {
+            let _ = std::fs::remove_file(temp_path);
+        }
+    }
+}
+
+/// Copies `from` to a new owner-only file `to`, synced.
+fn copy_synced(from: &Path, to: &Path) -> Result<()> {
+    let io = |source| Error::Io { path: to.to_path_buf(), source };
+    let mut source = File::open(from).map_err(|source| Error::Io { path: from.to_path_buf(), source })?;
+    let mut copy = create_private_file(to).map_err(io)?;
+    std::io::copy(&mut source, &mut copy).map_err(io)?;
+    copy.sync_all().map_err(io)
+}
+
+/// Syncs the folder of `path`: a rename or a link is durable only once the directory entry is.
+fn sync_parent(path: &Path) -> Result<()> {
+    let Some(dir) = path.parent() else { return Ok(()) };
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|source| Error::Io { path: dir.to_path_buf(), source })
 }
 
 #[cfg(test)]
@@ -287,6 +377,55 @@ mod tests {
         assert_eq!(bounds(0), Some(b"005A".to_vec()));
         assert_eq!(bounds(1), None);
         assert_eq!(bounds(2), Some(1i64.to_le_bytes().to_vec()));
+        Ok(())
+    }
+
+    /// A finished file is invisible until published, and gone if dropped unpublished; its
+    /// second name is the same file (a link: no second encoding), put in place with it.
+    #[test]
+    fn a_finished_file_is_published_under_each_of_its_names() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|source| Error::Io { path: "tmp".into(), source })?;
+        let sink = ParquetSink::new(tmp.path());
+        let schema = Arc::new(Schema::new(vec![Field::new("user_id", DataType::Utf8, true)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec!["005A", "005B"]))])
+            .map_err(|e| Error::Schema { sql: "test".into(), detail: e.to_string() })?;
+        let files = |table: &str| -> Vec<String> {
+            let dir = tmp.path().join(table).join("org=acme");
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .map(|entries| entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            names.sort();
+            names
+        };
+
+        let mut dropped = sink.open("users", "org", "acme", schema.clone())?;
+        dropped.write(&batch)?;
+        drop(dropped.finish()?);
+        assert_eq!(files("users"), Vec::<String>::new(), "a dropped finished file leaves nothing");
+
+        let mut writer = sink.open("users", "org", "acme", schema.clone())?;
+        writer.write(&batch)?;
+        let mut finished = writer.finish()?;
+        finished.also_as(sink.new_file_path("user_history", "org", "acme", "user_history-run1")?);
+        assert_eq!(files("users").len(), 1, "only the temporary file before publishing");
+        assert!(sink.rows_of("users", "org", "acme", &schema)?.is_none());
+        assert_eq!(finished.publish()?, 2);
+        assert_eq!(files("users"), ["users.parquet"]);
+        assert_eq!(files("user_history"), ["user_history-run1.parquet"]);
+        let read = |path: PathBuf| -> Vec<u8> { std::fs::read(path).unwrap_or_default() };
+        let history = tmp.path().join("user_history/org=acme/user_history-run1.parquet");
+        assert_eq!(read(sink.final_path("users", "org", "acme")), read(history.clone()));
+
+        // The table's next file replaces it; the history keeps the rows it had.
+        let mut next = sink.open("users", "org", "acme", schema.clone())?;
+        next.write(&batch.slice(0, 1))?;
+        next.commit()?;
+        assert_eq!(sink.rows_of("users", "org", "acme", &schema)?, Some(1));
+        let kept = ParquetRecordBatchReaderBuilder::try_new(
+            File::open(&history).map_err(|source| Error::Io { path: history.clone(), source })?,
+        )
+        .map_err(|source| Error::Parquet { path: history.clone(), source })?;
+        assert_eq!(kept.metadata().file_metadata().num_rows(), 2);
         Ok(())
     }
 

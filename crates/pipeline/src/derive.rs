@@ -7,7 +7,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use sfetl_load::{Error, LocalSql, ParquetSink, expand, parquet_source, sql_literal};
-use sfetl_transform::model::{DERIVED, DerivedTable as DerivedTableDef};
+use sfetl_transform::model::{COUNTS, CountedByKey, DERIVED, DerivedTable as DerivedTableDef};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -36,15 +36,13 @@ pub fn derive_org(
     let parameters = Parameters::of(plan, run_id);
     let org = plan.name.as_str();
     // DuckDB hands a result over while its worker threads make it, and the reader spins while it
-    // waits for them. Up to a piece's worth of users one thread is quicker: at 100k users a
-    // second one cost a tenth of the run's CPU and saved no time. Tables derived in pieces scan
-    // big inputs, where the second thread pays: at a million users one thread took 1.4 s longer
-    // (of 11), and 13 MiB more memory.
+    // waits for them. For small orgs one thread is quicker: at 100k users a second one cost a
+    // tenth of the run's CPU and saved no time.
     let users = match written.contains(&"users") {
         true => count_rows(engine, &input_source(sink, org, "users"))?,
         false => 0,
     };
-    if users <= parameters.keys_per_piece {
+    if users <= ONE_THREAD_USERS {
         engine.set_threads(1)?;
     }
     let mut fresh = written.to_vec();
@@ -72,9 +70,12 @@ pub fn derive_org(
         } else {
             sink.open(table.name, "org", org, schema.clone())?
         };
-        match &table.kept_by_key {
-            Some(spec) => crate::kept_by_key::derive(spec, table, sink, org, |batch| writer.write(&batch))?,
-            None => derive_rows(engine, &parameters, table, sink, org, |batch| writer.write(&batch))?,
+        match (&table.kept_by_key, &table.counted_by_key) {
+            (Some(spec), _) => crate::kept_by_key::derive(spec, table, sink, org, |batch| writer.write(&batch))?,
+            (None, Some(spec)) => {
+                derive_counted(engine, &parameters, spec, table, sink, org, |batch| writer.write(&batch))?
+            }
+            (None, None) => engine.select_each(&sql, &schema, |batch| writer.write(&batch))?,
         }
         let rows = writer.commit()?;
         tracing::debug!(org, table = table.name, rows, "derived");
@@ -91,12 +92,9 @@ pub fn derive_org(
     Ok(derived)
 }
 
-/// Keys (users) per piece of a table derived in pieces ([`sfetl_transform::model::Pieces`]).
-/// Measured at a million users (838k in scope, so four pieces): the run's peak RSS went from
-/// 175-185 to 143-151 MiB; `user_subscriptions` took 2.5 s instead of 2.1 s (each piece scans
-/// the inputs again) and `company_subscription_history` 0.9 s instead of 2.2 s. Six pieces saved
-/// no more memory for another 0.5 s.
-const KEYS_PER_PIECE: u64 = 250_000;
+/// Users up to which the derive's DuckDB runs on one thread. At a million users its scans (the
+/// fingerprints') are worth the second.
+const ONE_THREAD_USERS: u64 = 250_000;
 
 /// The values of a run that a derived table's SQL takes ([`sfetl_transform::model::PARAMETERS`]).
 struct Parameters {
@@ -105,7 +103,6 @@ struct Parameters {
     paid_licenses: String,
     excluded_user_types: String,
     rulebook: String,
-    keys_per_piece: u64,
 }
 
 impl Parameters {
@@ -117,46 +114,12 @@ impl Parameters {
             paid_licenses: text_list(&plan.paid_licenses),
             excluded_user_types: text_list(&excluded),
             rulebook: sfetl_transform::rulebook::values_sql(),
-            keys_per_piece: KEYS_PER_PIECE,
         }
     }
 
     /// The table's SQL, over the org's files of its inputs.
     fn sql(&self, table: &DerivedTableDef, sink: &ParquetSink, org: &str) -> Result<String, Error> {
         self.sql_over(table, |input| input_source(sink, org, input))
-    }
-
-    /// The table's SQL for each piece it is derived in: one, the whole SQL, unless the table
-    /// declares [`sfetl_transform::model::Pieces`] and has more keys than [`KEYS_PER_PIECE`].
-    /// A piece's split inputs are their rows whose key's hash modulo the pieces is the piece's
-    /// number (a NULL key too has a hash: every row is in exactly one piece).
-    fn pieces(
-        &self,
-        engine: &LocalSql,
-        table: &DerivedTableDef,
-        sink: &ParquetSink,
-        org: &str,
-    ) -> Result<Vec<String>, Error> {
-        let Some(pieces) = &table.pieces else { return Ok(vec![self.sql(table, sink, org)?]) };
-        let keys = count_rows(engine, &input_source(sink, org, pieces.keys_from))?;
-        let count = keys.div_ceil(self.keys_per_piece.max(1)).max(1);
-        if count == 1 {
-            return Ok(vec![self.sql(table, sink, org)?]);
-        }
-        tracing::debug!(org, table = table.name, keys, pieces = count, "deriving in pieces");
-        let key = pieces.key;
-        (0..count)
-            .map(|piece| {
-                self.sql_over(table, |input| {
-                    let whole = input_source(sink, org, input);
-                    if pieces.inputs.contains(&input) {
-                        format!("(SELECT * FROM {whole} WHERE hash(\"{key}\") % {count} = {piece})")
-                    } else {
-                        whole
-                    }
-                })
-            })
-            .collect()
     }
 
     /// The table's SQL with each input as `source` gives it.
@@ -181,40 +144,26 @@ impl Parameters {
     }
 }
 
-/// The temporary table that holds the pieces' rows of a table that combines them.
-const PIECES_TABLE: &str = "pieces";
-
-/// Hands the table's rows to `write`: its SQL's, or, derived in pieces, its pieces' rows
-/// combined ([`sfetl_transform::model::Pieces::combine`]).
-fn derive_rows(
+/// Hands a [`CountedByKey`] table's rows to `write`: its counts, made by sfetl
+/// ([`crate::counted_by_key`]) and loaded as the table `{counts}`, completed by its SQL.
+fn derive_counted(
     engine: &LocalSql,
     parameters: &Parameters,
+    spec: &CountedByKey,
     table: &DerivedTableDef,
     sink: &ParquetSink,
     org: &str,
-    mut write: impl FnMut(RecordBatch) -> Result<(), Error>,
+    write: impl FnMut(RecordBatch) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let schema = table.schema();
-    let pieces = parameters.pieces(engine, table, sink, org)?;
-    let combine = table.pieces.as_ref().map(|p| p.combine).filter(|_| pieces.len() > 1);
-    let Some(combine) = combine else {
-        // One piece: the table's whole SQL.
-        return pieces.iter().try_for_each(|sql| engine.select_each(sql, &schema, &mut write));
-    };
-    for (number, piece) in pieces.iter().enumerate() {
-        let statement = match number {
-            0 => format!("CREATE OR REPLACE TEMP TABLE {PIECES_TABLE} AS {piece}"),
-            _ => format!("INSERT INTO {PIECES_TABLE} {piece}"),
-        };
-        engine.execute(&statement)?;
-    }
-    let sql = parameters.expand(table.name, combine, |input| match input {
-        PIECES_TABLE => PIECES_TABLE.to_string(),
+    let counts = crate::counted_by_key::counts(spec, table, sink, org)?;
+    engine.create_table(COUNTS, &counts)?;
+    let sql = parameters.expand(table.name, spec.sql, |input| match input {
+        COUNTS => COUNTS.to_string(),
         input => input_source(sink, org, input),
     })?;
-    let combined = engine.select_each(&sql, &schema, write);
-    engine.execute(&format!("DROP TABLE {PIECES_TABLE}"))?;
-    combined
+    let completed = engine.select_each(&sql, &table.schema(), write);
+    engine.execute(&format!("DROP TABLE {COUNTS}"))?;
+    completed
 }
 
 /// The org's file of an input table, as a DuckDB source.
@@ -352,17 +301,16 @@ mod tests {
     }
 
     /// `user_subscriptions` made by key has the rows of its SQL: each user's licenses once, an
-    /// assignment of a user out of scope (or of none) left out, assignment dates kept. A table
-    /// derived in pieces has the rows it has derived whole: the counts per company and license
-    /// added up over the pieces.
+    /// assignment of a user out of scope (or of none) left out, assignment dates kept. The counts
+    /// per company and license made by sfetl are those of `company_subscription_history`'s SQL.
     #[test]
-    fn tables_made_by_key_or_in_pieces_have_the_rows_of_their_sql_run_whole() {
+    fn tables_made_by_key_have_the_rows_of_their_sql() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let sink = ParquetSink::new(dir.path());
         let users = ["u0", "u1", "u2", "u3", "u4", "u5", "u6"].map(Some);
         let licenses = [Some("L1"), Some("L1"), Some("L2"), None, Some("L1"), Some("L2"), Some("L1")];
         let companies = [Some("Acme"), Some("Acme"), None, Some("Beta"), Some("Beta"), Some("Acme"), None];
-        let active = ["true", "false", "true", "true", "true", "false", "true"].map(Some);
+        let active = [Some("true"), Some("false"), Some("true"), Some("true"), None, Some("false"), Some("true")];
         let columns = [("user_id", &users[..]), ("user_license_id", &licenses), ("company", &companies)];
         write_rows(&sink, "users", &[columns[0], columns[1], columns[2], ("is_active", &active)]);
         // u9 is out of scope, and one assignment has no user.
@@ -375,8 +323,9 @@ mod tests {
             "permission_set_license_assignments",
             &[("user_id", &holders), ("permission_set_license_id", &held), ("assigned_at", &at)],
         );
-        let holders = [Some("u1"), Some("u9"), Some("u4")];
-        let held = [Some("K1"), Some("K1"), Some("K2")];
+        // K3 is no subscription: its holders are counted, then dropped by the join.
+        let holders = [Some("u1"), Some("u9"), Some("u4"), Some("u2")];
+        let held = [Some("K1"), Some("K1"), Some("K2"), Some("K3")];
         write_rows(&sink, "user_package_licenses", &[("user_id", &holders), ("package_license_id", &held)]);
 
         write_rows(&sink, "orgs", &[("org_id", &[Some("00D1")])]);
@@ -385,50 +334,55 @@ mod tests {
 
         let plan = sample_plan(dir.path());
         let engine = LocalSql::open(&sink.spill_dir()).unwrap_or_else(|e| panic!("{e}"));
-        let derive = |parameters: &Parameters, table: &DerivedTableDef| -> (usize, Vec<String>) {
-            let pieces = parameters.pieces(&engine, table, &sink, "acme").unwrap_or_else(|e| panic!("{e}"));
+        let parameters = Parameters::of(&plan, "r");
+        let by_sql = |table: &DerivedTableDef| -> Vec<String> {
+            let sql = parameters.sql(table, &sink, "acme").unwrap_or_else(|e| panic!("{e}"));
             let mut rows = Vec::new();
-            let written = derive_rows(&engine, parameters, table, &sink, "acme", |batch| {
+            let selected = engine.select_each(&sql, &table.schema(), |batch| {
                 rows.extend(formatted_rows(&batch));
                 Ok(())
             });
-            written.unwrap_or_else(|e| panic!("{}: {}", table.name, crate::chain(&e)));
+            selected.unwrap_or_else(|e| panic!("{}: {}", table.name, crate::chain(&e)));
             rows.sort();
-            (pieces.len(), rows)
+            rows
         };
-        let whole = Parameters::of(&plan, "r");
-        let split = Parameters { keys_per_piece: 2, ..Parameters::of(&plan, "r") };
 
-        let (pieces, user_subscriptions) = derive(&whole, &model::USER_SUBSCRIPTIONS);
-        assert_eq!(pieces, 1);
-        // Six user licenses; of the users in scope, five permission set and two package licenses.
-        assert_eq!(user_subscriptions.len(), 13, "{user_subscriptions:#?}");
+        let user_subscriptions = by_sql(&model::USER_SUBSCRIPTIONS);
+        // Six user licenses; of the users in scope, five permission set and three package licenses.
+        assert_eq!(user_subscriptions.len(), 14, "{user_subscriptions:#?}");
         assert!(user_subscriptions.contains(&"u0 | P1 | permission_set_license | 1705314600000".to_string()));
         let Some(spec) = &model::USER_SUBSCRIPTIONS.kept_by_key else { panic!("user_subscriptions is made by key") };
+        let table = &model::USER_SUBSCRIPTIONS;
+        let mut file = sink.open(table.name, "org", "acme", table.schema()).unwrap_or_else(|e| panic!("{e}"));
         let mut by_key = Vec::new();
-        let made = crate::kept_by_key::derive(spec, &model::USER_SUBSCRIPTIONS, &sink, "acme", |batch| {
+        let made = crate::kept_by_key::derive(spec, table, &sink, "acme", |batch| {
             by_key.extend(formatted_rows(&batch));
-            Ok(())
+            file.write(&batch)
         });
         made.unwrap_or_else(|e| panic!("{}", crate::chain(&e)));
+        file.commit().unwrap_or_else(|e| panic!("{e}"));
         by_key.sort();
         assert_eq!(by_key, user_subscriptions);
 
-        // The counts per company add up over the pieces.
-        let table = &model::USER_SUBSCRIPTIONS;
-        let file = sink.open(table.name, "org", "acme", table.schema());
-        let mut file = file.unwrap_or_else(|e| panic!("{e}"));
-        derive_rows(&engine, &whole, table, &sink, "acme", |batch| file.write(&batch))
-            .unwrap_or_else(|e| panic!("{e}"));
-        file.commit().unwrap_or_else(|e| panic!("{e}"));
-        let (pieces, by_company) = derive(&whole, &model::COMPANY_SUBSCRIPTION_HISTORY);
-        assert_eq!(pieces, 1);
+        let table = &model::COMPANY_SUBSCRIPTION_HISTORY;
+        let by_company = by_sql(table);
         assert!(
             by_company.contains(&"r | Acme | L1 | user_license | L1 | NULL | 2 | 1 | 0".to_string()),
             "{by_company:#?}"
         );
         assert!(by_company.contains(&"r | Beta | P1 | permission_set_license | P1 | NULL | 1 | 1 | 0".to_string()));
-        assert_eq!(derive(&split, &model::COMPANY_SUBSCRIPTION_HISTORY), (4, by_company));
+        // u4's flag is NULL: held, not by an active user.
+        assert!(by_company.contains(&"r | Beta | K2 | package_license | K2 | NULL | 1 | 0 | 0".to_string()));
+        assert!(!by_company.iter().any(|row| row.contains("K3")), "{by_company:#?}");
+        let Some(spec) = &table.counted_by_key else { panic!("{} is counted by key", table.name) };
+        let mut counted = Vec::new();
+        let made = derive_counted(&engine, &parameters, spec, table, &sink, "acme", |batch| {
+            counted.extend(formatted_rows(&batch));
+            Ok(())
+        });
+        made.unwrap_or_else(|e| panic!("{}", crate::chain(&e)));
+        counted.sort();
+        assert_eq!(counted, by_company);
     }
 
     /// Writes `columns` as the org's file of a raw table: the other columns are NULL, or a

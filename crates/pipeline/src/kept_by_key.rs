@@ -1,16 +1,16 @@
 //! Derived tables declared as [`KeptByKey`]: columns picked from inputs, the rows of some kept
 //! only when their key is one of the keys', made in one pass over each input with the keys held
-//! as a set. At a million users this took `user_subscriptions` from DuckDB's four pieces (each
-//! reading every input again, its hash join of a piece's users the run's peak memory) to one
-//! read of each input.
+//! in a [`KeyMap`]. At a million users this took `user_subscriptions` from DuckDB's four pieces
+//! (each reading every input again, its hash join of a piece's users the run's peak memory) to
+//! one read of each input.
 
+use crate::key_map::KeyMap;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray, new_null_array};
 use arrow::compute::{filter, is_not_null};
 use arrow::record_batch::RecordBatch;
 use sfetl_load::{Error, ParquetSink};
-use sfetl_transform::model::{Cell, DerivedTable, Keep, KeptByKey};
-use sfetl_transform::tables::{self, TableDef};
-use std::collections::HashSet;
+use sfetl_transform::model::{self, Cell, DerivedTable, Keep, KeptByKey};
+use sfetl_transform::tables;
 
 /// Hands `table`'s rows, as `spec` declares them, to `write`: part after part, each part's input
 /// file read once, in batches (the keys' input is read once more, its keys only, for the set).
@@ -23,13 +23,12 @@ pub fn derive(
 ) -> Result<(), Error> {
     let unfit = |detail| unfit(table, detail);
     let schema = table.schema();
-    // The keys' batches stay whole: the set borrows its Ids from them (16 bytes each in the set,
-    // rather than a string of their own).
-    let key_batches = read(sink, org, spec.keys, &[spec.key], table)?.collect::<Result<Vec<_>, _>>()?;
-    let mut keys = HashSet::with_capacity(key_batches.iter().map(RecordBatch::num_rows).sum());
-    for batch in &key_batches {
+    let mut keys = KeyMap::with_capacity(rows_of(sink, org, spec.keys)?);
+    for batch in read(sink, org, spec.keys, &[spec.key], table)? {
+        let batch = batch?;
         let ids = batch.column(0).as_string_opt::<i32>();
-        keys.extend(ids.ok_or_else(|| unfit(format!("{}.{} is not text", spec.keys, spec.key)))?.iter().flatten());
+        let ids = ids.ok_or_else(|| unfit(format!("{}.{} is not text", spec.keys, spec.key)))?;
+        ids.iter().flatten().for_each(|id| keys.insert(id, ()));
     }
     for part in spec.parts {
         if part.cells.len() != schema.fields().len() {
@@ -99,8 +98,9 @@ pub fn derive(
     Ok(())
 }
 
-/// The org's file of the raw table `input`, batch by batch, only the columns `names`.
-fn read(
+/// The org's file of the table `input` (raw, or derived before `table`), batch by batch, only
+/// the columns `names`.
+pub(crate) fn read(
     sink: &ParquetSink,
     org: &str,
     input: &str,
@@ -108,9 +108,7 @@ fn read(
     table: &DerivedTable,
 ) -> Result<impl Iterator<Item = Result<RecordBatch, Error>> + use<>, Error> {
     let unfit = |detail| unfit(table, detail);
-    let def: &TableDef =
-        tables::ALL.iter().find(|t| t.name == input).ok_or_else(|| unfit(format!("{input} is not a raw table")))?;
-    let schema = def.schema();
+    let schema = schema_of(input).ok_or_else(|| unfit(format!("{input} is not a table")))?;
     let mut columns = Vec::with_capacity(names.len());
     for name in names {
         let index = schema.index_of(name).map_err(|_| unfit(format!("{input} has no column {name}")))?;
@@ -122,7 +120,18 @@ fn read(
     file.ok_or_else(|| unfit(format!("{input} has no file of its schema")))
 }
 
+/// The rows of the org's file of `input` (0 without one): what a map of its keys will hold.
+pub(crate) fn rows_of(sink: &ParquetSink, org: &str, input: &str) -> Result<usize, Error> {
+    let Some(schema) = schema_of(input) else { return Ok(0) };
+    Ok(sink.rows_of(input, "org", org, &schema)?.unwrap_or(0) as usize)
+}
+
+fn schema_of(input: &str) -> Option<arrow::datatypes::SchemaRef> {
+    let raw = tables::ALL.iter().find(|t| t.name == input).map(|t| t.schema());
+    raw.or_else(|| model::DERIVED.iter().find(|t| t.name == input).map(|t| t.schema()))
+}
+
 /// A spec or an input file that does not give `table` its declared columns.
-fn unfit(table: &DerivedTable, detail: String) -> Error {
+pub(crate) fn unfit(table: &DerivedTable, detail: String) -> Error {
     Error::Schema { sql: table.name.to_string(), detail }
 }

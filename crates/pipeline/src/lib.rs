@@ -24,6 +24,7 @@ pub mod check;
 mod config;
 mod connect;
 mod connection;
+mod counted_by_key;
 #[cfg(feature = "demo")]
 mod demo;
 mod derive;
@@ -31,6 +32,7 @@ mod encoder;
 mod error;
 mod first_pages;
 mod kept_by_key;
+mod key_map;
 mod lake;
 mod lock;
 mod pages;

@@ -18,7 +18,7 @@ use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use sfetl_extract::soql::{self, SoqlQuery};
 use sfetl_extract::{BulkQuery, QueryPage, QueryStream, RecordDecoder, SalesforceClient};
-use sfetl_load::PartitionWriter;
+use sfetl_load::{FinishedFile, PartitionWriter};
 use sfetl_transform::tables::TableDef;
 use sfetl_transform::{CompanyMatcher, DecodedPage, TableDecoder};
 use std::collections::BTreeSet;
@@ -33,10 +33,10 @@ pub(crate) struct OrgShared {
     pub first_pages: FirstPages,
 }
 
-/// One table read: its files (written, not yet committed), what it took, and the newest row seen
-/// (the next cursor).
+/// One table read: its files (written whole, not yet in place), what it took, and the newest row
+/// seen (the next cursor).
 pub(crate) struct TableRead {
-    pub files: Vec<PartitionWriter>,
+    pub files: Vec<FinishedFile>,
     pub summary: TableSummary,
     pub cursor: Option<Cursor>,
 }
@@ -67,9 +67,16 @@ pub(crate) async fn read_table(
     };
     // A cursor from before the table had an activity field cannot say which rows it moved in.
     let since = since.filter(|c| previous.is_some() && (table.activity.is_none() || c.activity.is_some()));
-    let history = match table.history {
-        Some(name) => Some(sink.open_file(name, "org", &org.name, &format!("{name}-{run_id}"), schema.clone())?),
-        None => None,
+    // A full read's history file holds exactly the table's rows: it is the table's file under a
+    // second name (`FinishedFile::also_as`), not a second encoding of every row (at a million
+    // users, a tenth of the run's CPU and a row group's memory). An incremental read's history
+    // holds only the changes.
+    let (history, history_path) = match (table.history, &since) {
+        (Some(name), None) => (None, Some(sink.new_file_path(name, "org", &org.name, &format!("{name}-{run_id}"))?)),
+        (Some(name), Some(_)) => {
+            (Some(sink.open_file(name, "org", &org.name, &format!("{name}-{run_id}"), schema.clone())?), None)
+        }
+        (None, _) => (None, None),
     };
     let writer = sink.open(table.name, "org", &org.name, schema.clone())?;
     // Parquet encoding is CPU and disk work: a blocking task encodes one page while the next is
@@ -263,7 +270,24 @@ pub(crate) async fn read_table(
     let summary = TableSummary { table: table.name, rows, fetched, api_calls, elapsed: started.elapsed() };
     let cursor =
         newest.map(|cursor| Cursor { activity: newest_activity.filter(|_| table.activity.is_some()), ..cursor });
-    Ok(TableRead { files: file.into_iter().chain(history).collect(), summary, cursor })
+    // Finished now, while other tables are still read: a file's last row group would otherwise
+    // stay in memory, and be encoded after the last table, on the run's critical path.
+    let files = tokio::task::spawn_blocking(move || -> Result<Vec<FinishedFile>, OrgError> {
+        let mut finished = Vec::new();
+        if let Some(file) = file {
+            let mut file = file.finish()?;
+            if let Some(path) = history_path {
+                file.also_as(path);
+            }
+            finished.push(file);
+        }
+        if let Some(history) = history {
+            finished.push(history.finish()?);
+        }
+        Ok(finished)
+    })
+    .await??;
+    Ok(TableRead { files, summary, cursor })
 }
 
 /// What a Bulk API job costs before its first result: Salesforce queues and runs it (10-15

@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use sfetl_extract::SalesforceClient;
 use sfetl_lake::Lake;
-use sfetl_load::{ParquetSink, PartitionWriter, View, Warehouse};
+use sfetl_load::{FinishedFile, ParquetSink, View, Warehouse};
 use sfetl_transform::model;
 use sfetl_transform::runs::{self, RunRecord};
 use sfetl_transform::tables;
@@ -299,7 +299,7 @@ async fn read_org(
         reads.push(read.map(move |read| (table, read)).boxed());
     }
     let results: Vec<_> = futures_util::stream::iter(reads).buffered(run.concurrency).collect().await;
-    let mut pending: Vec<PartitionWriter> = Vec::new();
+    let mut pending: Vec<FinishedFile> = Vec::new();
     let mut new_cursors = Vec::new();
     let mut stopped: Option<(OrgError, Vec<&'static str>)> = None;
     for (table, result) in results {
@@ -327,8 +327,8 @@ async fn read_org(
     let written: Vec<&'static str> = summary.tables.iter().map(|t| t.table).collect();
     let incremental = run.mode == Mode::Incremental;
     let derived = tokio::task::spawn_blocking(move || -> Result<Vec<DerivedTable>, OrgError> {
-        for writer in pending {
-            writer.commit()?;
+        for file in pending {
+            file.publish()?;
         }
         // Only now that the files are in place may the cursors move past their rows.
         if !new_cursors.is_empty() {
