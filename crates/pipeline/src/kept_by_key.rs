@@ -13,7 +13,7 @@ use sfetl_transform::model::{self, Cell, DerivedTable, Keep, KeptByKey};
 use sfetl_transform::tables;
 
 /// Hands `table`'s rows, as `spec` declares them, to `write`: part after part, each part's input
-/// file read once, in batches (the keys' input is read once more, its keys only, for the set).
+/// file read once, in batches (the keys' input is read once more, its keys only, for the map).
 pub fn derive(
     spec: &KeptByKey,
     table: &DerivedTable,

@@ -38,7 +38,7 @@ pub struct DerivedTable {
 
 /// A table made of columns picked from inputs (`sql`'s `UNION ALL` of selections), the rows of
 /// some kept only when their key is one of the `keys` input's (`WHERE user_id IN (SELECT user_id
-/// FROM {users})`), with the keys held as a set. DuckDB's hash join on a million users' Ids took a
+/// FROM {users})`), with the keys held in a map. DuckDB's hash join on a million users' Ids took a
 /// run to its peak memory, and deriving in pieces to bound it read every input four times.
 #[derive(Debug)]
 pub struct KeptByKey {

@@ -4,7 +4,7 @@ use super::SoqlError;
 use super::lexer::{LIKE_PERCENT, LIKE_UNDERSCORE};
 use super::parser::{Expr, FieldRef, Literal, Query, Select};
 use crate::objects::{self, FieldAccess, ObjectDef};
-use crate::store::OrgData;
+use crate::store::{OrgData, Table};
 use crate::value::{FieldKind, Value};
 use std::cmp::Ordering;
 
@@ -257,7 +257,13 @@ fn typed(soql: &str, field: &FieldRef, path: &Path, literal: &Literal) -> Result
 
 /// The value at a path from row `row` of the plan's object; `Null` through an empty lookup.
 pub fn value_at<'d>(data: &'d OrgData, object: &'static ObjectDef, row: usize, path: &Path) -> &'d Value {
-    let mut table = data.table(object.name);
+    value_in(data, data.table(object.name), row, path)
+}
+
+/// [`value_at`] with the object's table at hand: a query compares values of every row, and
+/// finding the table by name for each one was a tenth of the simulator's time.
+fn value_in<'d>(data: &'d OrgData, table: &'d Table, row: usize, path: &Path) -> &'d Value {
+    let mut table = table;
     let mut row = &table.rows[row];
     for step in &path.0[..path.0.len() - 1] {
         let target = step.object.fields[step.field].relationship.map_or("", |r| r.1);
@@ -276,14 +282,13 @@ impl Plan {
     pub fn run(&self, data: &OrgData) -> Vec<u32> {
         let table = data.table(self.object.name);
         let mut rows: Vec<u32> = (0..table.rows.len())
-            .filter(|&i| self.filter.as_ref().is_none_or(|f| matches(data, self.object, i, f, self.ids)))
+            .filter(|&i| self.filter.as_ref().is_none_or(|f| matches(data, table, i, f, self.ids)))
             .map(|i| i as u32)
             .collect();
         if !self.order.is_empty() {
             rows.sort_by(|&a, &b| {
                 for (path, descending, nulls_last) in &self.order {
-                    let (va, vb) =
-                        (value_at(data, self.object, a as usize, path), value_at(data, self.object, b as usize, path));
+                    let (va, vb) = (value_in(data, table, a as usize, path), value_in(data, table, b as usize, path));
                     let ord = match (va.is_null(), vb.is_null()) {
                         (true, true) => Ordering::Equal,
                         (true, false) => {
@@ -321,13 +326,13 @@ impl Plan {
     }
 }
 
-fn matches(data: &OrgData, object: &'static ObjectDef, row: usize, f: &Filter, ids: IdOrder) -> bool {
+fn matches(data: &OrgData, table: &Table, row: usize, f: &Filter, ids: IdOrder) -> bool {
     match f {
-        Filter::And(terms) => terms.iter().all(|t| matches(data, object, row, t, ids)),
-        Filter::Or(terms) => terms.iter().any(|t| matches(data, object, row, t, ids)),
-        Filter::Not(inner) => !matches(data, object, row, inner, ids),
+        Filter::And(terms) => terms.iter().all(|t| matches(data, table, row, t, ids)),
+        Filter::Or(terms) => terms.iter().any(|t| matches(data, table, row, t, ids)),
+        Filter::Not(inner) => !matches(data, table, row, inner, ids),
         Filter::Compare(path, op, literal) => {
-            let value = value_at(data, object, row, path);
+            let value = value_in(data, table, row, path);
             if literal.is_null() || value.is_null() {
                 let both = literal.is_null() == value.is_null();
                 return match *op {
@@ -348,14 +353,14 @@ fn matches(data: &OrgData, object: &'static ObjectDef, row: usize, f: &Filter, i
             }
         }
         Filter::In(path, values, negated) => {
-            let value = value_at(data, object, row, path);
+            let value = value_in(data, table, row, path);
             let found = values.iter().any(|v| {
                 if v.is_null() { value.is_null() } else { compare(value, v, path.kind(), ids) == Some(Ordering::Equal) }
             });
             found != *negated
         }
         Filter::Like(path, pattern) => {
-            value_at(data, object, row, path).as_str().is_some_and(|s| like(&s.to_lowercase(), pattern))
+            value_in(data, table, row, path).as_str().is_some_and(|s| like(&s.to_lowercase(), pattern))
         }
     }
 }
@@ -366,8 +371,15 @@ fn compare(a: &Value, b: &Value, kind: FieldKind, ids: IdOrder) -> Option<Orderi
     match (a, b) {
         (Value::Str(x), Value::Str(y)) if matches!(kind, FieldKind::Id | FieldKind::Reference) => match ids {
             IdOrder::Bytes => Some(x.cmp(y)),
-            IdOrder::IgnoringCase => Some(x.to_ascii_lowercase().cmp(&y.to_ascii_lowercase())),
+            IdOrder::IgnoringCase => {
+                Some(x.bytes().map(|b| b.to_ascii_lowercase()).cmp(y.bytes().map(|b| b.to_ascii_lowercase())))
+            }
         },
+        // Every filter compares each row's value: ASCII text (nearly all of it) is compared
+        // without making lowercase copies, which was a third of the simulator's time.
+        (Value::Str(x), Value::Str(y)) if x.is_ascii() && y.is_ascii() => {
+            Some(x.bytes().map(|b| b.to_ascii_lowercase()).cmp(y.bytes().map(|b| b.to_ascii_lowercase())))
+        }
         (Value::Str(x), Value::Str(y)) => Some(x.to_lowercase().cmp(&y.to_lowercase())),
         (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
@@ -452,6 +464,25 @@ mod tests {
             error.message
         );
         assert!(run_with(&data, "SELECT Id, Country FROM User", &access).is_ok());
+    }
+
+    /// Text compares ignoring case, ASCII or not; Ids byte by byte (`0-9`, `A-Z`, `a-z`), or
+    /// ignoring case where the org's Id order does.
+    #[test]
+    fn text_compares_ignoring_case_and_ids_by_their_bytes() {
+        let text =
+            |a: &str, b: &str| compare(&Value::Str(a.into()), &Value::Str(b.into()), FieldKind::String, IdOrder::Bytes);
+        assert_eq!(text("Standard", "STANDARD"), Some(Ordering::Equal));
+        assert_eq!(text("apple", "Banana"), Some(Ordering::Less));
+        assert_eq!(text("Zeta", "alpha"), Some(Ordering::Greater));
+        assert_eq!(text("ab", "ABC"), Some(Ordering::Less));
+        assert_eq!(text("Ærøskøbing", "ærøskøbing"), Some(Ordering::Equal));
+        assert_eq!(text("Øst", "zulu"), Some(Ordering::Greater));
+        let id = |a: &str, b: &str, order| compare(&Value::Str(a.into()), &Value::Str(b.into()), FieldKind::Id, order);
+        assert_eq!(id("005Z", "005a", IdOrder::Bytes), Some(Ordering::Less));
+        assert_eq!(id("005z", "005A", IdOrder::Bytes), Some(Ordering::Greater));
+        assert_eq!(id("005z", "005Z", IdOrder::IgnoringCase), Some(Ordering::Equal));
+        assert_eq!(id("005Z", "005a", IdOrder::IgnoringCase), Some(Ordering::Greater));
     }
 
     #[test]
