@@ -7,25 +7,62 @@ use std::sync::Arc;
 
 pub type Row = Vec<Value>;
 
+/// One end of a range of Ids, and whether it is in the range.
+pub type IdBound<'a> = Option<(&'a str, bool)>;
+
 /// All records of one sObject type.
 #[derive(Debug, Clone)]
 pub struct Table {
     pub def: &'static ObjectDef,
     pub rows: Vec<Row>,
     by_id: HashMap<Arc<str>, usize>,
+    /// Whether the rows are in increasing order of their Ids, byte by byte (as generated and
+    /// added): a query can then find a range of Ids as Salesforce's Id index does.
+    ids_ascending: bool,
 }
 
 impl Table {
     pub fn new(def: &'static ObjectDef) -> Table {
-        Table { def, rows: Vec::new(), by_id: HashMap::new() }
+        Table { def, rows: Vec::new(), by_id: HashMap::new(), ids_ascending: true }
     }
 
     pub fn push(&mut self, row: Row) {
         debug_assert_eq!(row.len(), self.def.fields.len(), "row of {}", self.def.name);
+        let id = row.first().and_then(Value::as_str);
+        let last = self.rows.last().and_then(|last| last.first()).and_then(Value::as_str);
+        self.ids_ascending &= match (last, id) {
+            (_, None) => false,
+            (None, Some(_)) => self.rows.is_empty(),
+            (Some(last), Some(id)) => last < id,
+        };
         if let Some(Value::Str(id)) = row.first() {
             self.by_id.insert(id.clone(), self.rows.len());
         }
         self.rows.push(row);
+    }
+
+    /// The rows whose Id is after `after` and before `before` (each end included or not), when
+    /// the rows are in Id order; `None` otherwise.
+    pub fn id_window(&self, after: IdBound, before: IdBound) -> Option<std::ops::Range<usize>> {
+        if !self.ids_ascending {
+            return None;
+        }
+        fn key(row: &Row) -> &str {
+            row.first().and_then(Value::as_str).unwrap_or_default()
+        }
+        let start = match after {
+            Some((from, inclusive)) => {
+                self.rows.partition_point(|row| if inclusive { key(row) < from } else { key(row) <= from })
+            }
+            None => 0,
+        };
+        let end = match before {
+            Some((to, inclusive)) => {
+                self.rows.partition_point(|row| if inclusive { key(row) <= to } else { key(row) < to })
+            }
+            None => self.rows.len(),
+        };
+        Some(start..end.max(start))
     }
 
     pub fn by_id(&self, id: &str) -> Option<&Row> {
@@ -38,6 +75,7 @@ impl Table {
 
     /// Removes the rows `keep` rejects and rebuilds the Id index.
     pub fn retain(&mut self, mut keep: impl FnMut(&Row) -> bool) {
+        // Rows keep their order.
         self.rows.retain(|row| keep(row));
         self.by_id = self
             .rows
@@ -55,6 +93,7 @@ impl Table {
 
     pub fn set(&mut self, i: usize, field: &str, value: Value) {
         let idx = self.def.field_index(field).unwrap_or_else(|| panic!("{}.{field}", self.def.name));
+        self.ids_ascending &= idx != 0;
         self.rows[i][idx] = value;
     }
 }

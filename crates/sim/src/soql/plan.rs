@@ -4,7 +4,7 @@ use super::SoqlError;
 use super::lexer::{LIKE_PERCENT, LIKE_UNDERSCORE};
 use super::parser::{Expr, FieldRef, Literal, Query, Select};
 use crate::objects::{self, FieldAccess, ObjectDef};
-use crate::store::{OrgData, Table};
+use crate::store::{IdBound, OrgData, Table};
 use crate::value::{FieldKind, Value};
 use std::cmp::Ordering;
 
@@ -278,10 +278,45 @@ fn value_in<'d>(data: &'d OrgData, table: &'d Table, row: usize, path: &Path) ->
 }
 
 impl Plan {
+    /// The first lower and upper bound the filter's terms set on the object's own Id (`Id >
+    /// '…' AND Id <= '…'`), each with whether it is included; none unless Ids compare byte by
+    /// byte, the order the rows are kept in.
+    fn id_bounds(&self) -> (IdBound<'_>, IdBound<'_>) {
+        let (mut after, mut before) = (None, None);
+        if self.ids != IdOrder::Bytes {
+            return (after, before);
+        }
+        let terms = match &self.filter {
+            Some(Filter::And(terms)) => terms.iter().collect(),
+            Some(term) => vec![term],
+            None => Vec::new(),
+        };
+        for term in terms {
+            let Filter::Compare(path, op, Value::Str(id)) = term else { continue };
+            if path.0.len() != 1 || path.0[0].field != 0 || path.kind() != FieldKind::Id {
+                continue;
+            }
+            let id: &str = id;
+            match *op {
+                ">" => after = after.or(Some((id, false))),
+                ">=" => after = after.or(Some((id, true))),
+                "<" => before = before.or(Some((id, false))),
+                "<=" => before = before.or(Some((id, true))),
+                "=" => (after, before) = (after.or(Some((id, true))), before.or(Some((id, true)))),
+                _ => {}
+            }
+        }
+        (after, before)
+    }
+
     /// Row indexes of the plan's object that match, in the query's order, after OFFSET and LIMIT.
     pub fn run(&self, data: &OrgData) -> Vec<u32> {
         let table = data.table(self.object.name);
-        let mut rows: Vec<u32> = (0..table.rows.len())
+        // Salesforce finds a range of Ids by its Id index (what PK chunking relies on); so does
+        // the simulator when its rows are in Id order. Every term is still checked on each row.
+        let (after, before) = self.id_bounds();
+        let window = table.id_window(after, before).unwrap_or(0..table.rows.len());
+        let mut rows: Vec<u32> = window
             .filter(|&i| self.filter.as_ref().is_none_or(|f| matches(data, table, i, f, self.ids)))
             .map(|i| i as u32)
             .collect();
@@ -483,6 +518,44 @@ mod tests {
         assert_eq!(id("005z", "005A", IdOrder::Bytes), Some(Ordering::Greater));
         assert_eq!(id("005z", "005Z", IdOrder::IgnoringCase), Some(Ordering::Equal));
         assert_eq!(id("005Z", "005a", IdOrder::IgnoringCase), Some(Ordering::Greater));
+    }
+
+    /// A range of Ids found through the rows' Id order has exactly the rows a scan finds,
+    /// whatever the bounds and the other terms; rows out of Id order are scanned.
+    #[test]
+    fn id_ranges_have_the_rows_a_scan_finds() {
+        let mut data = generate(&OrgSpec::new(3, 500));
+        let users = data.table("User");
+        assert!(users.id_window(None, None).is_some(), "generated in Id order");
+        let ids: Vec<String> =
+            (0..users.rows.len()).filter_map(|i| users.get(i, "Id").as_str().map(String::from)).collect();
+        let scan = |data: &OrgData, low: &str, high: &str, extra: &str| -> Vec<u32> {
+            let users = data.table("User");
+            let mut rows: Vec<u32> = (0..users.rows.len() as u32)
+                .filter(|&i| users.get(i as usize, "Id").as_str().is_some_and(|id| id > low && id <= high))
+                .filter(|&i| extra.is_empty() || users.get(i as usize, "IsActive") == &Value::Bool(true))
+                .collect();
+            rows.sort_by_key(|&i| users.get(i as usize, "Id").as_str().map(String::from));
+            rows
+        };
+        for (low, high) in [(&ids[10], &ids[200]), (&ids[0], &ids[499]), (&ids[300], &ids[300]), (&ids[400], &ids[100])]
+        {
+            for extra in ["", " AND IsActive = true"] {
+                let soql = format!("SELECT Id FROM User WHERE Id > '{low}' AND Id <= '{high}'{extra} ORDER BY Id");
+                assert_eq!(run(&data, &soql), Ok(scan(&data, low, high, extra)), "{soql}");
+            }
+        }
+        let between = |low: &str, high: &str| format!("SELECT Id FROM User WHERE Id >= '{low}' AND Id < '{high}'");
+        assert_eq!(run(&data, &between(&ids[5], &ids[9])).map(|r| r.len()), Ok(4));
+        assert_eq!(run(&data, &format!("SELECT Id FROM User WHERE Id = '{}'", ids[7])).map(|r| r.len()), Ok(1));
+        // An Id changed in place: the rows are no longer known to be in order, and are scanned.
+        let last = ids.len() - 1;
+        data.table_mut("User").set(last, "Id", Value::Str("0050000000000AAAAA".into()));
+        assert!(data.table("User").id_window(None, None).is_none());
+        let soql = format!("SELECT Id FROM User WHERE Id > '{}' AND Id <= '{}' ORDER BY Id", "005", ids[20]);
+        let found = run(&data, &soql).unwrap_or_default();
+        assert!(found.contains(&(last as u32)), "{found:?}");
+        assert_eq!(found, scan(&data, "005", &ids[20], ""));
     }
 
     #[test]
