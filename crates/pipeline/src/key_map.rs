@@ -1,8 +1,9 @@
 //! A map from text keys (Salesforce Ids) to small values, for the derived tables made in one
 //! pass with an input's keys in memory ([`crate::kept_by_key`], [`crate::counted_by_key`]). Such
 //! a map grows with the org's users, so an Id is held in 8 bytes: at a million users, a map of
-//! Ids to 4-byte values takes 13 MiB instead of the 22 of Ids held as 128-bit numbers, or the
-//! 37 of the Id strings and a set of references to them.
+//! Ids to 4-byte values takes about 13 MiB (a million slots of 12 bytes and a control byte),
+//! against about 20 with Ids as 128-bit numbers, or 34 with the Id strings and a set of
+//! references to them.
 
 use sfetl_extract::ids::checksum;
 use std::collections::HashMap;
