@@ -68,9 +68,9 @@ pub(crate) async fn read_table(
     // A cursor from before the table had an activity field cannot say which rows it moved in.
     let since = since.filter(|c| previous.is_some() && (table.activity.is_none() || c.activity.is_some()));
     // A full read's history file holds exactly the table's rows: it is the table's file under a
-    // second name (`FinishedFile::also_as`), not a second encoding of every row (at a million
-    // users, a tenth of the run's CPU and a row group's memory). An incremental read's history
-    // holds only the changes.
+    // second name (`FinishedFile::also_as`), not a second encoding of every row (a few percent
+    // of a run's CPU, and a second row group of users held in memory). An incremental read's
+    // history holds only the changes.
     let (history, history_path) = match (table.history, &since) {
         (Some(name), None) => (None, Some(sink.new_file_path(name, "org", &org.name, &format!("{name}-{run_id}"))?)),
         (Some(name), Some(_)) => {
