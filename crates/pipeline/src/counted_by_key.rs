@@ -7,6 +7,7 @@ use crate::key_map::KeyMap;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
+use foldhash::fast::RandomState;
 use sfetl_load::{Error, ParquetSink};
 use sfetl_transform::model::{CountedByKey, DerivedTable};
 use std::collections::HashMap;
@@ -22,12 +23,29 @@ const FLAG: u32 = 1 << 31;
 /// few numbers, not strings allocated per row.
 #[derive(Default)]
 struct Numbered {
-    numbers: HashMap<Box<str>, u32>,
+    numbers: HashMap<Box<str>, u32, RandomState>,
     values: Vec<Option<Box<str>>>,
     null: Option<u32>,
 }
 
 impl Numbered {
+    /// The number of `column`'s value in `row`; `last` (the row numbered before in this column
+    /// and its number) spares looking up a value repeated, as a part of `user_subscriptions`
+    /// repeats its kind, and often its license.
+    fn number_in(&mut self, column: &StringArray, row: usize, last: &mut Option<(usize, u32)>) -> u32 {
+        let value = column.is_valid(row).then(|| column.value(row));
+        let repeated = last.filter(|&(before, _)| {
+            let previous = column.is_valid(before).then(|| column.value(before));
+            previous == value
+        });
+        let number = match repeated {
+            Some((_, number)) => number,
+            None => self.number(value),
+        };
+        *last = Some((row, number));
+        number
+    }
+
     fn number(&mut self, value: Option<&str>) -> u32 {
         let next = self.values.len() as u32;
         let number = match value {
@@ -87,10 +105,11 @@ pub fn counts(spec: &CountedByKey, table: &DerivedTable, sink: &ParquetSink, org
         }
     }
     let names: Vec<&str> = std::iter::once(spec.key).chain(spec.by.iter().copied()).collect();
-    let mut counts: HashMap<[u32; MAX_BY + 1], (i64, i64)> = HashMap::new();
+    let mut counts: HashMap<[u32; MAX_BY + 1], (i64, i64), RandomState> = HashMap::default();
     for batch in read(sink, org, spec.rows, &names, table)? {
         let batch = batch?;
         let columns = names.iter().map(|name| text(&batch, spec.rows, name)).collect::<Result<Vec<_>, _>>()?;
+        let mut last = [None; MAX_BY];
         for row in 0..batch.num_rows() {
             let Some(&key) = columns[0].is_valid(row).then(|| keys.get(columns[0].value(row))).flatten() else {
                 continue;
@@ -99,7 +118,7 @@ pub fn counts(spec: &CountedByKey, table: &DerivedTable, sink: &ParquetSink, org
             let mut at = [0u32; MAX_BY + 1];
             at[0] = group;
             for (by, column) in columns[1..].iter().enumerate() {
-                at[by + 1] = numbered[by + 1].number(column.is_valid(row).then(|| column.value(row)));
+                at[by + 1] = numbered[by + 1].number_in(column, row, &mut last[by]);
             }
             let count = counts.entry(at).or_default();
             count.0 += 1;

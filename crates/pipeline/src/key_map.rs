@@ -5,17 +5,18 @@
 //! against about 20 with Ids as 128-bit numbers, or 34 with the Id strings and a set of
 //! references to them.
 
+use foldhash::fast::RandomState;
 use sfetl_extract::ids::checksum;
 use std::collections::HashMap;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyMap<V> {
     /// The first six characters of the Ids held compactly (key prefix, instance, reserved: a
     /// handful per object in an org), numbered.
-    heads: HashMap<[u8; HEAD], u16>,
-    compact: HashMap<[u32; 2], V>,
+    heads: HashMap<[u8; HEAD], u16, RandomState>,
+    compact: HashMap<[u32; 2], V, RandomState>,
     /// Every other key, as it is.
-    other: HashMap<Box<str>, V>,
+    other: HashMap<Box<str>, V, RandomState>,
 }
 
 /// The characters of an Id before its 9-character counter.
@@ -25,7 +26,11 @@ const HEADS: usize = 1 << 10;
 
 impl<V> KeyMap<V> {
     pub fn with_capacity(keys: usize) -> KeyMap<V> {
-        KeyMap { heads: HashMap::new(), compact: HashMap::with_capacity(keys), other: HashMap::new() }
+        KeyMap {
+            heads: HashMap::default(),
+            compact: HashMap::with_capacity_and_hasher(keys, RandomState::default()),
+            other: HashMap::default(),
+        }
     }
 
     /// Sets `key`'s value (a key inserted again keeps the last value).
