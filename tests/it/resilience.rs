@@ -79,6 +79,32 @@ async fn queries_that_time_out_are_split_until_they_answer() {
     }
 }
 
+/// After a split, a full read may no longer change course (to ranges or a job), and the hold
+/// on chaining it keeps until then is released: the windows' next pages come several to a
+/// composite call again, and every row still comes exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_after_a_split_are_chained_again() {
+    let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(25, 5000));
+    config.query_timeout_above = Some(1500);
+    let org = SimOrg::start_with(config).await;
+    // Pages of 200: a window of up to 1,500 users has several.
+    let pipeline = org.pipeline("split", "batch_size = 200\nexclude_user_types = []");
+    let out = org.out();
+    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(text(&run).contains("the query recovered"), "{}", text(&run));
+    let log = org.sim.request_log();
+    let user_pages = |chained: bool| {
+        log.iter()
+            .filter(|r| r.object == Some("User") && r.status == 200 && r.path.contains("/query/"))
+            .filter(|r| r.path.starts_with("composite:") == chained)
+            .count()
+    };
+    assert!(log.iter().any(|r| r.status == 400), "the users' query must have timed out");
+    assert!(user_pages(true) > 0, "no next page of users came chained after the split ({} alone)", user_pages(false));
+    assert_eq!(column_sorted(&out, "users", "user_id"), org_ids(&org, "User"), "every user exactly once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quota_guard_stops_in_time_keeps_what_it_has_and_the_next_day_finishes() {
     let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(24, 4000));
