@@ -53,19 +53,25 @@ async fn a_session_dying_mid_pagination_resumes_without_gaps_or_repeats() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queries_that_time_out_are_split_until_they_answer() {
-    let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(23, 5000));
-    // Any query matching more than 1,500 rows is "too long" for this org.
+/// A full extract of 5,000 users from an org where any query matching more than 1,500 rows is
+/// "too long" (`QUERY_TIMEOUT`), with `settings`: the org and the output folder. The run must
+/// succeed and say that its queries recovered.
+async fn extract_with_timeouts(seed: u64, settings: &str) -> (SimOrg, std::path::PathBuf) {
+    let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(seed, 5000));
     config.query_timeout_above = Some(1500);
     let org = SimOrg::start_with(config).await;
-    let pipeline = org.pipeline("slow", "exclude_user_types = []");
+    let pipeline = org.pipeline("slow", settings);
     let out = org.out();
     let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
     assert!(run.status.success(), "{}", text(&run));
-    let log = org.sim.request_log();
-    let timeouts = log.iter().filter(|r| r.status == 400).count();
     assert!(text(&run).contains("the query recovered"), "{}", text(&run));
+    (org, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_that_time_out_are_split_until_they_answer() {
+    let (org, out) = extract_with_timeouts(23, "exclude_user_types = []").await;
+    let timeouts = org.sim.request_log().iter().filter(|r| r.status == 400).count();
     assert!(timeouts >= 2, "{timeouts} QUERY_TIMEOUTs: users and assignments must both have been split");
 
     for (table, object, id_column) in [
@@ -84,15 +90,8 @@ async fn queries_that_time_out_are_split_until_they_answer() {
 /// composite call again, and every row still comes exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_after_a_split_are_chained_again() {
-    let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(25, 5000));
-    config.query_timeout_above = Some(1500);
-    let org = SimOrg::start_with(config).await;
     // Pages of 200: a window of up to 1,500 users has several.
-    let pipeline = org.pipeline("split", "batch_size = 200\nexclude_user_types = []");
-    let out = org.out();
-    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
-    assert!(run.status.success(), "{}", text(&run));
-    assert!(text(&run).contains("the query recovered"), "{}", text(&run));
+    let (org, out) = extract_with_timeouts(25, "batch_size = 200\nexclude_user_types = []").await;
     let log = org.sim.request_log();
     let user_pages = |chained: bool| {
         log.iter()
