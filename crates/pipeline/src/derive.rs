@@ -122,12 +122,7 @@ impl Parameters {
 
     /// The table's SQL, over the org's files of its inputs.
     fn sql(&self, table: &DerivedTableDef, sink: &ParquetSink, org: &str) -> Result<String, Error> {
-        self.sql_over(table, |input| input_source(sink, org, input))
-    }
-
-    /// The table's SQL with each input as `source` gives it.
-    fn sql_over(&self, table: &DerivedTableDef, source: impl Fn(&str) -> String) -> Result<String, Error> {
-        self.expand(table.name, table.sql, source)
+        self.expand(table.name, table.sql, |input| input_source(sink, org, input))
     }
 
     /// `sql` (of the table `name`) with the run's values and each input as `source` gives it.

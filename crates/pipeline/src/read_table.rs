@@ -71,11 +71,10 @@ pub(crate) async fn read_table(
     // second name (`FinishedFile::also_as`), not a second encoding of every row (a few percent
     // of a run's CPU, and a second row group of users held in memory). An incremental read's
     // history holds only the changes.
-    let (history, history_path) = match (table.history, &since) {
-        (Some(name), None) => (None, Some(sink.new_file_path(name, "org", &org.name, &format!("{name}-{run_id}"))?)),
-        (Some(name), Some(_)) => {
-            (Some(sink.open_file(name, "org", &org.name, &format!("{name}-{run_id}"), schema.clone())?), None)
-        }
+    let history = table.history.map(|name| (name, format!("{name}-{run_id}")));
+    let (history, history_path) = match (history, &since) {
+        (Some((name, stem)), None) => (None, Some(sink.new_file_path(name, "org", &org.name, &stem)?)),
+        (Some((name, stem)), Some(_)) => (Some(sink.open_file(name, "org", &org.name, &stem, schema.clone())?), None),
         (None, _) => (None, None),
     };
     let writer = sink.open(table.name, "org", &org.name, schema.clone())?;

@@ -406,15 +406,11 @@ fn compare(a: &Value, b: &Value, kind: FieldKind, ids: IdOrder) -> Option<Orderi
     match (a, b) {
         (Value::Str(x), Value::Str(y)) if matches!(kind, FieldKind::Id | FieldKind::Reference) => match ids {
             IdOrder::Bytes => Some(x.cmp(y)),
-            IdOrder::IgnoringCase => {
-                Some(x.bytes().map(|b| b.to_ascii_lowercase()).cmp(y.bytes().map(|b| b.to_ascii_lowercase())))
-            }
+            IdOrder::IgnoringCase => Some(cmp_ignoring_ascii_case(x, y)),
         },
         // Every filter compares each row's value: ASCII text (nearly all of it) is compared
         // without making lowercase copies, which was a third of the simulator's time.
-        (Value::Str(x), Value::Str(y)) if x.is_ascii() && y.is_ascii() => {
-            Some(x.bytes().map(|b| b.to_ascii_lowercase()).cmp(y.bytes().map(|b| b.to_ascii_lowercase())))
-        }
+        (Value::Str(x), Value::Str(y)) if x.is_ascii() && y.is_ascii() => Some(cmp_ignoring_ascii_case(x, y)),
         (Value::Str(x), Value::Str(y)) => Some(x.to_lowercase().cmp(&y.to_lowercase())),
         (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
@@ -422,6 +418,12 @@ fn compare(a: &Value, b: &Value, kind: FieldKind, ids: IdOrder) -> Option<Orderi
         (Value::Date(x), Value::Date(y)) => Some(x.cmp(y)),
         _ => None,
     }
+}
+
+/// The order of `x` and `y` with ASCII letters compared without regard to case, and without
+/// making lowercase copies.
+fn cmp_ignoring_ascii_case(x: &str, y: &str) -> Ordering {
+    x.bytes().map(|b| b.to_ascii_lowercase()).cmp(y.bytes().map(|b| b.to_ascii_lowercase()))
 }
 
 /// LIKE with `%` and `_` as wildcards; `\%` and `\_` (lexed as private-use characters) and
