@@ -104,6 +104,32 @@ async fn pages_after_a_split_are_chained_again() {
     assert_eq!(column_sorted(&out, "users", "user_id"), org_ids(&org, "User"), "every user exactly once");
 }
 
+/// A run does not read `/limits` first: its first call goes alone, and that answer's
+/// `Sforce-Limit-Info` ("returned in each request to REST API", REST API Developer Guide, "Limit
+/// Info Header") stops the run when the org is already past the guard's share. The org pays the
+/// one request that `/limits` would have cost, and every other run pays one request less.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_past_the_guard_at_the_start_costs_one_call() {
+    let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(24, 1000));
+    config.daily_api_max = 1000;
+    config.api_used_at_start = 850; // past the guard's 80 % before the run
+    // Slow enough that the tables' first calls would all be on their way before one is answered.
+    config.latency_per_request = Some(std::time::Duration::from_millis(150));
+    let org = SimOrg::start_with(config).await;
+    let pipeline = org.pipeline("over", "batch_size = 200");
+    let out = org.out();
+    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
+    let said = text(&run);
+    assert_eq!(run.status.code(), Some(4), "{said}");
+    assert!(said.contains("quota guard"), "{said}");
+    let log = org.sim.request_log();
+    let calls: Vec<&str> =
+        log.iter().filter(|r| r.path.starts_with("/services/data/v")).map(|r| r.path.as_str()).collect();
+    assert_eq!(calls.len(), 1, "one call, then the guard: {calls:?}");
+    assert!(!calls[0].contains("/limits"), "{calls:?}");
+    assert_eq!(org.sim.api_usage().0, 851);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quota_guard_stops_in_time_keeps_what_it_has_and_the_next_day_finishes() {
     let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(24, 4000));

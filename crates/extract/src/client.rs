@@ -6,7 +6,7 @@ use crate::login::{self, Credentials, LoginRoute, LoginSession};
 use crate::retry::{RetryPolicy, parse_retry_after};
 use serde::de::DeserializeOwned;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The REST API versions sfetl reads with: from the first with the usage-metrics objects (52.0,
@@ -94,6 +94,9 @@ pub struct SalesforceClient {
     others_usage: AtomicU64,
     retries: AtomicU64,
     usage: Mutex<Option<ApiUsage>>,
+    /// Whether an API call was answered yet, and the lock its first call holds until then.
+    answered: AtomicBool,
+    first_call: tokio::sync::Mutex<()>,
     /// The version requests use: the pinned one, or the one agreed with the org at first login.
     version: Mutex<Option<String>>,
     /// The token host and audience that logged in, used again for every later login.
@@ -138,6 +141,8 @@ impl SalesforceClient {
             others_usage: AtomicU64::new(u64::MAX),
             retries: AtomicU64::new(0),
             usage: Mutex::new(None),
+            answered: AtomicBool::new(false),
+            first_call: tokio::sync::Mutex::new(()),
             version: Mutex::new(settings_version),
             route: Mutex::new(None),
         })
@@ -412,8 +417,8 @@ impl SalesforceClient {
         Ok((status, read_body(response, url, self.settings.max_body_bytes).await?))
     }
 
-    /// Reads `/limits` (the daily API quota) so the guard knows where the org stands before the
-    /// first query; every later response's `Sforce-Limit-Info` keeps it current.
+    /// Reads `/limits` (the daily API quota), for `sfetl check` and the org's shape. A run does
+    /// not: its first call's answer tells the same (see `first_call`), for one request less.
     pub async fn read_limits(&self) -> Result<ApiUsage> {
         #[derive(serde::Deserialize)]
         struct Limit {
@@ -436,6 +441,19 @@ impl SalesforceClient {
             *slot = Some(slot.filter(|u| u.used > usage.used).unwrap_or(usage));
         }
         Ok(self.api_usage().unwrap_or(usage))
+    }
+
+    /// Until an API call was answered, calls go one at a time: the first answer's
+    /// `Sforce-Limit-Info` ("returned in each request to REST API", REST API Developer Guide,
+    /// "Limit Info Header") tells the guard where the org stands before the second call, as
+    /// reading `/limits` first would, without the API request that costs. The lock is held by
+    /// the first call until its answer's headers are in (or it fails, and the next call tries).
+    async fn first_call(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if self.answered.load(Ordering::SeqCst) {
+            return None;
+        }
+        let held = self.first_call.lock().await;
+        (!self.answered.load(Ordering::SeqCst)).then_some(held)
     }
 
     /// Counts the next call against the quota, or refuses it when it would pass one of the
@@ -476,6 +494,7 @@ impl SalesforceClient {
     }
 
     async fn send_once(&self, session: &LoginSession, request: &Request<'_>, calls: &AtomicU64) -> Result<Answer> {
+        let first_call = self.first_call().await;
         self.reserve_call()?;
         calls.fetch_add(1, Ordering::SeqCst);
         let url = crate::hosts::api_url(&session.instance, request.path)?.to_string();
@@ -503,6 +522,8 @@ impl SalesforceClient {
             let others = usage.used.saturating_sub(self.api_calls());
             let _ = self.others_usage.compare_exchange(u64::MAX, others, Ordering::SeqCst, Ordering::SeqCst);
         }
+        self.answered.store(true, Ordering::SeqCst);
+        drop(first_call);
         let retry_after =
             response.headers().get("retry-after").and_then(|h| h.to_str().ok()).and_then(parse_retry_after);
         let locator = response

@@ -232,6 +232,9 @@ async fn extract_org(org: &OrgPlan, run: &RunContext<'_>) -> OrgSummary {
     let result = read_org(org, &client, connection.expected_url.as_deref(), run, &mut summary).await;
     summary.api_calls = client.api_calls();
     summary.retries = client.retries();
+    if let Some(usage) = client.api_usage() {
+        tracing::info!(org = %org.name, used = usage.used, max = usage.max, "daily API requests after this run");
+    }
     if summary.retries > 0 {
         tracing::info!(org = %org.name, retries = summary.retries, "requests retried after transient failures");
     }
@@ -266,17 +269,9 @@ async fn read_org(
         tracing::warn!(org = %org.name, configured = %expected, returned = %session.instance_url,
             "Salesforce returned another instance URL than `url`; using the returned one");
     }
-    // `/limits` is served to users with "View Setup and Configuration" only (REST API Developer
-    // Guide, "Limits"), which an integration user may lack: then the quota guard goes by the
-    // usage Salesforce reports with every answer (`Sforce-Limit-Info`) from the first on.
-    match client.read_limits().await {
-        Ok(usage) => {
-            tracing::info!(org = %org.name, used = usage.used, max = usage.max, "daily API requests before this run")
-        }
-        Err(e) if e.is_refused() => tracing::warn!(org = %org.name,
-            "the org's API limits are not readable here ({e}): the quota guard goes by the usage each answer reports (grant \"View Setup and Configuration\" to check it before the first query)"),
-        Err(e) => return Err(e.into()),
-    }
+    // No `/limits` first (one API request, and refused to users without "View Setup and
+    // Configuration"): the client's first call goes alone, and its answer's `Sforce-Limit-Info`
+    // tells the quota guard where the org stands before any other call.
     // Every table of the org is written before any replaces its previous file, so an org's
     // tables change together; a quota stop keeps the tables finished before it.
     let mut state = crate::state::load(run.sink.root(), &org.name);
