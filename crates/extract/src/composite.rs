@@ -29,39 +29,101 @@ pub const DEFAULT_PAGES_PER_CALL: usize = 3;
 /// One subrequest's answer: a page, or Salesforce's error (as a request of its own would get).
 pub type FirstPage<P> = Result<QueryPage<P>>;
 
-impl SalesforceClient {
-    /// The first page of each query (`query`, not `queryAll`), [`QUERIES_PER_CALL`] to a call,
-    /// each decoded by its decoder; an answer per query, in order. A query whose subrequest
-    /// fails gets that failure; the call itself failing fails them all.
-    pub async fn first_pages<D: RecordDecoder>(
-        &self,
-        queries: &[(SoqlQuery, D)],
-        calls: &AtomicU64,
-    ) -> Result<Vec<FirstPage<D::Page>>> {
-        let mut pages = Vec::with_capacity(queries.len());
-        for chunk in queries.chunks(QUERIES_PER_CALL) {
-            let version = self.api_version();
-            let requests: Vec<serde_json::Value> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, (query, _))| {
-                    let q: String = url::form_urlencoded::byte_serialize(query.to_string().as_bytes()).collect();
-                    self.query_subrequest(format!("/services/data/v{version}/query?q={q}"), format!("q{i}"))
-                })
-                .collect();
-            let decoders: Vec<&D> = chunk.iter().map(|(_, decoder)| decoder).collect();
-            let url = |i: usize| format!("/services/data/v{version}/query (composite: {})", chunk[i].0.object);
-            pages.extend(self.composite(requests, &decoders, calls, url).await?);
+/// What a composite call asks of one query: its first page (`query`, not `queryAll`), or
+/// `count` pages from a `nextRecordsUrl` on, each after the first following the page before it
+/// by reference, `@{ref.nextRecordsUrl}` ("You can use the output of one request as the input to
+/// a subsequent request", "Send Multiple Requests Using Composite"). A reference past the last
+/// page fails, and so do the subrequests after a failed one: ask only for the pages the
+/// cursor's `totalSize` promises, and go on after the last page received.
+#[derive(Debug, Clone)]
+pub enum PageAsk {
+    First(SoqlQuery),
+    Next { url: String, count: usize },
+}
+
+impl PageAsk {
+    /// The query operations it takes of a call.
+    pub fn subrequests(&self) -> usize {
+        match self {
+            PageAsk::First(_) => 1,
+            PageAsk::Next { count, .. } => (*count).clamp(1, QUERIES_PER_CALL),
         }
-        Ok(pages)
+    }
+
+    /// Its subrequests, answered under `a{ask}p{page}`.
+    fn requests(&self, client: &SalesforceClient, ask: usize) -> Vec<(serde_json::Value, String)> {
+        let version = client.api_version();
+        match self {
+            PageAsk::First(query) => {
+                let q: String = url::form_urlencoded::byte_serialize(query.to_string().as_bytes()).collect();
+                let url = format!("/services/data/v{version}/query?q={q}");
+                let name = format!("/services/data/v{version}/query (composite: {})", query.object);
+                vec![(client.query_subrequest(url, format!("a{ask}p0")), name)]
+            }
+            PageAsk::Next { url, .. } => (0..self.subrequests())
+                .map(|i| {
+                    let at = match i {
+                        0 => url.clone(),
+                        _ => format!("@{{a{ask}p{}.nextRecordsUrl}}", i - 1),
+                    };
+                    (client.query_subrequest(at, format!("a{ask}p{i}")), format!("{url} (composite, page {})", i + 1))
+                })
+                .collect(),
+        }
+    }
+}
+
+impl SalesforceClient {
+    /// The pages each ask wants, in as few composite calls as hold them ([`QUERIES_PER_CALL`]
+    /// query operations a call; an ask is never split), the calls made at once: for each ask,
+    /// an answer per page asked, each decoded by the ask's decoder. A subrequest that fails gets
+    /// that failure; a call that fails as a whole leaves its asks without answers (an empty
+    /// list: ask again on your own).
+    pub async fn pages<D: RecordDecoder>(
+        &self,
+        asks: &[(PageAsk, &D)],
+        calls: &AtomicU64,
+    ) -> Vec<Vec<FirstPage<D::Page>>> {
+        let mut chunks: Vec<&[(PageAsk, &D)]> = Vec::new();
+        let (mut from, mut taken) = (0, 0);
+        for (i, (ask, _)) in asks.iter().enumerate() {
+            if taken + ask.subrequests() > QUERIES_PER_CALL {
+                chunks.push(&asks[from..i]);
+                (from, taken) = (i, 0);
+            }
+            taken += ask.subrequests();
+        }
+        chunks.push(&asks[from..]);
+        let answered =
+            futures_util::future::join_all(chunks.into_iter().filter(|c| !c.is_empty()).map(|chunk| async move {
+                let mut requests = Vec::new();
+                let (mut names, mut decoders, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+                for (i, (ask, decoder)) in chunk.iter().enumerate() {
+                    let asked = ask.requests(self, i);
+                    sizes.push(asked.len());
+                    decoders.extend(std::iter::repeat_n(*decoder, asked.len()));
+                    for (request, name) in asked {
+                        requests.push(request);
+                        names.push(name);
+                    }
+                }
+                match self.composite(requests, &decoders, calls, |i| names[i].clone()).await {
+                    Ok(pages) => {
+                        let mut pages = pages.into_iter();
+                        sizes.into_iter().map(|n| pages.by_ref().take(n).collect()).collect::<Vec<Vec<_>>>()
+                    }
+                    Err(e) => {
+                        tracing::debug!("a composite call failed ({e}); its queries ask on their own");
+                        (0..chunk.len()).map(|_| Vec::new()).collect()
+                    }
+                }
+            }))
+            .await;
+        answered.into_iter().flatten().collect()
     }
 
     /// `count` pages of one query from its `nextRecordsUrl` on, in one call (at most
-    /// [`QUERIES_PER_CALL`]): each subrequest after the first follows the page before it by
-    /// reference, `@{p0.nextRecordsUrl}` ("You can use the output of one request as the input to
-    /// a subsequent request", "Send Multiple Requests Using Composite"). A reference past the
-    /// last page fails, and so do the subrequests after a failed one: callers ask only for the
-    /// pages the cursor's `totalSize` promises, and go on after the last page received.
+    /// [`QUERIES_PER_CALL`]), chained by reference ([`PageAsk::Next`]).
     pub(crate) async fn next_pages<D: RecordDecoder>(
         &self,
         next: &str,
@@ -69,22 +131,15 @@ impl SalesforceClient {
         decoder: &D,
         calls: &AtomicU64,
     ) -> Result<Vec<FirstPage<D::Page>>> {
-        let requests = (0..count.clamp(1, QUERIES_PER_CALL))
-            .map(|i| {
-                let url = match i {
-                    0 => next.to_string(),
-                    _ => format!("@{{p{}.nextRecordsUrl}}", i - 1),
-                };
-                self.query_subrequest(url, format!("p{i}"))
-            })
-            .collect::<Vec<_>>();
+        let requests = PageAsk::Next { url: next.to_string(), count }.requests(self, 0);
+        let (requests, names): (Vec<_>, Vec<_>) = requests.into_iter().unzip();
         let decoders = vec![decoder; requests.len()];
-        self.composite(requests, &decoders, calls, |i| format!("{next} (composite, page {})", i + 1)).await
+        self.composite(requests, &decoders, calls, |i| names[i].clone()).await
     }
 
     /// A query subrequest: a GET of `url`, answered under `reference`. The page size goes on
     /// each subrequest too: whether the call's own header reaches them is not documented.
-    fn query_subrequest(&self, url: String, reference: String) -> serde_json::Value {
+    pub(crate) fn query_subrequest(&self, url: String, reference: String) -> serde_json::Value {
         serde_json::json!({
             "method": "GET",
             "url": url,

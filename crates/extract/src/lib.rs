@@ -30,7 +30,7 @@ pub use client::{
     ApiUsage, CALL_OPTIONS, ConnectionSettings, DEFAULT_MAX_BODY_MB, NEWEST_API_VERSION, OLDEST_API_VERSION,
     QuotaGuard, SalesforceClient,
 };
-pub use composite::{DEFAULT_PAGES_PER_CALL, FirstPage, QUERIES_PER_CALL};
+pub use composite::{DEFAULT_PAGES_PER_CALL, FirstPage, PageAsk, QUERIES_PER_CALL};
 pub use csv::StringRecord;
 pub use describe::why_missing;
 pub use error::{ApiError, Error, LoginError, Result, chain};

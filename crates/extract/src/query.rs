@@ -341,6 +341,11 @@ impl<D: RecordDecoder> QueryStream<'_, D> {
         }
     }
 
+    /// Pages already received and not yet returned (brought by a call with the one before).
+    pub fn pages_ready(&self) -> usize {
+        self.ahead.len()
+    }
+
     /// While `held`, a page a call: a caller that may read the rest another way (ranges of Ids,
     /// a Bulk job) after the next page does not pay for pages it would drop, and times the next
     /// page's round trip alone.
@@ -363,12 +368,32 @@ impl<D: RecordDecoder> QueryStream<'_, D> {
         self.client.get_decoded(next, &[], &self.calls, |body| decode_page(&self.decoder, body)).await
     }
 
+    /// The pages the next call would ask for, when they are all the query has left (the
+    /// cursor's `totalSize` promises no more): a caller may then ask for them in a composite
+    /// call shared with other queries, and hand the answers over ([`QueryStream::take_pages`]).
+    pub fn last_pages(&self) -> Option<crate::PageAsk> {
+        let next = self.next.as_ref().filter(|_| self.ahead.is_empty() && self.started)?;
+        let count = self.pages_to_chain();
+        let batch = u64::from(self.client.batch_size()).max(1);
+        let left = self.cursor_left?;
+        (left <= count as u64 * batch).then(|| crate::PageAsk::Next { url: next.clone(), count })
+    }
+
+    /// Pages asked for elsewhere, as [`QueryStream::last_pages`] said (with the calls they
+    /// cost): the next `next_page` calls return them. Answers that failed are asked again by
+    /// the stream itself (an empty list, or a failed first page: that page on its own).
+    pub fn take_pages(&mut self, answers: Vec<crate::FirstPage<D::Page>>, calls: u64) {
+        self.calls.fetch_add(calls, Ordering::SeqCst);
+        let mut answers = answers.into_iter();
+        if let Some(Ok(first)) = answers.next() {
+            self.ahead.push_back(first);
+            self.keep_chained(answers);
+        }
+    }
+
     /// `count` pages from `next` on in one composite call: the first page's answer, with the
     /// pages after it kept in `ahead`. When the first subrequest fails (or the call), that page
-    /// is asked again on its own, where the usual handling (retries, a lost cursor) applies. A
-    /// chained page that fails is read by the next call, from the last page received; when the
-    /// page before it promised more, or the call failed as a whole, the rest of the query is
-    /// read page by page: an org that refuses references costs one call more, not the read.
+    /// is asked again on its own, where the usual handling (retries, a lost cursor) applies.
     async fn next_pages(&mut self, next: &str, count: usize) -> Result<QueryPage<D::Page>> {
         let object = &self.query.object;
         let answers = match self.client.next_pages(next, count, &self.decoder, &self.calls).await {
@@ -381,7 +406,18 @@ impl<D: RecordDecoder> QueryStream<'_, D> {
         };
         let mut answers = answers.into_iter();
         let Some(Ok(first)) = answers.next() else { return self.next_page_alone(next).await };
-        let mut promised = !first.done;
+        if !first.done {
+            self.keep_chained(answers);
+        }
+        Ok(first)
+    }
+
+    /// The answers after a chain's first page, kept in `ahead` while each page before promised
+    /// more. A chained page that fails is read by the next call, from the last page received;
+    /// when the page before it promised more, the rest of the query is read page by page: an
+    /// org that refuses references costs one call more, not the read.
+    fn keep_chained(&mut self, answers: impl Iterator<Item = crate::FirstPage<D::Page>>) {
+        let mut promised = self.ahead.back().is_none_or(|page| !page.done);
         for answer in answers {
             match answer {
                 Ok(page) if promised => {
@@ -391,14 +427,13 @@ impl<D: RecordDecoder> QueryStream<'_, D> {
                 Ok(_) => break,
                 Err(e) => {
                     if promised {
-                        tracing::info!(%object, "a chained page failed ({e}); reading page by page");
+                        tracing::info!(object = %self.query.object, "a chained page failed ({e}); reading page by page");
                         self.pages_per_call = 1;
                     }
                     break;
                 }
             }
         }
-        Ok(first)
     }
 }
 

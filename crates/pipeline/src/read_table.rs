@@ -5,11 +5,11 @@
 use crate::OrgError;
 use crate::config::{BulkChoice, OrgPlan};
 use crate::encoder::Encoder;
-use crate::first_pages::{Batched, FirstPages};
 use crate::pages::{ArrowPages, PageWatch, Versions};
 use crate::ranges::{RangeReads, Tally, take_spares};
 use crate::run::RunContext;
 use crate::scope::UserScope;
+use crate::shared_calls::SharedCalls;
 use crate::state::Cursor;
 use crate::summary::TableSummary;
 use crate::verify;
@@ -26,11 +26,15 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
 
-/// What the table reads of an org share: the query cursors spare for ranges, and the small
-/// tables' first pages waiting for a composite call.
+/// What the table reads of an org share: the query cursors spare for ranges, the small reads'
+/// pages waiting for a composite call, and the permits to read on one's own.
 pub(crate) struct OrgShared {
     pub spares: Arc<Semaphore>,
-    pub first_pages: FirstPages,
+    pub calls: SharedCalls,
+    /// `concurrency` permits: an incremental run starts every table at once (their first pages
+    /// go together in composite calls), and a read that turns out to need calls of its own takes
+    /// one first. A full run's reads, `concurrency` at once, always find one.
+    pub own_reads: Semaphore,
 }
 
 /// One table read: its files (written whole, not yet in place), what it took, and the newest row
@@ -106,19 +110,25 @@ pub(crate) async fn read_table(
         query = query.filter(condition);
     }
     // Every run's little tables, and an incremental run's changes, are expected to be small.
-    let batch = (since.is_some() || !table.incremental).then_some(&shared.first_pages);
+    let batch = (since.is_some() || !table.incremental).then_some(&shared.calls);
     // A table checked by counts asks for Salesforce's total with its changes, in the same
     // composite call. Rows added between the two only cost a recount; a row deleted between
     // them is found by the next run, as one deleted after a separate count would be.
     let count_ahead = async {
         match table.verified_by.zip(batch) {
             Some((_, batch)) => batch.first_page(client, &verify::count_query(table.object), &pages).await,
-            None => Batched { page: None, calls: 0 },
+            None => (None, 0),
         }
     };
-    let (opened, counted) = tokio::join!(open_query(client, &org.name, table, query, &pages, batch), count_ahead);
+    // A read not expected to be small reads on its own from the start.
+    let mut own = match batch {
+        Some(_) => None,
+        None => shared.own_reads.acquire().await.ok(),
+    };
+    let (opened, (counted, count_calls)) =
+        tokio::join!(open_query(client, &org.name, table, query, &pages, batch), count_ahead);
     let opened = opened?;
-    let (counted, count_calls) = (counted.page.map(|page| page.total_size), counted.calls);
+    let counted = counted.map(|page| page.total_size);
     let (query, mut stream, mut first) = (opened.query, opened.stream, Some(opened.first));
     // A full read chooses how to go on at its second page: a query's first page also pays for
     // running the query, so the second's round trip is the one the rest would repeat.
@@ -137,6 +147,16 @@ pub(crate) async fn read_table(
             Rest::Ranges(ranges) => ranges.next_page().await?.map(|page| page.records),
             Rest::Pages => {
                 let (second, asked) = (first.is_none(), Instant::now());
+                // The last pages of a small read go with others' in a composite call; any other
+                // page this read asks for on its own.
+                match batch.zip(stream.last_pages()).filter(|_| first.is_none()) {
+                    Some((batch, ask)) => {
+                        let shared = batch.pages(client, ask, &pages).await;
+                        stream.take_pages(shared.answers, shared.calls);
+                    }
+                    None if first.is_none() && own.is_none() => own = shared.own_reads.acquire().await.ok(),
+                    None => {}
+                }
                 match next_page(&mut first, &mut stream).await? {
                     Some(page) => {
                         bar.set_total(page.total_size);
@@ -199,6 +219,9 @@ pub(crate) async fn read_table(
         let recount = verify::stale_groups(client, table.object, group_field, held, counted).await?;
         verify_calls = recount.calls;
         if recount.everything || !recount.stale.is_empty() {
+            if own.is_none() {
+                own = shared.own_reads.acquire().await.ok();
+            }
             tracing::info!(org = %org.name, table = table.name, groups = recount.stale.len(), whole = recount.everything,
                 "rows were deleted in Salesforce: reading these groups again");
             let encoder = Encoder::start(writer, history);
@@ -224,6 +247,7 @@ pub(crate) async fn read_table(
             (stale, everything) = (recount.stale, recount.everything);
         }
     }
+    drop(own);
     let fetched = writer.rows();
     // Nothing new (every row read is a version the file holds, none left the scope) and nothing
     // deleted: the previous file stays as it is.
@@ -404,20 +428,20 @@ async fn open_query<'c>(
     table: &'static TableDef,
     mut query: SoqlQuery,
     pages: &ArrowPages,
-    batch: Option<&FirstPages>,
+    batch: Option<&SharedCalls>,
 ) -> Result<OpenQuery<'c>, OrgError> {
     let mut stream = client.query_decoded(&query, pages.clone());
     // A small table's first page may come in a composite call with others' (or, when that
     // failed, on its own, as any other's).
     let (first, batched_calls) = match batch {
         Some(batch) => {
-            let batched = batch.first_page(client, &query, pages).await;
-            match batched.page {
+            let (page, calls) = batch.first_page(client, &query, pages).await;
+            match page {
                 Some(page) => {
                     stream = client.query_after(&query, pages.clone(), &page);
-                    (Ok(Some(page)), batched.calls)
+                    (Ok(Some(page)), calls)
                 }
-                None => (stream.next_page().await, batched.calls),
+                None => (stream.next_page().await, calls),
             }
         }
         None => (stream.next_page().await, 0),
