@@ -121,11 +121,13 @@ fn resolve(url: &str, bodies: &HashMap<String, (u16, Bytes)>) -> Result<String, 
         let reference = &rest[start + 2..end];
         let (id, path) = reference.split_once('.').unwrap_or((reference, ""));
         let fields: Vec<&str> = path.split('.').collect();
-        let value = bodies
-            .get(id)
-            .filter(|(status, _)| *status < 400)
-            .and_then(|(_, body)| FieldSeed(&fields).deserialize(&mut serde_json::Deserializer::from_slice(body)).ok())
-            .flatten();
+        let value = bodies.get(id).filter(|(status, _)| *status < 400).and_then(|(_, body)| {
+            let found = std::cell::RefCell::new(None);
+            // Parsing stops at the value (an error of its own, so the rest of a page of records
+            // is not read): `nextRecordsUrl` comes before `records`.
+            let _ = FieldSeed(&fields, &found).deserialize(&mut serde_json::Deserializer::from_slice(body));
+            found.into_inner()
+        });
         let Some(value) = value else {
             return Err(format!("Invalid reference specified. No value for {reference} found in {id}."));
         };
@@ -137,58 +139,62 @@ fn resolve(url: &str, bodies: &HashMap<String, (u16, Bytes)>) -> Result<String, 
     Ok(resolved)
 }
 
-/// The string at a path of fields in a JSON object, skipping the rest unparsed.
-struct FieldSeed<'p>(&'p [&'p str]);
+/// The string at a path of fields in a JSON object, put in the cell; parsing then stops.
+struct FieldSeed<'p>(&'p [&'p str], &'p std::cell::RefCell<Option<String>>);
 
 impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
-    type Value = Option<String>;
+    type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         match self.0 {
-            [] => Ok(Option::<serde_json::Value>::deserialize(deserializer)?
-                .and_then(|value| value.as_str().map(String::from))),
+            [] => match Option::<serde_json::Value>::deserialize(deserializer)? {
+                Some(serde_json::Value::String(value)) => {
+                    *self.1.borrow_mut() = Some(value);
+                    Err(serde::de::Error::custom("found"))
+                }
+                _ => Ok(()),
+            },
             _ => deserializer.deserialize_any(self),
         }
     }
 }
 
 impl<'de> Visitor<'de> for FieldSeed<'_> {
-    type Value = Option<String>;
+    type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON value")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match self.0.split_first() {
-                Some((field, rest)) if key == *field => found = map.next_value_seed(FieldSeed(rest))?,
+                Some((field, rest)) if key == *field => map.next_value_seed(FieldSeed(rest, self.1))?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(found)
+        Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
+        Ok(())
     }
     fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(())
     }
     fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(())
     }
     fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(())
     }
     fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(())
     }
     fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(())
     }
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(())
     }
 }
 
