@@ -41,6 +41,11 @@ impl Table {
         self.rows.push(row);
     }
 
+    /// Whether the rows are in increasing order of their Ids, byte by byte.
+    pub fn in_id_order(&self) -> bool {
+        self.ids_ascending
+    }
+
     /// The rows whose Id is after `after` and before `before` (each end included or not), when
     /// the rows are in Id order; `None` otherwise.
     pub fn id_window(&self, after: IdBound, before: IdBound) -> Option<std::ops::Range<usize>> {

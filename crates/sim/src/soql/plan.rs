@@ -323,7 +323,19 @@ impl Plan {
             .filter(|&i| self.filter.as_ref().is_none_or(|f| matches(data, table, i, f, self.ids)))
             .map(|i| i as u32)
             .collect();
-        if !self.order.is_empty() {
+        // Ordered by Id alone, rows in Id order (byte by byte, as the index keeps them) come out
+        // of the index so: nothing to sort. `ORDER BY Id DESC LIMIT 1` reads it from the end.
+        let by_id = match self.order.as_slice() {
+            [(path, descending, _)] if path.0.len() == 1 && path.0[0].field == 0 && path.kind() == FieldKind::Id => {
+                Some(*descending).filter(|_| self.ids == IdOrder::Bytes && table.in_id_order())
+            }
+            _ => None,
+        };
+        if let Some(descending) = by_id {
+            if descending {
+                rows.reverse();
+            }
+        } else if !self.order.is_empty() {
             rows.sort_by(|&a, &b| {
                 for (path, descending, nulls_last) in &self.order {
                     let (va, vb) = (value_in(data, table, a as usize, path), value_in(data, table, b as usize, path));
@@ -550,6 +562,8 @@ mod tests {
                 assert_eq!(run(&data, &soql), Ok(scan(&data, low, high, extra)), "{soql}");
             }
         }
+        let last_id = "SELECT Id FROM User ORDER BY Id DESC LIMIT 2";
+        assert_eq!(run(&data, last_id), Ok(vec![499, 498]));
         let between = |low: &str, high: &str| format!("SELECT Id FROM User WHERE Id >= '{low}' AND Id < '{high}'");
         assert_eq!(run(&data, &between(&ids[5], &ids[9])).map(|r| r.len()), Ok(4));
         assert_eq!(run(&data, &format!("SELECT Id FROM User WHERE Id = '{}'", ids[7])).map(|r| r.len()), Ok(1));
@@ -561,6 +575,7 @@ mod tests {
         let found = run(&data, &soql).unwrap_or_default();
         assert!(found.contains(&(last as u32)), "{found:?}");
         assert_eq!(found, scan(&data, "005", &ids[20], ""));
+        assert_eq!(run(&data, last_id), Ok(vec![498, 497]), "sorted: the changed Id sorts first");
     }
 
     #[test]
