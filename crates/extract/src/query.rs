@@ -381,14 +381,15 @@ impl<D: RecordDecoder> QueryStream<'_, D> {
 
     /// Pages asked for elsewhere, as [`QueryStream::last_pages`] said (with the calls they
     /// cost): the next `next_page` calls return them. Answers that failed are asked again by
-    /// the stream itself (an empty list, or a failed first page: that page on its own).
-    pub fn take_pages(&mut self, answers: Vec<crate::FirstPage<D::Page>>, calls: u64) {
+    /// the stream itself (an empty list, or a failed first page: that page on its own). False
+    /// when no page was taken: the next page is then a call of the stream's own.
+    pub fn take_pages(&mut self, answers: Vec<crate::FirstPage<D::Page>>, calls: u64) -> bool {
         self.calls.fetch_add(calls, Ordering::SeqCst);
         let mut answers = answers.into_iter();
-        if let Some(Ok(first)) = answers.next() {
-            self.ahead.push_back(first);
-            self.keep_chained(answers);
-        }
+        let Some(Ok(first)) = answers.next() else { return false };
+        self.ahead.push_back(first);
+        self.keep_chained(answers);
+        true
     }
 
     /// `count` pages from `next` on in one composite call: the first page's answer, with the

@@ -149,13 +149,15 @@ pub(crate) async fn read_table(
                 let (second, asked) = (first.is_none(), Instant::now());
                 // The last pages of a small read go with others' in a composite call; any other
                 // page this read asks for on its own.
-                match batch.zip(stream.last_pages()).filter(|_| first.is_none()) {
+                let own_call = match batch.zip(stream.last_pages()).filter(|_| first.is_none()) {
                     Some((batch, ask)) => {
-                        let shared = batch.pages(client, ask, &pages).await;
-                        stream.take_pages(shared.answers, shared.calls);
+                        let answered = batch.pages(client, ask, &pages).await;
+                        !stream.take_pages(answered.answers, answered.calls)
                     }
-                    None if first.is_none() && own.is_none() => own = shared.own_reads.acquire().await.ok(),
-                    None => {}
+                    None => first.is_none(),
+                };
+                if own_call && own.is_none() {
+                    own = shared.own_reads.acquire().await.ok();
                 }
                 match next_page(&mut first, &mut stream).await? {
                     Some(page) => {
