@@ -286,6 +286,7 @@ async fn read_org(
         spares: Arc::new(Semaphore::new(spare_cursors(&client.api_version(), run.concurrency))),
         calls: SharedCalls::default(),
         own_reads: Semaphore::new(run.concurrency),
+        round_trip: std::sync::Mutex::new(None),
     };
     let at_once = match run.mode {
         Mode::Incremental => tables::ALL.len(),
