@@ -341,11 +341,6 @@ impl<D: RecordDecoder> QueryStream<'_, D> {
         }
     }
 
-    /// Pages already received and not yet returned (brought by a call with the one before).
-    pub fn pages_ready(&self) -> usize {
-        self.ahead.len()
-    }
-
     /// While `held`, a page a call: a caller that may read the rest another way (ranges of Ids,
     /// a Bulk job) after the next page does not pay for pages it would drop, and times the next
     /// page's round trip alone.
@@ -495,7 +490,7 @@ mod tests {
     }
 
     /// The other reading of the composite resource: an org (or a proxy) that does not resolve
-    /// `@{p0.nextRecordsUrl}`. The read completes, page by page after the first call found out.
+    /// `@{a0p0.nextRecordsUrl}`. The read completes, page by page after the first call found out.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_org_that_does_not_resolve_references_is_read_page_by_page() {
         let sim = sim(4_000, |config| config.composite_references = false).await;
