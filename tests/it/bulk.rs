@@ -2,7 +2,7 @@
 //! API calls; a failed job fails the org with the setting that avoids it.
 
 use crate::support::{SimOrg, rows, sfetl, text};
-use sfetl_sim::{OrgSpec, SimConfig};
+use sfetl_sim::{Fault, FaultRule, OrgSpec, SimConfig, Trigger};
 use std::time::Duration;
 
 /// Requests about Bulk API query jobs the org received.
@@ -134,4 +134,30 @@ bulk_threshold = 1000
 parallel_cursors = 1",
     ));
     assert!(jobs(&slow) >= 1, "a slow org's big reads go through jobs");
+}
+
+/// A page that waited behind others (the run's own other reads, on a busy org) is not the org's
+/// distance: the choice goes by the org's quickest second page so far. Here one table's second
+/// page comes 6 seconds late (`Fault::SlowAnswer`). At that round trip its remaining pages,
+/// two cursors at once, would take far over twice a job's wait, but the users' second page,
+/// asked before it, came at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_slow_page_does_not_send_a_table_to_a_job() {
+    let mut config = SimConfig::new(OrgSpec::new(83, 5_000));
+    config.bulk_fixed_cost = Duration::from_millis(300);
+    config.bulk_per_record = Duration::ZERO;
+    let org = SimOrg::start_with(config).await;
+    // A full read's second page is asked alone, `…/query/<locator>-200`; the users' is the first.
+    let slow = Fault::SlowAnswer(Duration::from_secs(6));
+    org.sim.add_fault(FaultRule::new(slow.clone(), Trigger::Nth(2)).on_paths("-200"));
+    let settings = "exclude_user_types = []\nbatch_size = 200\nbulk_threshold = 1000\nparallel_cursors = 2";
+    org.extract(&org.pipeline("slowpage", settings));
+    let log = org.sim.request_log();
+    let slowed: Vec<_> = log.iter().filter(|r| r.fault.as_ref() == Some(&slow)).map(|r| r.object).collect();
+    assert_eq!(slowed.len(), 1, "{slowed:?}");
+    assert!(slowed[0].is_some_and(|object| object != "User"), "another table's second page: {slowed:?}");
+    let table_rows = org.sim.org().table(slowed[0].unwrap_or_default()).rows.len();
+    // Over 8 pages left at 6 s, two at once, is over 24 s: twice a job's wait.
+    assert!(table_rows > 10 * 200, "{slowed:?}: {table_rows} rows, too few pages for a job to look faster");
+    assert_eq!(jobs(&org), 0, "one slow page sent a table to a Bulk job");
 }

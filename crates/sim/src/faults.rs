@@ -17,6 +17,9 @@ pub enum Fault {
     TruncatedBody,
     /// Half the body, then nothing for this long.
     StalledBody(Duration),
+    /// The whole answer, this much later: a request that waited behind others (the org's, or
+    /// the client's own other reads).
+    SlowAnswer(Duration),
     /// Every open session expires before the request is handled (401 `INVALID_SESSION_ID`).
     ExpireSessions,
     /// Every query locator is forgotten before the request is handled.
@@ -110,6 +113,7 @@ impl std::str::FromStr for FaultRule {
             "reset" => Fault::ResetConnection,
             "truncate" => Fault::TruncatedBody,
             "stall" => Fault::StalledBody(Duration::from_secs(30)),
+            "slow" => Fault::SlowAnswer(Duration::from_secs(5)),
             "expire-sessions" => Fault::ExpireSessions,
             "invalidate-locators" => Fault::InvalidateLocators,
             "concurrent-limit" => Fault::ConcurrentRequests,
@@ -121,7 +125,7 @@ impl std::str::FromStr for FaultRule {
             "garbled-json" => Fault::GarbledJson,
             other => {
                 return Err(format!(
-                    "fault kind `{other}`: expected 503, 500, query-timeout, reset, truncate, stall, expire-sessions, \
+                    "fault kind `{other}`: expected 503, 500, query-timeout, reset, truncate, stall, slow, expire-sessions, \
                      invalidate-locators, concurrent-limit, foreign-instance, hostile-next-url, redirect, \
                      repeat-next-url, repeat-locator or garbled-json"
                 ));

@@ -491,6 +491,9 @@ async fn around(State(state): State<Arc<SimState>>, request: Request, next: Next
     if let Some(delay) = state.config.latency_per_request {
         tokio::time::sleep(delay).await;
     }
+    if let Some(Fault::SlowAnswer(delay)) = &fault {
+        tokio::time::sleep(*delay).await;
+    }
     let query = request.uri().query().unwrap_or_default().to_string();
     let mut response = next.run(request).await;
     if let Some(fault) = &fault {
