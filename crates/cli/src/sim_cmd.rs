@@ -45,8 +45,8 @@ pub struct SimArgs {
     /// Largest page served, whatever the client asks.
     #[arg(long)]
     max_page_size: Option<usize>,
-    /// Faults as KIND@TRIGGER: 503, 500, query-timeout, reset, truncate, stall, expire-sessions,
-    /// invalidate-locators, concurrent-limit; triggers nth=N, every=N, rate=R.
+    /// Faults as KIND@TRIGGER: 503, 500, query-timeout, reset, truncate, stall, slow,
+    /// expire-sessions, invalidate-locators, concurrent-limit; triggers nth=N, every=N, rate=R.
     #[arg(long)]
     fault: Vec<FaultRule>,
     /// An org without State and Country/Territory Picklists: no `User.CountryCode`.
