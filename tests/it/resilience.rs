@@ -116,9 +116,7 @@ async fn an_org_past_the_guard_at_the_start_costs_one_call() {
     // Slow enough that the tables' first calls would all be on their way before one is answered.
     config.latency_per_request = Some(std::time::Duration::from_millis(150));
     let org = SimOrg::start_with(config).await;
-    let pipeline = org.pipeline("over", "batch_size = 200");
-    let out = org.out();
-    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
+    let run = org.run_extract(&org.pipeline("over", "batch_size = 200"), &[]);
     let said = text(&run);
     assert_eq!(run.status.code(), Some(4), "{said}");
     assert!(said.contains("quota guard"), "{said}");
@@ -138,7 +136,7 @@ async fn the_quota_guard_stops_in_time_keeps_what_it_has_and_the_next_day_finish
     let org = SimOrg::start_with(config).await;
     let pipeline = org.pipeline("quota", "batch_size = 200\nexclude_user_types = []");
     let out = org.out();
-    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
+    let run = org.run_extract(&pipeline, &[]);
     let said = text(&run);
     assert_eq!(run.status.code(), Some(4), "{said}");
     assert!(said.contains("STOPPED") && said.contains("quota guard"), "{said}");
@@ -167,8 +165,7 @@ async fn the_quota_guard_stops_in_time_keeps_what_it_has_and_the_next_day_finish
     assert_eq!(recorded, [["stopped".to_string(), api_requests.to_string()]], "the run is recorded as stopped");
 
     org.sim.reset_day();
-    let run = sfetl(&["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
-    assert!(run.status.success(), "{}", text(&run));
+    org.extract(&pipeline);
     assert_eq!(rows(&out, "SELECT count(*)::BIGINT FROM users")[0][0], "4000");
     let holders = rows(&out, "SELECT count(DISTINCT user_id)::BIGINT FROM user_subscriptions");
     assert!(holders[0][0].parse::<u32>().unwrap_or(0) > 3000, "{holders:?}");

@@ -80,11 +80,16 @@ impl SimOrg {
 
     /// Like [`SimOrg::extract`], with extra environment variables.
     pub fn extract_with_env(&self, pipeline: &Path, vars: &[(&str, &str)]) -> Output {
-        let out = self.out();
-        let args = ["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()];
-        let run = sfetl_env(&args, self.dir.path(), vars);
+        let run = self.run_extract(pipeline, vars);
         assert!(run.status.success(), "{}", text(&run));
         run
+    }
+
+    /// Runs `sfetl extract` on a pipeline into [`SimOrg::out`], however it ends.
+    pub fn run_extract(&self, pipeline: &Path, vars: &[(&str, &str)]) -> Output {
+        let out = self.out();
+        let args = ["extract", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()];
+        sfetl_env(&args, self.dir.path(), vars)
     }
 
     pub fn out(&self) -> PathBuf {
