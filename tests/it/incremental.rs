@@ -116,6 +116,11 @@ async fn assignment_tables_read_their_changes_and_find_deletions_by_counting() {
     // `user_subscriptions`, derived from their columns and the users' licenses alone.
     assert_eq!(kept.map(identity), files, "{kept:?}: unchanged tables keep their files");
     let holders = "SELECT * FROM user_subscriptions ORDER BY ALL";
+    // The last run's counts per company: an incremental run counts them ahead from the files as
+    // they were, and must count again when it derives `user_subscriptions` anew.
+    let counts = "SELECT company, subscription_id, kind, held_by_users, held_by_active_users
+                  FROM company_subscription_history
+                  WHERE run_id = (SELECT max(run_id) FROM company_subscription_history) ORDER BY ALL";
 
     // A user moves to a profile of another user license (SystemModstamp moves too): the
     // assignment tables keep their files, `user_subscriptions` is derived again.
@@ -155,6 +160,7 @@ async fn assignment_tables_read_their_changes_and_find_deletions_by_counting() {
     };
     full(&full_out);
     assert_eq!(rows(&out, holders), rows(&full_out, holders), "user_subscriptions equals a full run's");
+    assert_eq!(rows(&out, counts), rows(&full_out, counts), "the counts per company equal a full run's");
 
     // Three assignments of one license are removed; one is added to another license.
     let mut shrunk = String::new();
@@ -190,6 +196,7 @@ async fn assignment_tables_read_their_changes_and_find_deletions_by_counting() {
     full(&full_out);
     assert_eq!(rows(&out, table), rows(&full_out, table), "incremental equals full");
     assert_eq!(rows(&out, holders), rows(&full_out, holders), "user_subscriptions equals a full run's");
+    assert_eq!(rows(&out, counts), rows(&full_out, counts), "the counts per company equal a full run's");
 }
 
 /// `sfetl sim` plays a night in an org on SIGUSR1 (`--churn`, what `just bench`'s incremental

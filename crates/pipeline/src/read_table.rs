@@ -18,7 +18,7 @@ use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use sfetl_extract::soql::{self, SoqlQuery};
 use sfetl_extract::{BulkQuery, QueryPage, QueryStream, RecordDecoder, SalesforceClient};
-use sfetl_load::{FinishedFile, PartitionWriter};
+use sfetl_load::FinishedFile;
 use sfetl_transform::tables::TableDef;
 use sfetl_transform::{CompanyMatcher, DecodedPage, TableDecoder};
 use std::collections::BTreeSet;
@@ -285,13 +285,23 @@ pub(crate) async fn read_table(
         // Read again whole, the table keeps nothing of its previous file.
         (None, Some(previous)) if since.is_some() && !everything => {
             let group = table.verified_by.and_then(|field| table.column_of(field)).unwrap_or(0);
-            let writer = tokio::task::spawn_blocking(move || -> Result<PartitionWriter, OrgError> {
+            // The previous file is decoded on one thread while the merged one is encoded on
+            // another: at 100k users, the merge is most of an incremental run's critical path.
+            let encoder = Encoder::start(writer, None);
+            let merged = encoder.batches.clone();
+            let decoded = tokio::task::spawn_blocking(move || -> Result<(), OrgError> {
                 for batch in previous {
-                    writer.write(&kept_rows(&batch?, &changed, (group, &stale), table.name)?)?;
+                    let kept = kept_rows(&batch?, &changed, (group, &stale), table.name)?;
+                    // Refused only when the encoder stopped: its error comes from `finish`.
+                    if merged.blocking_send(kept).is_err() {
+                        break;
+                    }
                 }
-                Ok(writer)
+                Ok(())
             })
-            .await??;
+            .await?;
+            let (writer, _) = encoder.finish().await?;
+            decoded?;
             tracing::info!(org = %org.name, table = table.name, changed = fetched, rows = writer.rows(),
                 "merged the changes into the table");
             (writer.rows(), Some(writer))
