@@ -338,8 +338,9 @@ async fn read_org(
     let (name, plan, run_id) = (org.name.clone(), org.clone(), run.run_id.to_string());
     let written: Vec<&'static str> = summary.tables.iter().map(|t| t.table).collect();
     let incremental = run.mode == Mode::Incremental;
+    // Its failure is not reported here, before the files are in place: opened again below.
     let opened = match opening {
-        Some(opening) => Some(opening.await?.map_err(OrgError::Derive)?),
+        Some(opening) => opening.await.ok().and_then(Result::ok),
         None => None,
     };
     let derived = tokio::task::spawn_blocking(move || -> Result<Vec<DerivedTable>, OrgError> {
@@ -351,10 +352,10 @@ async fn read_org(
             state.cursors.extend(new_cursors.into_iter().map(|(name, cursor)| (name.to_string(), cursor)));
             crate::state::save(&root, &name, &state)?;
         }
-        // A full read's opened only now: opened while the tables were read, its memory added to
-        // theirs (10-15 MiB more at the peak of a 100k-user run) to save 25 ms; opened on a thread
-        // of its own while the files above were committed, 19 MiB more (their last row groups are
-        // still held) to save 11 ms.
+        // A full read's engine is opened only now: opened while the tables were read, its memory
+        // added to theirs (10-15 MiB more at the peak of a 100k-user run) to save 25 ms; opened on
+        // a thread of its own while the files above were committed, 19 MiB more (their last row
+        // groups are still held) to save 11 ms.
         let engine = match opened {
             Some(engine) => engine,
             None => sfetl_load::LocalSql::open(&sink.spill_dir()).map_err(OrgError::Derive)?,
