@@ -118,13 +118,11 @@ pub fn derive_org(
                     continue;
                 }
             }
-            let writer = match made_ahead.iter().position(|(name, _)| *name == table.name) {
-                Some(at) => {
-                    let made = made_ahead.swap_remove(at).1.join();
-                    made.map_err(|_| Error::Schema {
-                        sql: table.name.to_string(),
-                        detail: "its thread panicked".into(),
-                    })??
+            let writer = match joined(&mut made_ahead, table.name) {
+                Some(made) => {
+                    let panicked =
+                        |_| Error::Schema { sql: table.name.to_string(), detail: "its thread panicked".into() };
+                    made.map_err(panicked)??
                 }
                 None => {
                     let mut writer = open(table)?;
@@ -133,10 +131,8 @@ pub fn derive_org(
                             crate::kept_by_key::derive(spec, table, sink, org, |batch| writer.write(&batch))?
                         }
                         (None, Some(spec)) => {
-                            let early =
-                                ahead.iter().position(|(name, _)| *name == table.name).map(|i| ahead.swap_remove(i).1);
                             // Failed or panicked, the counts are made again here, where an error is reported.
-                            let early = early.and_then(|counting| counting.join().ok()).and_then(Result::ok);
+                            let early = joined(&mut ahead, table.name).and_then(Result::ok).and_then(Result::ok);
                             let valid = !rewritten.contains(&spec.keys) && !rewritten.contains(&spec.rows);
                             let counts = match early.filter(|_| valid) {
                                 Some(counts) => counts,
@@ -168,6 +164,16 @@ pub fn derive_org(
         }
         Ok(derived)
     })
+}
+
+/// What the thread started ahead for `table` (its name first) returned, once it is done; `None`
+/// when none was started.
+fn joined<T>(
+    threads: &mut Vec<(&str, std::thread::ScopedJoinHandle<'_, T>)>,
+    table: &str,
+) -> Option<std::thread::Result<T>> {
+    let at = threads.iter().position(|(name, _)| *name == table)?;
+    Some(threads.swap_remove(at).1.join())
 }
 
 /// Users up to which the derive's DuckDB runs on one thread. Above it, DuckDB keeps a thread per
