@@ -161,3 +161,33 @@ async fn one_slow_page_does_not_send_a_table_to_a_job() {
     assert!(table_rows > 10 * 200, "{slowed:?}: {table_rows} rows, too few pages for a job to look faster");
     assert_eq!(jobs(&org), 0, "one slow page sent a table to a Bulk job");
 }
+
+/// `bulk = "always"` saves API calls: each job is first polled once its fixed cost has passed
+/// (salesforce-api.md section 3: 10-15 s even for a small job), not every second. And the jobs
+/// wait together: a table waiting for its job does not keep the later tables from starting
+/// (they did, behind it, when tables were started in order and only as the first in line ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_saving_calls_polls_each_job_about_once_and_its_jobs_wait_together() {
+    let mut config = SimConfig::new(OrgSpec::new(83, 12_000));
+    config.bulk_fixed_cost = Duration::from_secs(4);
+    config.bulk_per_record = Duration::ZERO;
+    let org = SimOrg::start_with(config).await;
+    // A full read (`--full`) reads `concurrency` tables at once (a first run would start them all).
+    let pipeline = org.pipeline("sparing", "exclude_user_types = []\nbulk_threshold = 2000\nbulk = \"always\"");
+    let out = org.out();
+    let run =
+        sfetl(&["extract", "--full", &pipeline.to_string_lossy(), "--out", &out.to_string_lossy()], org.dir.path());
+    assert!(run.status.success(), "{}", text(&run));
+    let log = org.sim.request_log();
+    let is_job = |r: &&sfetl_sim::LoggedRequest| r.path.contains("/jobs/query");
+    let created = log.iter().filter(is_job).filter(|r| r.method == "POST").count();
+    let polls = log.iter().filter(is_job).filter(|r| r.method == "GET" && !r.path.ends_with("/results")).count();
+    assert!(created >= 3, "users and both assignment tables through jobs: {created}");
+    assert_eq!(polls, created, "a 4-second job is done at its first poll, 10 s in (every second: 5 polls)");
+    let first_set = log.iter().position(|r| r.path.ends_with("/results"));
+    let last_created = log.iter().rposition(|r| is_job(&r) && r.method == "POST");
+    assert!(
+        last_created < first_set,
+        "every job was created before the first finished: {last_created:?} {first_set:?}"
+    );
+}

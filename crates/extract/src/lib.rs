@@ -25,7 +25,7 @@ pub mod soql;
 #[cfg(test)]
 mod testing;
 
-pub use bulk::BulkQuery;
+pub use bulk::{BulkQuery, PollPace};
 pub use client::{
     ApiUsage, CALL_OPTIONS, ConnectionSettings, DEFAULT_MAX_BODY_MB, NEWEST_API_VERSION, OLDEST_API_VERSION,
     QuotaGuard, SalesforceClient,

@@ -17,7 +17,7 @@ use arrow::array::{AsArray, BooleanArray};
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use sfetl_extract::soql::{self, SoqlQuery};
-use sfetl_extract::{BulkQuery, QueryPage, QueryStream, RecordDecoder, SalesforceClient};
+use sfetl_extract::{BulkQuery, PollPace, QueryPage, QueryStream, RecordDecoder, SalesforceClient};
 use sfetl_load::FinishedFile;
 use sfetl_transform::tables::TableDef;
 use sfetl_transform::{CompanyMatcher, DecodedPage, TableDecoder};
@@ -403,13 +403,15 @@ async fn choose_rest<'c>(
     // A job is a commitment (its wait cannot be cut short) and one slow page can mislead: it
     // must promise to be twice as fast.
     let job_seconds = BULK_JOB_SECONDS + left as f64 * BULK_ROW_SECONDS;
-    if over_threshold && (org.bulk == BulkChoice::Always || scarce || rest_seconds > 2.0 * job_seconds) {
+    let saving_calls = org.bulk == BulkChoice::Always || scarce;
+    if over_threshold && (saving_calls || rest_seconds > 2.0 * job_seconds) {
         // A few calls instead of one per page. The job (which takes no ORDER BY) reads the same
-        // rows after the first page's last Id.
+        // rows after the first page's last Id. Chosen to save calls, it is polled sparingly too.
         let rest = SoqlQuery { order_by: None, ..query.clone() }.filter(format!("Id > {}", soql::quote(&after)));
-        tracing::info!(org = %org.name, object = %query.object, rows = total,
+        let pace = if saving_calls { PollPace::Sparing } else { PollPace::Prompt };
+        tracing::info!(org = %org.name, object = %query.object, rows = total, ?pace,
             "reading the rest through a Bulk API query job");
-        return Ok(Rest::Bulk(Box::new(client.bulk_query(&rest))));
+        return Ok(Rest::Bulk(Box::new(client.bulk_query(&rest).pace(pace))));
     }
     if permits.is_empty() {
         return Ok(Rest::Pages);
