@@ -54,7 +54,7 @@ pub enum PollPace {
     Prompt,
     /// The first poll after the fixed cost, then at a fifth of the time waited so far (never
     /// more than a fifth late), up to 30 s: for runs that save API calls (`bulk = "always"`,
-    /// or an org short of daily requests). A 15-second job costs 4 polls instead of 15.
+    /// or an org short of daily requests). A 15-second job costs 4 polls instead of 16.
     Sparing,
 }
 
