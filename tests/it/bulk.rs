@@ -139,15 +139,16 @@ parallel_cursors = 1",
 /// A page that waited behind others (the run's own other reads, on a busy org) is not the org's
 /// distance: the choice goes by the org's quickest second page so far. Here one table's second
 /// page comes 6 seconds late (`Fault::SlowAnswer`). At that round trip its remaining pages,
-/// two cursors at once, would take far over twice a job's wait, but the users' second page,
-/// asked before it, came at once.
+/// two cursors at once, would take far over twice a job's wait, but the second page asked
+/// before it (another table's) came at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_slow_page_does_not_send_a_table_to_a_job() {
     let mut config = SimConfig::new(OrgSpec::new(83, 5_000));
     config.bulk_fixed_cost = Duration::from_millis(300);
     config.bulk_per_record = Duration::ZERO;
     let org = SimOrg::start_with(config).await;
-    // A full read's second page is asked alone, `…/query/<locator>-200`; the users' is the first.
+    // A full read's second page is asked alone, `…/query/<locator>-200`. The tables start
+    // together, so which table's comes second varies from run to run (the users' too).
     let slow = Fault::SlowAnswer(Duration::from_secs(6));
     org.sim.add_fault(FaultRule::new(slow.clone(), Trigger::Nth(2)).on_paths("-200"));
     let settings = "exclude_user_types = []\nbatch_size = 200\nbulk_threshold = 1000\nparallel_cursors = 2";
@@ -155,7 +156,6 @@ async fn one_slow_page_does_not_send_a_table_to_a_job() {
     let log = org.sim.request_log();
     let slowed: Vec<_> = log.iter().filter(|r| r.fault.as_ref() == Some(&slow)).map(|r| r.object).collect();
     assert_eq!(slowed.len(), 1, "{slowed:?}");
-    assert!(slowed[0].is_some_and(|object| object != "User"), "another table's second page: {slowed:?}");
     let table_rows = org.sim.org().table(slowed[0].unwrap_or_default()).rows.len();
     // Over 8 pages left at 6 s, two at once, is over 24 s: twice a job's wait.
     assert!(table_rows > 10 * 200, "{slowed:?}: {table_rows} rows, too few pages for a job to look faster");
