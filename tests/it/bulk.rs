@@ -10,10 +10,16 @@ fn jobs(org: &SimOrg) -> usize {
     org.sim.request_log().iter().filter(|r| r.path.contains("/jobs/query")).count()
 }
 
-async fn org(bulk_failure: Option<&str>) -> SimOrg {
-    let mut config = SimConfig::new(OrgSpec::new(81, 12_000));
-    config.bulk_fixed_cost = Duration::from_millis(300);
+/// An org whose Bulk jobs take `fixed_cost`, whatever their size.
+fn jobs_taking(spec: OrgSpec, fixed_cost: Duration) -> SimConfig {
+    let mut config = SimConfig::new(spec);
+    config.bulk_fixed_cost = fixed_cost;
     config.bulk_per_record = Duration::ZERO;
+    config
+}
+
+async fn org(bulk_failure: Option<&str>) -> SimOrg {
+    let mut config = jobs_taking(OrgSpec::new(81, 12_000), Duration::from_millis(300));
     config.bulk_failure = bulk_failure.map(String::from);
     SimOrg::start_with(config).await
 }
@@ -121,9 +127,7 @@ async fn by_default_a_job_is_used_only_when_it_beats_the_pages() {
     quick.extract(&quick.pipeline("quick", "bulk_threshold = 1000"));
     assert_eq!(jobs(&quick), 0, "pages without latency are quicker than a job");
 
-    let mut config = SimConfig::new(OrgSpec::new(82, 6_000));
-    config.bulk_fixed_cost = Duration::from_millis(300);
-    config.bulk_per_record = Duration::ZERO;
+    let mut config = jobs_taking(OrgSpec::new(82, 6_000), Duration::from_millis(300));
     // 28 pages of users left at a second each, one after another: over twice a job's wait.
     config.latency_per_request = Some(Duration::from_secs(1));
     let slow = SimOrg::start_with(config).await;
@@ -143,10 +147,7 @@ parallel_cursors = 1",
 /// before it (another table's) came at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_slow_page_does_not_send_a_table_to_a_job() {
-    let mut config = SimConfig::new(OrgSpec::new(83, 5_000));
-    config.bulk_fixed_cost = Duration::from_millis(300);
-    config.bulk_per_record = Duration::ZERO;
-    let org = SimOrg::start_with(config).await;
+    let org = SimOrg::start_with(jobs_taking(OrgSpec::new(83, 5_000), Duration::from_millis(300))).await;
     // A full read's second page is asked alone, `…/query/<locator>-200`. The tables start
     // together, so which table's comes second varies from run to run (the users' too).
     let slow = Fault::SlowAnswer(Duration::from_secs(6));
@@ -168,10 +169,7 @@ async fn one_slow_page_does_not_send_a_table_to_a_job() {
 /// (they did, behind it, when tables were started in order and only as the first in line ended).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_saving_calls_polls_each_job_about_once_and_its_jobs_wait_together() {
-    let mut config = SimConfig::new(OrgSpec::new(83, 12_000));
-    config.bulk_fixed_cost = Duration::from_secs(4);
-    config.bulk_per_record = Duration::ZERO;
-    let org = SimOrg::start_with(config).await;
+    let org = SimOrg::start_with(jobs_taking(OrgSpec::new(83, 12_000), Duration::from_secs(4))).await;
     // A full read (`--full`) reads `concurrency` tables at once (a first run would start them all).
     let pipeline = org.pipeline("sparing", "exclude_user_types = []\nbulk_threshold = 2000\nbulk = \"always\"");
     let out = org.out();

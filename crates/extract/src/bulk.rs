@@ -174,8 +174,8 @@ impl BulkQuery<'_> {
         let created: JobInfo = self.client.post_json_counted(&self.jobs_path(), &body, &self.calls).await?;
         tracing::info!(job = %created.id, "Bulk API query job created");
         let started = Instant::now();
-        if self.pace == PollPace::Sparing {
-            tokio::time::sleep(SPARING_FIRST_POLL).await;
+        if let Some(wait) = first_poll(self.pace) {
+            tokio::time::sleep(wait).await;
         }
         loop {
             let path = format!("{}/{}", self.jobs_path(), created.id);
@@ -196,6 +196,11 @@ impl BulkQuery<'_> {
             }
         }
     }
+}
+
+/// How long after its creation a job is first asked about (`None`: at once).
+fn first_poll(pace: PollPace) -> Option<Duration> {
+    (pace == PollPace::Sparing).then_some(SPARING_FIRST_POLL)
 }
 
 /// How long to wait before asking about a job again. Prompt: a steady second while a job is
@@ -247,7 +252,7 @@ mod tests {
 
     /// Polls a job of `seconds` costs at each pace, and how late the last finds it done.
     fn polls_for(pace: PollPace, seconds: f64) -> (usize, f64) {
-        let mut at = if pace == PollPace::Sparing { SPARING_FIRST_POLL.as_secs_f64() } else { 0.0 };
+        let mut at = first_poll(pace).unwrap_or_default().as_secs_f64();
         let mut polls = 1;
         while at < seconds {
             at += poll_interval(pace, Duration::from_secs_f64(at)).as_secs_f64();
