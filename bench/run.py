@@ -268,7 +268,10 @@ def markdown(results, checks, runs):
         "sfetl_saving_calls is the same run with `" + SAVING_CALLS.strip().replace("\n", "`, `") + "`: what a "
         "pipeline short of API requests would choose. sfetl's default (`bulk = \"faster\"`) takes a job only when it "
         "is faster than REST pages, which hold at most 2,000 rows each and 5 to a call (Composite API): at least "
-        "one call per 10,000 rows, so a quarter of the baseline's calls is out of reach without the jobs' fixed cost.",
+        "one call per 10,000 rows, so a quarter of the baseline's calls is out of reach without the jobs' fixed cost. "
+        "The saving run's calls: composite calls for every table's first page (5 to a call), then per big table a "
+        "job and its result sets (up to a million records each, read as they arrive), the jobs' polls shared "
+        "(one list of the org's jobs answers all).",
     ]
     return "\n".join(lines) + "\n"
 

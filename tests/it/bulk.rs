@@ -164,13 +164,15 @@ async fn one_slow_page_does_not_send_a_table_to_a_job() {
 }
 
 /// `bulk = "always"` saves API calls: each job is first polled once its fixed cost has passed
-/// (salesforce-api.md section 3: 10-15 s even for a small job), not every second. And the jobs
-/// wait together: a table waiting for its job does not keep the later tables from starting
-/// (they did, behind it, when tables were started in order and only as the first in line ended).
+/// (salesforce-api.md section 3: 10-15 s even for a small job), not every second, and the jobs
+/// waited on together share their polls (one list of the org's jobs, "Get Information About All
+/// Query Jobs", answers all). And the jobs wait together: a table waiting for its job does not
+/// keep the later tables from starting (they did, behind it, when tables were started in order
+/// and only as the first in line ended).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_saving_calls_polls_each_job_about_once_and_its_jobs_wait_together() {
+async fn a_run_saving_calls_polls_its_jobs_together_about_once() {
     let org = SimOrg::start_with(jobs_taking(OrgSpec::new(83, 12_000), Duration::from_secs(4))).await;
-    // A full read (`--full`) reads `concurrency` tables at once (a first run would start them all).
+    // A full read (`--full`) with `bulk = "always"` starts every table at once, as a first run does.
     let pipeline = org.pipeline("sparing", "exclude_user_types = []\nbulk_threshold = 2000\nbulk = \"always\"");
     let out = org.out();
     let run =
@@ -181,7 +183,10 @@ async fn a_run_saving_calls_polls_each_job_about_once_and_its_jobs_wait_together
     let created = log.iter().filter(is_job).filter(|r| r.method == "POST").count();
     let polls = log.iter().filter(is_job).filter(|r| r.method == "GET" && !r.path.ends_with("/results")).count();
     assert!(created >= 3, "users and both assignment tables through jobs: {created}");
-    assert_eq!(polls, created, "a 4-second job is done at its first poll, 10 s in (every second: 5 polls)");
+    // Done at its first poll, 10 s in (polled every second, each would take 5); the three
+    // polls come within the second one list answers, unless a slow machine spread them.
+    let lists = log.iter().filter(is_job).filter(|r| r.method == "GET" && r.path.ends_with("/jobs/query")).count();
+    assert!(lists >= 1 && polls < created, "{polls} polls ({lists} lists) for {created} jobs");
     let first_set = log.iter().position(|r| r.path.ends_with("/results"));
     let last_created = log.iter().rposition(|r| is_job(&r) && r.method == "POST");
     assert!(

@@ -1,19 +1,28 @@
 //! Bulk API 2.0 query jobs, for objects too large to page through the REST query API: a handful
-//! of API calls (create, a few polls, one per result set of up to 50,000 records) instead of one
-//! per 2,000 records. A job has a fixed cost of seconds, so callers use it for big reads only.
+//! of API calls (create, a few polls, one per result set of up to a million records, read as it
+//! arrives: [`crate::result_set`]) instead of one per 2,000 records. A job has a fixed cost of
+//! seconds, so callers use it for big reads only.
 
 use crate::client::SalesforceClient;
 use crate::error::{Error, Result};
+use crate::job_polls::JobInfo;
 use crate::records::{JsonRecords, RecordDecoder};
+use crate::result_set::ResultSet;
 use crate::soql::SoqlQuery;
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Records per result set asked for: one API call each.
-const RESULT_SET: usize = 50_000;
-/// Records handed out at once from a result set: a set's CSV text is held, its records are
-/// made a page at a time, as from the REST API.
+/// Records per result set asked for (`maxRecords`): one API call each. A set is read as it
+/// arrives, so its size costs no memory; Salesforce may still give fewer, or time out on a set
+/// too large ("Get Results for a Query Job", Bulk API 2.0 Developer Guide): a set cut short is
+/// asked for again and the sets after it are asked smaller, down to [`SMALLEST_RESULT_SET`].
+const RESULT_SET: usize = 1_000_000;
+/// The smallest result set asked for after cuts: the size sfetl asked for before it streamed.
+const SMALLEST_RESULT_SET: usize = 50_000;
+/// How often one result set is asked for again after its body was cut.
+const SET_ATTEMPTS: u32 = 4;
+/// Records handed out at once from a result set, as pages come from the REST API.
 const PAGE: usize = 2000;
 /// The wait between two polls of a job that has run for a minute.
 const POLL_CEILING: Duration = Duration::from_secs(5);
@@ -32,8 +41,10 @@ pub struct BulkQuery<'c> {
     /// The next result set's locator; `None` once the last set is read.
     locator: Option<String>,
     done: bool,
-    /// The result set being handed out, and its header.
-    set: Option<(csv::Reader<std::io::Cursor<bytes::Bytes>>, csv::StringRecord)>,
+    /// The result set being handed out, the locator and the size it was asked with.
+    set: Option<(ResultSet, Option<String>, usize)>,
+    /// Times the set being read was asked for again after its body was cut.
+    set_attempts: u32,
     calls: AtomicU64,
     /// How long a job may take before sfetl gives up on it.
     timeout: Duration,
@@ -58,14 +69,6 @@ pub enum PollPace {
     Sparing,
 }
 
-#[derive(serde::Deserialize)]
-struct JobInfo {
-    id: String,
-    state: String,
-    #[serde(rename = "errorMessage", default)]
-    error_message: Option<String>,
-}
-
 impl SalesforceClient {
     /// A Bulk API 2.0 query job for `query`, which must not have ORDER BY or LIMIT (Bulk jobs
     /// refuse them). Nothing is sent before the first [`BulkQuery::next_records`].
@@ -77,6 +80,7 @@ impl SalesforceClient {
             locator: None,
             done: false,
             set: None,
+            set_attempts: 0,
             calls: AtomicU64::new(0),
             timeout: Duration::from_secs(3600),
             result_set: RESULT_SET,
@@ -88,7 +92,7 @@ impl SalesforceClient {
 }
 
 impl BulkQuery<'_> {
-    /// Asks for result sets of `records` (default 50,000): fewer calls, or less text held at once.
+    /// Asks for result sets of up to `records` (default a million): one API call per set.
     pub fn result_set(mut self, records: usize) -> Self {
         self.result_set = records.max(1);
         self
@@ -118,24 +122,41 @@ impl BulkQuery<'_> {
     /// Like [`BulkQuery::next_records`], the records decoded by `decoder`.
     pub async fn next_decoded<D: RecordDecoder>(&mut self, decoder: &D) -> Result<Option<D::Page>> {
         loop {
-            if let Some((reader, header)) = self.set.as_mut() {
-                let job = self.job.clone().unwrap_or_default();
-                let rows = read_rows(reader)
-                    .map_err(|e| Error::Bulk { job, message: format!("unreadable CSV result: {e}") })?;
-                if !rows.is_empty() {
-                    return Ok(Some(decoder.decode_csv(header, &rows)));
+            if let Some((set, asked_with, size)) = self.set.as_mut() {
+                match set.next_page(PAGE).await {
+                    Ok(Some((header, rows))) => return Ok(Some(decoder.decode_csv(&header, &rows))),
+                    Ok(None) => {
+                        self.set = None;
+                        self.set_attempts = 0;
+                    }
+                    Err(e) if e.is_transient() && self.set_attempts + 1 < SET_ATTEMPTS => {
+                        // The same set again (the same size: the records handed out already
+                        // are its first), skipping those; the sets after it are asked smaller,
+                        // in case its size was the trouble.
+                        let (read, locator, size) = (set.read, asked_with.clone(), *size);
+                        self.set_attempts += 1;
+                        self.result_set = (self.result_set / 2).max(SMALLEST_RESULT_SET.min(self.result_set));
+                        tracing::warn!(object = %self.object, records_read = read, error = %e,
+                            "a Bulk API result set was cut short; asking for it again");
+                        self.set = None;
+                        self.open_set(locator, size, read).await?;
+                    }
+                    Err(e) => return Err(e),
                 }
-                self.set = None;
+                continue;
             }
             if self.done {
                 return Ok(None);
             }
-            self.next_set().await?;
+            self.open_set(self.locator.clone(), self.result_set, 0).await?;
         }
     }
 
-    /// Fetches the next result set (creating and awaiting the job first).
-    async fn next_set(&mut self) -> Result<()> {
+    /// Asks for the result set of up to `size` records at `locator` (the first: `None`),
+    /// creating and awaiting the job first; `skip`: the set was cut after that many records,
+    /// dropped this time.
+    async fn open_set(&mut self, locator: Option<String>, size: usize, skip: u64) -> Result<()> {
+        let again = self.set_attempts > 0;
         let job = match &self.job {
             Some(job) => job.clone(),
             None => {
@@ -145,15 +166,18 @@ impl BulkQuery<'_> {
             }
         };
         let path = format!("{}/{job}/results", self.jobs_path());
-        let max_records = self.result_set.to_string();
+        let max_records = size.to_string();
         let mut query = vec![("maxRecords", max_records.as_str())];
-        let locator = self.locator.clone();
         if let Some(locator) = &locator {
             query.push(("locator", locator));
         }
-        let (body, next) = self.client.get_text_counted(&path, &query, &self.calls).await?;
-        // A locator given twice would read the same result set again, without end.
-        if let Some(next) = &next
+        let body = self.client.get_streamed_counted(&path, &query, &self.calls).await?;
+        let set = ResultSet::new(body, &job, skip, self.client.max_body_bytes());
+        let next = set.next_locator().cloned();
+        // A locator given twice would read the same result set again, without end. (A set
+        // asked for again names the same next locator it named the first time.)
+        if !again
+            && let Some(next) = &next
             && (Some(next) == locator.as_ref() || !self.seen_locators.insert(next.clone()))
         {
             let why = format!("the Bulk API result locator {next} came back");
@@ -161,10 +185,7 @@ impl BulkQuery<'_> {
         }
         self.done = next.is_none();
         self.locator = next;
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(std::io::Cursor::new(body));
-        let header =
-            reader.headers().map_err(|e| Error::Bulk { job, message: format!("unreadable CSV result: {e}") })?.clone();
-        self.set = Some((reader, header));
+        self.set = Some((set, locator, size));
         Ok(())
     }
 
@@ -173,13 +194,14 @@ impl BulkQuery<'_> {
         let body = serde_json::json!({ "operation": "query", "query": self.soql });
         let created: JobInfo = self.client.post_json_counted(&self.jobs_path(), &body, &self.calls).await?;
         tracing::info!(job = %created.id, "Bulk API query job created");
+        // The org's other jobs waited on meanwhile are polled in the same calls.
+        let _waiting = self.client.job_polls.wait(&created.id);
         let started = Instant::now();
         if let Some(wait) = first_poll(self.pace) {
             tokio::time::sleep(wait).await;
         }
         loop {
-            let path = format!("{}/{}", self.jobs_path(), created.id);
-            let info: JobInfo = self.client.get_counted(&path, &[], &self.calls).await?;
+            let info = self.client.job_info(&created.id, &self.calls).await?;
             match info.state.as_str() {
                 "JobComplete" => return Ok(created.id),
                 "Failed" | "Aborted" => {
@@ -215,39 +237,22 @@ fn poll_interval(pace: PollPace, elapsed: Duration) -> Duration {
     }
 }
 
-/// Up to [`PAGE`] rows of a CSV result set.
-fn read_rows(reader: &mut csv::Reader<impl std::io::Read>) -> std::result::Result<Vec<csv::StringRecord>, csv::Error> {
-    let mut rows = Vec::with_capacity(PAGE);
-    let mut row = csv::StringRecord::new();
-    while rows.len() < PAGE && reader.read_record(&mut row)? {
-        rows.push(row.clone());
-    }
-    Ok(rows)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn csv_sets_become_pages_of_records_with_nulls_and_quoted_text() {
-        let mut body =
-            b"\"Id\",\"Name\",\"Profile.Name\",\"IsActive\"\n\"005A\",\"O'Brien, \"\"Zo\xc3\xab\"\"\",\"\",\"true\"\n"
-                .to_vec();
-        for i in 0..PAGE {
-            body.extend(format!("\"005{i}\",\"n\",\"p\",\"false\"\n").bytes());
-        }
+    fn csv_records_become_records_with_nulls_and_quoted_text() {
+        let body =
+            b"\"Id\",\"Name\",\"Profile.Name\",\"IsActive\"\n\"005A\",\"O'Brien, \"\"Zo\xc3\xab\"\"\",\"\",\"true\"\n";
         let mut reader = csv::ReaderBuilder::new().from_reader(&body[..]);
         let header = reader.headers().cloned().unwrap_or_default();
-        let page =
-            |reader: &mut csv::Reader<&[u8]>| JsonRecords.decode_csv(&header, &read_rows(reader).unwrap_or_default());
-        let records = page(&mut reader);
-        assert_eq!(records.len(), PAGE);
+        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap_or_else(|e| panic!("{e}"))).collect();
+        let records = JsonRecords.decode_csv(&header, &rows);
+        assert_eq!(records.len(), 1);
         assert_eq!(records[0]["Name"], "O'Brien, \"Zoë\"");
-        assert_eq!(records[0]["Profile.Name"], Value::Null);
+        assert_eq!(records[0]["Profile.Name"], Value::Null, "an empty value is null");
         assert_eq!(records[0]["IsActive"], "true");
-        assert_eq!(page(&mut reader).len(), 1, "the rest, on the next page");
-        assert_eq!(page(&mut reader).len(), 0);
     }
 
     /// Polls a job of `seconds` costs at each pace, and how late the last finds it done.
@@ -300,6 +305,48 @@ mod tests {
         let sets = sim.request_log().iter().filter(|r| r.path.ends_with("/results")).count();
         assert_eq!(sets, 5, "4,500 records in sets of 1,000");
         assert!(job.api_calls() >= 7, "create, poll, five sets: {}", job.api_calls());
+    }
+
+    /// Every User record through a job whose result set is cut by `fault` (the simulator sends
+    /// half the body, then breaks or stalls the connection): the set is asked for again and the
+    /// records already handed out are skipped, so none is lost or doubled. Returns the result
+    /// sets asked for.
+    async fn read_through(fault: sfetl_sim::Fault, settings: crate::ConnectionSettings) -> usize {
+        let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(5, 9_000));
+        config.bulk_fixed_cost = Duration::from_millis(100);
+        config.bulk_per_record = Duration::ZERO;
+        let sim = sfetl_sim::Sim::start(config).await.unwrap_or_else(|e| panic!("{e}"));
+        let client = crate::testing::client_of(&sim, settings);
+        sim.add_fault(sfetl_sim::FaultRule::new(fault, sfetl_sim::Trigger::Nth(1)).on_paths("/results"));
+        let mut job = client.bulk_query(&SoqlQuery::new("User", ["Id", "Username"])).result_set(6_000);
+        let (mut ids, mut pages) = (Vec::new(), 0);
+        while let Some(records) = job.next_records().await.unwrap_or_else(|e| panic!("{e}")) {
+            pages += 1;
+            ids.extend(records.iter().filter_map(|r| r["Id"].as_str().map(String::from)));
+        }
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!((count, ids.len()), (9_000, 9_000), "every record, once");
+        assert!(pages >= 5, "pages of at most 2,000: {pages}");
+        sim.request_log().iter().filter(|r| r.path.ends_with("/results")).count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_result_set_cut_short_is_read_again_skipping_what_was_handed_out() {
+        let sets = read_through(sfetl_sim::Fault::TruncatedBody, crate::ConnectionSettings::default()).await;
+        assert_eq!(sets, 3, "the cut set, the same set again, then the second");
+    }
+
+    /// A set whose body stops coming is given up after the timeout, counted per wait for the
+    /// next bytes (a set of millions of records may take longer in all), and asked for again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_result_set_that_stalls_is_asked_for_again_after_the_timeout() {
+        let settings = crate::ConnectionSettings { timeout: Duration::from_secs(1), ..Default::default() };
+        let started = Instant::now();
+        let sets = read_through(sfetl_sim::Fault::StalledBody(Duration::from_secs(60)), settings).await;
+        assert_eq!(sets, 3);
+        assert!(started.elapsed() < Duration::from_secs(30), "given up after the timeout: {:?}", started.elapsed());
     }
 
     /// A result locator that comes back (salesforce-api.md: each set names the next; a server

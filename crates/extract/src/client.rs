@@ -101,6 +101,8 @@ pub struct SalesforceClient {
     version: Mutex<Option<String>>,
     /// The token host and audience that logged in, used again for every later login.
     route: Mutex<Option<LoginRoute>>,
+    /// The Bulk API jobs being waited on, polled together.
+    pub(crate) job_polls: crate::job_polls::JobPolls,
 }
 
 impl SalesforceClient {
@@ -145,6 +147,7 @@ impl SalesforceClient {
             first_call: tokio::sync::Mutex::new(()),
             version: Mutex::new(settings_version),
             route: Mutex::new(None),
+            job_polls: crate::job_polls::JobPolls::default(),
         })
     }
 
@@ -274,7 +277,7 @@ impl SalesforceClient {
         query: &[(&str, &str)],
         calls: &AtomicU64,
     ) -> Result<T> {
-        let request = Request { method: reqwest::Method::GET, path, query, body: None };
+        let request = Request { method: reqwest::Method::GET, path, query, body: None, streamed: false };
         self.call(&request, calls, decode_json).await
     }
 
@@ -287,7 +290,7 @@ impl SalesforceClient {
         calls: &AtomicU64,
         decode: impl Fn(&[u8]) -> serde_json::Result<T>,
     ) -> Result<T> {
-        let request = Request { method: reqwest::Method::GET, path, query, body: None };
+        let request = Request { method: reqwest::Method::GET, path, query, body: None, streamed: false };
         self.call(&request, calls, |answer| decode_body(answer, &decode)).await
     }
 
@@ -299,8 +302,13 @@ impl SalesforceClient {
         body: &serde_json::Value,
         calls: &AtomicU64,
     ) -> Result<T> {
-        let request = Request { method: reqwest::Method::POST, path, query: &[], body: Some(body) };
+        let request = Request { method: reqwest::Method::POST, path, query: &[], body: Some(body), streamed: false };
         self.call(&request, calls, decode_json).await
+    }
+
+    /// The most bytes one answer (or one streamed record) may take.
+    pub(crate) fn max_body_bytes(&self) -> u64 {
+        self.settings.max_body_bytes
     }
 
     /// Records per page asked for (`Sforce-Query-Options: batchSize`).
@@ -321,19 +329,33 @@ impl SalesforceClient {
         calls: &AtomicU64,
         decode: impl Fn(&[u8]) -> serde_json::Result<T>,
     ) -> Result<T> {
-        let request = Request { method: reqwest::Method::POST, path, query: &[], body: Some(body) };
+        let request = Request { method: reqwest::Method::POST, path, query: &[], body: Some(body), streamed: false };
         self.call(&request, calls, |answer| decode_body(answer, &decode)).await
     }
 
-    /// GETs a text body (a Bulk API result set) with its `Sforce-Locator` header.
-    pub async fn get_text_counted(
+    /// GETs a body to be read as it arrives (a Bulk API result set, which may hold millions of
+    /// records), with its `Sforce-Locator` header. Only the answer's head is retried: a body
+    /// cut on the way is the caller's to ask for again. The client's timeout bounds each wait
+    /// for the next bytes ([`StreamedBody::next_bytes`]), not the whole body.
+    pub(crate) async fn get_streamed_counted(
         &self,
         path: &str,
         query: &[(&str, &str)],
         calls: &AtomicU64,
-    ) -> Result<(bytes::Bytes, Option<String>)> {
-        let request = Request { method: reqwest::Method::GET, path, query, body: None };
-        self.call(&request, calls, |answer| Ok((answer.body, answer.locator))).await
+    ) -> Result<StreamedBody> {
+        let request = Request { method: reqwest::Method::GET, path, query, body: None, streamed: true };
+        let request = &request;
+        self.with_session(|session| async move {
+            let head = self.send_head(&session, request, calls).await?;
+            match (200..300).contains(&head.status) {
+                true => Ok(StreamedBody::new(head, self.settings.timeout)),
+                false => {
+                    let body = read_body(head.response, &head.url, self.settings.max_body_bytes).await?;
+                    Err(self.refusal(head.url, head.status, &body, head.retry_after))
+                }
+            }
+        })
+        .await
     }
 
     /// Sends `request` with the session, retrying transient failures (a failure to `decode` a
@@ -344,12 +366,20 @@ impl SalesforceClient {
         calls: &AtomicU64,
         decode: impl Fn(Answer) -> Result<T>,
     ) -> Result<T> {
+        let decode = &decode;
+        self.with_session(|session| async move { decode(self.send_once(&session, request, calls).await?) }).await
+    }
+
+    /// Runs `attempt` with the current session, retrying transient failures and replacing a
+    /// dead session once.
+    async fn with_session<T, F>(&self, attempt: impl Fn(LoginSession) -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
         let mut renewed = false;
         loop {
             let session = self.current_session().await?;
-            let (session_ref, decode) = (&session, &decode);
-            let attempt = move || async move { decode(self.send_once(session_ref, request, calls).await?) };
-            match self.with_retries(attempt).await {
+            match self.with_retries(|| attempt(session.clone())).await {
                 Err(e) if e.is_invalid_session() && !renewed => {
                     renewed = true;
                     self.renew_session(&session).await?;
@@ -494,6 +524,18 @@ impl SalesforceClient {
     }
 
     async fn send_once(&self, session: &LoginSession, request: &Request<'_>, calls: &AtomicU64) -> Result<Answer> {
+        let head = self.send_head(session, request, calls).await?;
+        let body = read_body(head.response, &head.url, self.settings.max_body_bytes).await?;
+        if (200..300).contains(&head.status) {
+            let Head { url, status, retry_after, .. } = head;
+            return Ok(Answer { url, status, body, retry_after });
+        }
+        Err(self.refusal(head.url, head.status, &body, head.retry_after))
+    }
+
+    /// Sends `request` and reads the answer's head: the usage it reports, the next result
+    /// set's locator. A redirect is an error; any other answer is the caller's to read.
+    async fn send_head(&self, session: &LoginSession, request: &Request<'_>, calls: &AtomicU64) -> Result<Head> {
         let first_call = self.first_call().await;
         self.reserve_call()?;
         calls.fetch_add(1, Ordering::SeqCst);
@@ -509,6 +551,10 @@ impl SalesforceClient {
         }
         if let Some(body) = request.body {
             builder = builder.json(body);
+        }
+        if request.streamed {
+            // The body may take longer than the timeout: its reader bounds each wait instead.
+            builder = builder.timeout(STREAMED_BODY_LIMIT);
         }
         let response = builder.send().await.map_err(transport)?;
         let status = response.status().as_u16();
@@ -536,20 +582,21 @@ impl SalesforceClient {
             let location = response.headers().get("location").and_then(|h| h.to_str().ok()).unwrap_or_default();
             return Err(Error::Redirect { url, status, location: location.to_string() });
         }
-        let body = read_body(response, &url, self.settings.max_body_bytes).await?;
-        if (200..300).contains(&status) {
-            return Ok(Answer { url, status, body, locator, retry_after });
-        }
-        let detail = serde_json::from_slice::<Vec<ApiErrorBody>>(&body)
+        Ok(Head { url, status, response, locator, retry_after })
+    }
+
+    /// The error an unsuccessful answer's body names.
+    fn refusal(&self, url: String, status: u16, body: &[u8], retry_after: Option<Duration>) -> Error {
+        let detail = serde_json::from_slice::<Vec<ApiErrorBody>>(body)
             .ok()
             .and_then(|errors| errors.into_iter().next())
             .map(|e| ApiError { status, code: e.error_code, message: e.message, retry_after });
         match detail {
             Some(detail) if detail.code == "REQUEST_LIMIT_EXCEEDED" && self.is_daily_quota(&detail) => {
-                Err(Error::QuotaExhausted)
+                Error::QuotaExhausted
             }
-            Some(detail) => Err(Error::Api { url, detail }),
-            None => Err(Error::UnexpectedBody { url, status, excerpt: excerpt(&body), retry_after }),
+            Some(detail) => Error::Api { url, detail },
+            None => Error::UnexpectedBody { url, status, excerpt: excerpt(body), retry_after },
         }
     }
 }
@@ -586,6 +633,87 @@ struct Request<'a> {
     path: &'a str,
     query: &'a [(&'a str, &'a str)],
     body: Option<&'a serde_json::Value>,
+    /// An answer read as it arrives ([`SalesforceClient::get_streamed_counted`]).
+    streamed: bool,
+}
+
+/// The longest a streamed body may take in all: a day, for a result set of millions of records
+/// on a slow line. Each wait for its next bytes is bounded by the client's timeout.
+const STREAMED_BODY_LIMIT: Duration = Duration::from_secs(86_400);
+
+/// An answer whose body is still to be read.
+struct Head {
+    url: String,
+    status: u16,
+    response: reqwest::Response,
+    /// `Sforce-Locator`, when there is a next result set.
+    locator: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+/// A successful answer's body as it arrives, inflated when it came gzipped.
+pub(crate) struct StreamedBody {
+    url: String,
+    response: reqwest::Response,
+    /// The next result set's locator (`Sforce-Locator`).
+    pub locator: Option<String>,
+    /// `Sforce-NumberOfRecords`, when given: what the body must hold.
+    pub records: Option<u64>,
+    inflate: Option<flate2::write::MultiGzDecoder<Vec<u8>>>,
+    /// The longest wait for the next bytes.
+    stall: Duration,
+}
+
+impl StreamedBody {
+    fn new(head: Head, stall: Duration) -> StreamedBody {
+        let headers = head.response.headers();
+        let gzipped =
+            headers.get(reqwest::header::CONTENT_ENCODING).is_some_and(|e| e.as_bytes().eq_ignore_ascii_case(b"gzip"));
+        let records =
+            headers.get("sforce-numberofrecords").and_then(|h| h.to_str().ok()).and_then(|n| n.trim().parse().ok());
+        StreamedBody {
+            url: head.url,
+            response: head.response,
+            locator: head.locator,
+            records,
+            inflate: gzipped.then(|| flate2::write::MultiGzDecoder::new(Vec::new())),
+            stall,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The body's next bytes (inflated), or `None` at its end. A body cut short, or stalled
+    /// past the timeout, is a transient [`Error::Transport`].
+    pub async fn next_bytes(&mut self) -> Result<Option<Vec<u8>>> {
+        use std::io::Write;
+        let url = &self.url;
+        let transport = |message: String| Error::Transport { url: url.clone(), message };
+        loop {
+            let chunk = match tokio::time::timeout(self.stall, self.response.chunk()).await {
+                Ok(chunk) => chunk.map_err(|e| transport(crate::error::chain(&e)))?,
+                Err(_) => return Err(transport(format!("no data for {:?}", self.stall))),
+            };
+            let Some(inflate) = &mut self.inflate else { return Ok(chunk.map(|c| c.to_vec())) };
+            let corrupt = |e: std::io::Error| transport(format!("a gzip body that does not inflate: {e}"));
+            match chunk {
+                Some(chunk) => inflate.write_all(&chunk).map_err(corrupt)?,
+                None => {
+                    // An unfinished member (a body cut at a chunk's end) fails here.
+                    inflate.try_finish().map_err(corrupt)?;
+                    let rest = std::mem::take(inflate.get_mut());
+                    self.inflate = None;
+                    return Ok((!rest.is_empty()).then_some(rest));
+                }
+            }
+            let inflated = std::mem::take(inflate.get_mut());
+            if !inflated.is_empty() {
+                return Ok(Some(inflated));
+            }
+        }
+    }
 }
 
 /// A successful answer, before decoding.
@@ -593,8 +721,6 @@ struct Answer {
     url: String,
     status: u16,
     body: bytes::Bytes,
-    /// `Sforce-Locator`, when there is a next result set.
-    locator: Option<String>,
     retry_after: Option<Duration>,
 }
 

@@ -126,8 +126,11 @@ pub(crate) async fn read_table(
         // every changed user, so that one who left the scope is removed from the table too.
         query = query.filter(condition);
     }
-    // Every run's little tables, and an incremental run's changes, are expected to be small.
-    let batch = (since.is_some() || !table.incremental).then_some(&shared.calls);
+    // Every run's little tables, and an incremental run's changes, are expected to be small. An
+    // org read with `bulk = "always"` has every first page share calls: its big tables go on
+    // through jobs, not pages of their own.
+    let shared_first = since.is_some() || !table.incremental || org.bulk == BulkChoice::Always;
+    let batch = shared_first.then_some(&shared.calls);
     // A table checked by counts asks for Salesforce's total with its changes, in the same
     // composite call. Rows added between the two only cost a recount; a row deleted between
     // them is found by the next run, as one deleted after a separate count would be.
@@ -182,15 +185,23 @@ pub(crate) async fn read_table(
                         received += page.records.rows as u64;
                         // Only an unsplit read may change course: after a QUERY_TIMEOUT split the
                         // page is one SystemModstamp window's, and the rest of the query after its
-                        // last Id would miss the later windows' lower Ids.
-                        if second && !decided && stream.splits() == 0 {
+                        // last Id would miss the later windows' lower Ids. A read that saves calls
+                        // chooses at its first page: the second's round trip matters only to a
+                        // choice made for speed, and costs a call.
+                        let saving = !second && saves_calls(client, org, page.total_size.saturating_sub(received));
+                        if (second || saving) && !decided && stream.splits() == 0 {
                             decided = true;
-                            let round_trip = shared.quickest_round_trip(asked.elapsed());
+                            // The first page was asked with the query: its wait is not a round
+                            // trip, and a choice that saves calls does not weigh one.
+                            let round_trip = match second {
+                                true => shared.quickest_round_trip(asked.elapsed()),
+                                false => std::time::Duration::ZERO,
+                            };
                             let left = Left { total: page.total_size, received, round_trip };
                             rest = choose_rest(client, org, &query, &pages, &page, left, &shared.spares).await?;
                         }
                         // Chosen, or ruled out by a split: the pages may come several to a call.
-                        if second {
+                        if second || decided {
                             stream.hold_chaining(false);
                         }
                         Some(page.records)
@@ -373,7 +384,8 @@ enum Rest<'c> {
     Ranges(RangeReads<'c>),
 }
 
-/// Chooses how a full read goes on after its second page (ordered by Id):
+/// Chooses how a full read goes on after its second page (ordered by Id), or after its first
+/// when it saves calls ([`saves_calls`]):
 /// - a Bulk API job, for a table over `bulk_threshold` rows, always with `bulk = "always"`, or
 ///   when its remaining pages would take twice as long as a job ([`BULK_JOB_SECONDS`] and
 ///   [`BULK_ROW_SECONDS`]) even read in ranges at the second page's round trip, or spend more
@@ -398,12 +410,11 @@ async fn choose_rest<'c>(
     let wanted = (pages_left as usize / 2).min(org.parallel_cursors - 1);
     let permits = if pages_left >= PAGES_WORTH_CUTTING { take_spares(spares, wanted) } else { Vec::new() };
     let over_threshold = org.bulk_threshold.is_some_and(|rows| total > rows);
-    let scarce = client.api_usage().is_some_and(|usage| pages_left > usage.max.saturating_sub(usage.used) / 10);
     let rest_seconds = pages_left as f64 * round_trip.as_secs_f64() / (permits.len() + 1) as f64;
     // A job is a commitment (its wait cannot be cut short) and one slow page can mislead: it
     // must promise to be twice as fast.
     let job_seconds = BULK_JOB_SECONDS + left as f64 * BULK_ROW_SECONDS;
-    let saving_calls = org.bulk == BulkChoice::Always || scarce;
+    let saving_calls = saves_calls(client, org, left);
     if over_threshold && (saving_calls || rest_seconds > 2.0 * job_seconds) {
         // A few calls instead of one per page. The job (which takes no ORDER BY) reads the same
         // rows after the first page's last Id. Chosen to save calls, it is polled sparingly too.
@@ -424,6 +435,15 @@ async fn choose_rest<'c>(
         }
         None => Rest::Pages,
     })
+}
+
+/// Whether a full read should spend as few API calls as it can: with `bulk = "always"`, or when
+/// the pages of its `left` rows would spend more than a tenth of the org's remaining daily
+/// requests.
+fn saves_calls(client: &SalesforceClient, org: &OrgPlan, left: u64) -> bool {
+    let pages_left = left.div_ceil(u64::from(org.batch_size).max(1));
+    let scarce = client.api_usage().is_some_and(|usage| pages_left > usage.max.saturating_sub(usage.used) / 10);
+    org.bulk == BulkChoice::Always || scarce
 }
 
 /// The first page, already read when the query was opened, then the stream's next pages.

@@ -296,9 +296,11 @@ async fn read_org(
         own_reads: Semaphore::new(run.concurrency),
         round_trip: std::sync::Mutex::new(None),
     };
+    // A full read with `bulk = "always"` starts every table at once too: its big tables wait on
+    // jobs, and their first pages share composite calls with the little tables'.
     let at_once = match run.mode {
-        Mode::Incremental => tables::ALL.len(),
-        Mode::Full => run.concurrency,
+        Mode::Full if org.bulk != crate::config::BulkChoice::Always => run.concurrency,
+        _ => tables::ALL.len(),
     };
     let shared = &shared;
     let mut reads: Vec<BoxFuture<'_, _>> = Vec::new();

@@ -103,6 +103,8 @@ pub struct SimConfig {
     pub id_order: soql::IdOrder,
     /// When set, every Bulk query job fails with this `errorMessage`.
     pub bulk_failure: Option<String>,
+    /// Jobs per page of `GET /jobs/query` (Salesforce: 1,000); fewer show a busy org's list.
+    pub jobs_per_list: usize,
     /// Composite subrequests may take values from earlier answers (`@{p0.nextRecordsUrl}`), as
     /// Salesforce documents. Off: a reference stays in the URL as written, and such a
     /// subrequest is answered `NOT_FOUND`: an org or a proxy on the way that does not resolve
@@ -141,6 +143,7 @@ impl SimConfig {
             bulk_per_record: Duration::from_micros(5),
             id_order: soql::IdOrder::Bytes,
             bulk_failure: None,
+            jobs_per_list: 1000,
             composite_references: true,
             limits_refused: false,
         }

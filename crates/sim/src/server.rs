@@ -131,7 +131,7 @@ pub(crate) fn router(state: Arc<SimState>) -> Router {
         .route("/services/data/{version}/queryAll/", get(query))
         .route("/services/data/{version}/query/{locator}", get(next_page))
         .route("/services/data/{version}/composite", post(crate::composite::composite))
-        .route("/services/data/{version}/jobs/query", post(crate::bulk::create))
+        .route("/services/data/{version}/jobs/query", post(crate::bulk::create).get(crate::bulk::list))
         .route("/services/data/{version}/jobs/query/{id}", get(crate::bulk::status).patch(crate::bulk::abort))
         .route("/services/data/{version}/jobs/query/{id}/results", get(crate::bulk::results))
         .layer(axum::middleware::from_fn_with_state(state.clone(), around))
