@@ -349,6 +349,16 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(30), "given up after the timeout: {:?}", started.elapsed());
     }
 
+    /// A set's body may take longer than the timeout, but not its head: an answer that does not
+    /// come is given up after the timeout and asked for again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_result_set_whose_answer_does_not_come_is_asked_for_again_after_the_timeout() {
+        let settings = crate::ConnectionSettings { timeout: Duration::from_secs(1), ..Default::default() };
+        let started = Instant::now();
+        read_through(sfetl_sim::Fault::SlowAnswer(Duration::from_secs(60)), settings).await;
+        assert!(started.elapsed() < Duration::from_secs(30), "given up after the timeout: {:?}", started.elapsed());
+    }
+
     /// A result locator that comes back (salesforce-api.md: each set names the next; a server
     /// that repeats one would be read forever) ends the job with an error.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -552,11 +552,18 @@ impl SalesforceClient {
         if let Some(body) = request.body {
             builder = builder.json(body);
         }
-        if request.streamed {
-            // The body may take longer than the timeout: its reader bounds each wait instead.
-            builder = builder.timeout(STREAMED_BODY_LIMIT);
-        }
-        let response = builder.send().await.map_err(transport)?;
+        let response = if request.streamed {
+            // The body may take longer than the timeout: its reader bounds each wait for the
+            // next bytes instead, and the wait for the head is bounded here.
+            let sent = tokio::time::timeout(self.settings.timeout, builder.timeout(STREAMED_BODY_LIMIT).send()).await;
+            let no_answer = || Error::Transport {
+                url: url.clone(),
+                message: format!("no answer within {:?}", self.settings.timeout),
+            };
+            sent.map_err(|_| no_answer())?.map_err(transport)?
+        } else {
+            builder.send().await.map_err(transport)?
+        };
         let status = response.status().as_u16();
         if let Some(usage) =
             response.headers().get("sforce-limit-info").and_then(|h| h.to_str().ok()).and_then(parse_usage)
