@@ -27,12 +27,6 @@ pub(crate) struct JobInfo {
     pub error_message: Option<String>,
 }
 
-#[derive(serde::Deserialize)]
-struct JobList {
-    #[serde(default)]
-    records: Vec<JobInfo>,
-}
-
 /// The org's jobs being waited on, and the last list of their states.
 #[derive(Default)]
 pub(crate) struct JobPolls {
@@ -119,14 +113,21 @@ impl SalesforceClient {
     async fn list_jobs(&self, version: &str, calls: &AtomicU64) -> Option<HashMap<String, JobInfo>> {
         let path = format!("/services/data/v{version}/jobs/query");
         let asked = Instant::now();
-        let list: JobList = match self.get_counted(&path, &[("jobType", "V2Query")], calls).await {
+        // Read loosely: the list is a shortcut, and an answer of another shape (a job without
+        // a state, say) only means the jobs it does not show are polled on their own.
+        let list: serde_json::Value = match self.get_counted(&path, &[("jobType", "V2Query")], calls).await {
             Ok(list) => list,
             Err(e) => {
                 tracing::debug!("the org's list of query jobs was refused ({e}); each job is polled on its own");
                 return None;
             }
         };
-        let states: HashMap<String, JobInfo> = list.records.into_iter().map(|info| (info.id.clone(), info)).collect();
+        let records = list.get("records").and_then(|records| records.as_array()).cloned().unwrap_or_default();
+        let states: HashMap<String, JobInfo> = records
+            .into_iter()
+            .filter_map(|record| serde_json::from_value::<JobInfo>(record).ok())
+            .map(|info| (info.id.clone(), info))
+            .collect();
         if let Ok(mut last) = self.job_polls.last.lock() {
             *last = Some((asked, states.clone()));
         }
