@@ -187,6 +187,9 @@ async fn a_run_saving_calls_polls_its_jobs_together_about_once() {
     // polls come within the second one list answers, unless a slow machine spread them.
     let lists = log.iter().filter(is_job).filter(|r| r.method == "GET" && r.path.ends_with("/jobs/query")).count();
     assert!(lists >= 1 && polls < created, "{polls} polls ({lists} lists) for {created} jobs");
+    // Each job's rows in one result set, read as it arrives (sets of up to a million records).
+    let sets = log.iter().filter(|r| r.path.ends_with("/results")).count();
+    assert_eq!(sets, created, "one result set per job");
     let first_set = log.iter().position(|r| r.path.ends_with("/results"));
     let last_created = log.iter().rposition(|r| is_job(&r) && r.method == "POST");
     assert!(
