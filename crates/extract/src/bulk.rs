@@ -14,9 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Records per result set asked for (`maxRecords`): one API call each. A set is read as it
-/// arrives, so its size costs no memory; Salesforce may still give fewer, or time out on a set
-/// too large ("Get Results for a Query Job", Bulk API 2.0 Developer Guide): a set cut short is
-/// asked for again and the sets after it are asked smaller, down to [`SMALLEST_RESULT_SET`].
+/// arrives, so its size costs no memory. "Get Results for a Query Job" (Bulk API 2.0 Developer
+/// Guide): `maxRecords` is a maximum, a set "is still subject to the size limits" (Salesforce
+/// gives fewer, and the next set's locator), and a very large set may time out; a locator "does
+/// not change" while the job exists and its set may be retrieved "multiple times". So a set cut
+/// short is asked for again, and the sets after it smaller, down to [`SMALLEST_RESULT_SET`].
 const RESULT_SET: usize = 1_000_000;
 /// The smallest result set asked for after cuts: the size sfetl asked for before it streamed.
 const SMALLEST_RESULT_SET: usize = 50_000;
