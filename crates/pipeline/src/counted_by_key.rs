@@ -70,70 +70,131 @@ impl Numbered {
 /// of the group) and `flagged` (those whose key's flag is true). A row whose key is NULL or not
 /// among the keys is counted nowhere, as an inner join leaves it out.
 pub fn counts(spec: &CountedByKey, table: &DerivedTable, sink: &ParquetSink, org: &str) -> Result<RecordBatch, Error> {
-    let unfit = |detail| unfit(table, detail);
-    if spec.by.len() > MAX_BY {
-        return Err(unfit(format!("counted by {} columns, at most {MAX_BY}", spec.by.len())));
+    let keys = CountKeys::read(spec, table, sink, org)?;
+    let mut counter = Counter::new(spec, table, &keys)?;
+    for batch in read(sink, org, spec.rows, &counter.columns(), table)? {
+        counter.add(&batch?)?;
     }
-    // Read by name: a file's columns come in its schema's order.
-    let column = |batch: &RecordBatch, input: &str, name: &str| -> Result<ArrayRef, Error> {
-        batch.column_by_name(name).cloned().ok_or_else(|| unfit(format!("{input}.{name} was not read")))
-    };
-    let text = |batch: &RecordBatch, input: &str, name: &str| -> Result<StringArray, Error> {
-        let text = column(batch, input, name)?.as_string_opt::<i32>().cloned();
-        text.ok_or_else(|| unfit(format!("{input}.{name} is not text")))
-    };
-    // Numbers 0..: the keys' groups; then, per `by` column, its values.
-    let mut numbered: Vec<Numbered> = (0..=spec.by.len()).map(|_| Numbered::default()).collect();
-    // Each key's group number, its flag in the top bit: 4 bytes a key.
-    let mut keys: KeyMap<u32> = KeyMap::with_capacity(rows_of(sink, org, spec.keys)?);
-    for batch in read(sink, org, spec.keys, &[spec.key, spec.group, spec.flag], table)? {
-        let batch = batch?;
-        let (ids, groups) = (text(&batch, spec.keys, spec.key)?, text(&batch, spec.keys, spec.group)?);
-        let flags = column(&batch, spec.keys, spec.flag)?;
-        let flags =
-            flags.as_boolean_opt().ok_or_else(|| unfit(format!("{}.{} is not a flag", spec.keys, spec.flag)))?;
-        for row in 0..batch.num_rows() {
-            if ids.is_null(row) {
-                continue;
+    counter.finish()
+}
+
+/// The keys rows are counted by: each key's group number with its flag in the top bit (4 bytes
+/// a key), and the groups' values. Read once, it can be shared: the thread that makes
+/// `user_subscriptions` keeps a row when its user is among these keys.
+pub struct CountKeys {
+    keys: KeyMap<u32>,
+    groups: Numbered,
+}
+
+impl CountKeys {
+    /// The keys of the org's file of `spec.keys`.
+    pub fn read(spec: &CountedByKey, table: &DerivedTable, sink: &ParquetSink, org: &str) -> Result<Self, Error> {
+        let mut read_keys =
+            CountKeys { keys: KeyMap::with_capacity(rows_of(sink, org, spec.keys)?), groups: Numbered::default() };
+        for batch in read(sink, org, spec.keys, &[spec.key, spec.group, spec.flag], table)? {
+            let batch = batch?;
+            let ids = text(table, &batch, spec.keys, spec.key)?;
+            let groups = text(table, &batch, spec.keys, spec.group)?;
+            let flags = column(table, &batch, spec.keys, spec.flag)?;
+            let flags = flags
+                .as_boolean_opt()
+                .ok_or_else(|| unfit(table, format!("{}.{} is not a flag", spec.keys, spec.flag)))?;
+            for row in 0..batch.num_rows() {
+                if ids.is_null(row) {
+                    continue;
+                }
+                let group = read_keys.groups.number(groups.is_valid(row).then(|| groups.value(row)));
+                let flag = flags.is_valid(row) && flags.value(row);
+                if group >= FLAG {
+                    return Err(unfit(table, format!("more than {FLAG} values of {}.{}", spec.keys, spec.group)));
+                }
+                read_keys.keys.insert(ids.value(row), group | if flag { FLAG } else { 0 });
             }
-            let group = numbered[0].number(groups.is_valid(row).then(|| groups.value(row)));
-            let flag = flags.is_valid(row) && flags.value(row);
-            if group >= FLAG {
-                return Err(unfit(format!("more than {FLAG} values of {}.{}", spec.keys, spec.group)));
-            }
-            keys.insert(ids.value(row), group | if flag { FLAG } else { 0 });
         }
+        Ok(read_keys)
     }
-    let names: Vec<&str> = std::iter::once(spec.key).chain(spec.by.iter().copied()).collect();
-    let mut counts: HashMap<[u32; MAX_BY + 1], (i64, i64), RandomState> = HashMap::default();
-    for batch in read(sink, org, spec.rows, &names, table)? {
-        let batch = batch?;
-        let columns = names.iter().map(|name| text(&batch, spec.rows, name)).collect::<Result<Vec<_>, _>>()?;
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.keys.get(key).is_some()
+    }
+}
+
+/// [`counts`] made a batch of `spec.rows` at a time, from whatever hands them over: the org's
+/// file, or the thread that makes that table (a full read counts `user_subscriptions` as it is
+/// made, on a core the derive otherwise left idle, rather than reading it back afterwards).
+pub struct Counter<'k> {
+    spec: &'k CountedByKey,
+    table: &'k DerivedTable,
+    keys: &'k CountKeys,
+    /// Per `by` column, its values numbered.
+    numbered: Vec<Numbered>,
+    counts: HashMap<[u32; MAX_BY + 1], (i64, i64), RandomState>,
+}
+
+impl<'k> Counter<'k> {
+    /// A counter by `keys` (read for `spec`), nothing counted yet.
+    pub fn new(spec: &'k CountedByKey, table: &'k DerivedTable, keys: &'k CountKeys) -> Result<Self, Error> {
+        if spec.by.len() > MAX_BY {
+            return Err(unfit(table, format!("counted by {} columns, at most {MAX_BY}", spec.by.len())));
+        }
+        let numbered = spec.by.iter().map(|_| Numbered::default()).collect();
+        Ok(Counter { spec, table, keys, numbered, counts: HashMap::default() })
+    }
+
+    /// The columns of `spec.rows` a batch must hold (others are ignored): the key, then `by`.
+    pub fn columns(&self) -> Vec<&'k str> {
+        std::iter::once(self.spec.key).chain(self.spec.by.iter().copied()).collect()
+    }
+
+    /// Counts the rows of `batch`, a batch of `spec.rows`.
+    pub fn add(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+        let rows = self.spec.rows;
+        let columns =
+            self.columns().iter().map(|name| text(self.table, batch, rows, name)).collect::<Result<Vec<_>, _>>()?;
         let mut last = [None; MAX_BY];
         for row in 0..batch.num_rows() {
-            let Some(&key) = columns[0].is_valid(row).then(|| keys.get(columns[0].value(row))).flatten() else {
-                continue;
-            };
+            let key = columns[0].is_valid(row).then(|| self.keys.keys.get(columns[0].value(row))).flatten();
+            let Some(&key) = key else { continue };
             let (group, flag) = (key & !FLAG, key & FLAG != 0);
             let mut at = [0u32; MAX_BY + 1];
             at[0] = group;
             for (by, column) in columns[1..].iter().enumerate() {
-                at[by + 1] = numbered[by + 1].number_in(column, row, &mut last[by]);
+                at[by + 1] = self.numbered[by].number_in(column, row, &mut last[by]);
             }
-            let count = counts.entry(at).or_default();
+            let count = self.counts.entry(at).or_default();
             count.0 += 1;
             count.1 += i64::from(flag);
         }
+        Ok(())
     }
-    let mut fields = vec![Field::new(spec.group, DataType::Utf8, true)];
-    fields.extend(spec.by.iter().map(|name| Field::new(*name, DataType::Utf8, true)));
-    fields.extend(["rows", "flagged"].map(|name| Field::new(name, DataType::Int64, false)));
-    let mut columns: Vec<ArrayRef> = (0..=spec.by.len())
-        .map(|index| -> ArrayRef {
-            Arc::new(counts.keys().map(|at| numbered[index].value(at[index])).collect::<StringArray>())
-        })
-        .collect();
-    columns.push(Arc::new(counts.values().map(|count| count.0).collect::<Int64Array>()));
-    columns.push(Arc::new(counts.values().map(|count| count.1).collect::<Int64Array>()));
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| unfit(e.to_string()))
+
+    /// The counts, a row per group (see [`counts`]).
+    pub fn finish(self) -> Result<RecordBatch, Error> {
+        let spec = self.spec;
+        let mut fields = vec![Field::new(spec.group, DataType::Utf8, true)];
+        fields.extend(spec.by.iter().map(|name| Field::new(*name, DataType::Utf8, true)));
+        fields.extend(["rows", "flagged"].map(|name| Field::new(name, DataType::Int64, false)));
+        let value = |index: usize, number: u32| match index {
+            0 => self.keys.groups.value(number),
+            by => self.numbered[by - 1].value(number),
+        };
+        let mut columns: Vec<ArrayRef> = (0..=spec.by.len())
+            .map(|index| -> ArrayRef {
+                Arc::new(self.counts.keys().map(|at| value(index, at[index])).collect::<StringArray>())
+            })
+            .collect();
+        columns.push(Arc::new(self.counts.values().map(|count| count.0).collect::<Int64Array>()));
+        columns.push(Arc::new(self.counts.values().map(|count| count.1).collect::<Int64Array>()));
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| unfit(self.table, e.to_string()))
+    }
+}
+
+/// A batch's column by name (a file's columns come in its schema's order).
+fn column(table: &DerivedTable, batch: &RecordBatch, input: &str, name: &str) -> Result<ArrayRef, Error> {
+    batch.column_by_name(name).cloned().ok_or_else(|| unfit(table, format!("{input}.{name} was not read")))
+}
+
+fn text(table: &DerivedTable, batch: &RecordBatch, input: &str, name: &str) -> Result<StringArray, Error> {
+    let text = column(table, batch, input, name)?.as_string_opt::<i32>().cloned();
+    text.ok_or_else(|| unfit(table, format!("{input}.{name} is not text")))
 }

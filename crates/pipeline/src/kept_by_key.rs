@@ -19,17 +19,30 @@ pub fn derive(
     table: &DerivedTable,
     sink: &ParquetSink,
     org: &str,
-    mut write: impl FnMut(RecordBatch) -> Result<(), Error>,
+    write: impl FnMut(RecordBatch) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let unfit = |detail| unfit(table, detail);
-    let schema = table.schema();
     let mut keys = KeyMap::with_capacity(rows_of(sink, org, spec.keys)?);
     for batch in read(sink, org, spec.keys, &[spec.key], table)? {
         let batch = batch?;
         let ids = batch.column(0).as_string_opt::<i32>();
-        let ids = ids.ok_or_else(|| unfit(format!("{}.{} is not text", spec.keys, spec.key)))?;
+        let ids = ids.ok_or_else(|| unfit(table, format!("{}.{} is not text", spec.keys, spec.key)))?;
         ids.iter().flatten().for_each(|id| keys.insert(id, ()));
     }
+    derive_among(spec, table, sink, org, |id| keys.contains(id), write)
+}
+
+/// [`derive`] with the keys given (`is_key`: whether a value is one of `spec.keys`' `spec.key`
+/// values), held by the caller: a map the derive shares with another.
+pub fn derive_among(
+    spec: &KeptByKey,
+    table: &DerivedTable,
+    sink: &ParquetSink,
+    org: &str,
+    is_key: impl Fn(&str) -> bool,
+    mut write: impl FnMut(RecordBatch) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let unfit = |detail| unfit(table, detail);
+    let schema = table.schema();
     for part in spec.parts {
         if part.cells.len() != schema.fields().len() {
             return Err(unfit(format!(
@@ -63,7 +76,7 @@ pub fn derive(
                     let key = key
                         .as_string_opt::<i32>()
                         .ok_or_else(|| unfit(format!("{}.{} is not text", part.input, spec.key)))?;
-                    key.iter().map(|k| Some(k.is_some_and(|k| keys.contains(k)))).collect::<BooleanArray>()
+                    key.iter().map(|k| Some(k.is_some_and(&is_key))).collect::<BooleanArray>()
                 }
             };
             let rows = kept.true_count();
