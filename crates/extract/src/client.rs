@@ -349,10 +349,7 @@ impl SalesforceClient {
             let head = self.send_head(&session, request, calls).await?;
             match (200..300).contains(&head.status) {
                 true => Ok(StreamedBody::new(head, self.settings.timeout)),
-                false => {
-                    let body = read_body(head.response, &head.url, self.settings.max_body_bytes).await?;
-                    Err(self.refusal(head.url, head.status, &body, head.retry_after))
-                }
+                false => Err(self.refusal(head).await),
             }
         })
         .await
@@ -525,12 +522,11 @@ impl SalesforceClient {
 
     async fn send_once(&self, session: &LoginSession, request: &Request<'_>, calls: &AtomicU64) -> Result<Answer> {
         let head = self.send_head(session, request, calls).await?;
-        let body = read_body(head.response, &head.url, self.settings.max_body_bytes).await?;
-        if (200..300).contains(&head.status) {
-            let Head { url, status, retry_after, .. } = head;
-            return Ok(Answer { url, status, body, retry_after });
+        if !(200..300).contains(&head.status) {
+            return Err(self.refusal(head).await);
         }
-        Err(self.refusal(head.url, head.status, &body, head.retry_after))
+        let body = read_body(head.response, &head.url, self.settings.max_body_bytes).await?;
+        Ok(Answer { url: head.url, status: head.status, body, retry_after: head.retry_after })
     }
 
     /// Sends `request` and reads the answer's head: the usage it reports, the next result
@@ -592,9 +588,14 @@ impl SalesforceClient {
         Ok(Head { url, status, response, locator, retry_after })
     }
 
-    /// The error an unsuccessful answer's body names.
-    fn refusal(&self, url: String, status: u16, body: &[u8], retry_after: Option<Duration>) -> Error {
-        let detail = serde_json::from_slice::<Vec<ApiErrorBody>>(body)
+    /// The error an unsuccessful answer's body names (or the failure to read that body).
+    async fn refusal(&self, head: Head) -> Error {
+        let Head { url, status, response, retry_after, .. } = head;
+        let body = match read_body(response, &url, self.settings.max_body_bytes).await {
+            Ok(body) => body,
+            Err(e) => return e,
+        };
+        let detail = serde_json::from_slice::<Vec<ApiErrorBody>>(&body)
             .ok()
             .and_then(|errors| errors.into_iter().next())
             .map(|e| ApiError { status, code: e.error_code, message: e.message, retry_after });
@@ -603,7 +604,7 @@ impl SalesforceClient {
                 Error::QuotaExhausted
             }
             Some(detail) => Error::Api { url, detail },
-            None => Error::UnexpectedBody { url, status, excerpt: excerpt(body), retry_after },
+            None => Error::UnexpectedBody { url, status, excerpt: excerpt(&body), retry_after },
         }
     }
 }
@@ -674,8 +675,7 @@ pub(crate) struct StreamedBody {
 impl StreamedBody {
     fn new(head: Head, stall: Duration) -> StreamedBody {
         let headers = head.response.headers();
-        let gzipped =
-            headers.get(reqwest::header::CONTENT_ENCODING).is_some_and(|e| e.as_bytes().eq_ignore_ascii_case(b"gzip"));
+        let gzipped = is_gzipped(headers);
         let records =
             headers.get("sforce-numberofrecords").and_then(|h| h.to_str().ok()).and_then(|n| n.trim().parse().ok());
         StreamedBody {
@@ -758,13 +758,18 @@ fn parse_usage(header: &str) -> Option<ApiUsage> {
     Some(ApiUsage { used: used.trim().parse().ok()?, max: max.trim().parse().ok()? })
 }
 
+/// Whether an answer's body comes gzipped (`Content-Encoding: gzip`).
+fn is_gzipped(headers: &reqwest::header::HeaderMap) -> bool {
+    let encoding = headers.get(reqwest::header::CONTENT_ENCODING);
+    encoding.is_some_and(|e| e.as_bytes().eq_ignore_ascii_case(b"gzip"))
+}
+
 /// The answer's body, inflated when it came gzipped, refused once it passes `limit` bytes (a
 /// gzip bomb or a hostile server cannot fill the memory).
 pub(crate) async fn read_body(mut response: reqwest::Response, url: &str, limit: u64) -> Result<bytes::Bytes> {
     let too_large = || Error::BodyTooLarge { url: url.to_string(), limit_mb: limit >> 20 };
     let transport = |e: reqwest::Error| Error::Transport { url: url.to_string(), message: crate::error::chain(&e) };
-    let encoding = response.headers().get(reqwest::header::CONTENT_ENCODING);
-    let gzipped = encoding.is_some_and(|e| e.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let gzipped = is_gzipped(response.headers());
     let mut body = bytes::BytesMut::with_capacity(response.content_length().unwrap_or(0).min(limit) as usize);
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
         if (body.len() + chunk.len()) as u64 > limit {

@@ -171,14 +171,7 @@ pub(crate) async fn list(
     if let Err(refused) = authenticate(&state, &version, &headers) {
         return refused;
     }
-    let params = query_params(raw);
-    let start = match params.get("queryLocator").map(String::as_str) {
-        None | Some("") => 0,
-        Some(locator) => match decode_locator(locator) {
-            Some(n) => n,
-            None => return api_error(StatusCode::BAD_REQUEST, "INVALID_LOCATOR", "Invalid locator"),
-        },
-    };
+    let Some(start) = offset_at(&query_params(raw), "queryLocator") else { return invalid_locator() };
     let Ok(jobs) = state.jobs.lock() else { return not_found() };
     let mut ids: Vec<&String> = jobs.keys().collect();
     ids.sort_unstable_by(|a, b| b.cmp(a));
@@ -245,12 +238,8 @@ pub(crate) async fn results(
     if job.state_name() != "JobComplete" {
         return api_error(StatusCode::BAD_REQUEST, "INVALIDJOBSTATE", "Job is not complete: results are not available");
     }
-    let start = match params.get("locator").map(String::as_str) {
-        None | Some("") => 0,
-        Some(locator) => match decode_locator(locator) {
-            Some(n) if n <= job.rows.len() => n,
-            _ => return api_error(StatusCode::BAD_REQUEST, "INVALID_LOCATOR", "Invalid locator"),
-        },
+    let Some(start) = offset_at(&params, "locator").filter(|&n| n <= job.rows.len()) else {
+        return invalid_locator();
     };
     let max = params.get("maxRecords").and_then(|m| m.parse::<usize>().ok()).filter(|&m| m > 0).unwrap_or(100_000);
     let end = (start + max).min(job.rows.len());
@@ -284,6 +273,18 @@ pub(crate) async fn results(
 
 fn query_params(raw: Option<String>) -> std::collections::HashMap<String, String> {
     url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect()
+}
+
+/// The offset the locator parameter `name` names: 0 without one, `None` for one not given out.
+fn offset_at(params: &std::collections::HashMap<String, String>, name: &str) -> Option<usize> {
+    match params.get(name).map(String::as_str) {
+        None | Some("") => Some(0),
+        Some(locator) => decode_locator(locator),
+    }
+}
+
+fn invalid_locator() -> Response {
+    api_error(StatusCode::BAD_REQUEST, "INVALID_LOCATOR", "Invalid locator")
 }
 
 /// Locators are opaque to clients; here, the offset in base 36.
