@@ -187,6 +187,17 @@ async fn a_run_saving_calls_polls_its_jobs_together_about_once() {
     // polls come within the second one list answers, unless a slow machine spread them.
     let lists = log.iter().filter(is_job).filter(|r| r.method == "GET" && r.path.ends_with("/jobs/query")).count();
     assert!(lists >= 1 && polls < created, "{polls} polls ({lists} lists) for {created} jobs");
+    // Each table chose at its first page, which came in a composite call shared with the little
+    // tables': no query page of the big tables' own, first or second, and no count with it (a
+    // count checks deletions, which only an incremental read looks for).
+    let big = ["User", "PermissionSetLicenseAssign", "UserPackageLicense"];
+    let queries = |r: &&sfetl_sim::LoggedRequest| {
+        r.path.contains("/query") && !r.path.contains("/jobs/") && r.object.is_some_and(|o| big.contains(&o))
+    };
+    let own_pages = log.iter().filter(queries).filter(|r| !r.path.starts_with("composite:")).count();
+    assert_eq!(own_pages, 0, "the big tables' pages went in composite calls, then jobs");
+    let shared: Vec<usize> = log.iter().filter(queries).map(|r| r.records).collect();
+    assert_eq!(shared, [2000; 3], "each big table's first page, and nothing else, in composite calls");
     // Each job's rows in one result set, read as it arrives (sets of up to a million records).
     let sets = log.iter().filter(|r| r.path.ends_with("/results")).count();
     assert_eq!(sets, created, "one result set per job");
