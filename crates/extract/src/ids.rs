@@ -14,14 +14,14 @@ pub fn checksum_suffix(id15: &str) -> String {
 }
 
 /// The suffix of [`checksum_suffix`] as bytes, for the groups of five of the first 15 bytes.
+/// Without a branch per character (half of an Id's letters are upper case, at random): this
+/// check runs for every key a derived table is made or counted by, millions at a million users.
 pub fn checksum(id15: &[u8]) -> [u8; 3] {
-    let mut suffix = [SUFFIX[0]; 3];
-    for (at, chunk) in suffix.iter_mut().zip(id15.chunks(5)) {
-        let bits =
-            chunk.iter().enumerate().filter(|(_, c)| c.is_ascii_uppercase()).fold(0, |acc, (i, _)| acc | (1 << i));
-        *at = SUFFIX[bits];
+    let mut upper = 0usize;
+    for (at, byte) in id15.iter().take(15).enumerate() {
+        upper |= usize::from(byte.is_ascii_uppercase()) << at;
     }
-    suffix
+    [SUFFIX[upper & 31], SUFFIX[(upper >> 5) & 31], SUFFIX[upper >> 10]]
 }
 
 /// Up to `parts - 1` Ids that cut the Ids after `after` up to `last` into ranges of about equal

@@ -73,18 +73,23 @@ pub fn counts(spec: &CountedByKey, table: &DerivedTable, sink: &ParquetSink, org
     let keys = CountKeys::read(spec, table, sink, org)?;
     let mut counter = Counter::new(spec, table, &keys)?;
     for batch in read(sink, org, spec.rows, &counter.columns(), table)? {
-        counter.add(&batch?)?;
+        counter.add(&batch?, None)?;
     }
     counter.finish()
 }
 
 /// The keys rows are counted by: each key's group number with its flag in the top bit (4 bytes
 /// a key), and the groups' values. Read once, it can be shared: the thread that makes
-/// `user_subscriptions` keeps a row when its user is among these keys.
+/// `user_subscriptions` keeps a row when its user is among these keys, and hands the counter
+/// the [`KeyGroup`] it found for each row, so that no key is looked up twice.
 pub struct CountKeys {
-    keys: KeyMap<u32>,
+    keys: KeyMap<KeyGroup>,
     groups: Numbered,
 }
+
+/// What [`CountKeys`] holds for a key: its group's number and its flag (the top bit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyGroup(u32);
 
 impl CountKeys {
     /// The keys of the org's file of `spec.keys`.
@@ -108,14 +113,14 @@ impl CountKeys {
                 if group >= FLAG {
                     return Err(unfit(table, format!("more than {FLAG} values of {}.{}", spec.keys, spec.group)));
                 }
-                read_keys.keys.insert(ids.value(row), group | if flag { FLAG } else { 0 });
+                read_keys.keys.insert(ids.value(row), KeyGroup(group | if flag { FLAG } else { 0 }));
             }
         }
         Ok(read_keys)
     }
 
-    pub fn contains(&self, key: &str) -> bool {
-        self.keys.get(key).is_some()
+    pub fn get(&self, key: &str) -> Option<KeyGroup> {
+        self.keys.get(key).copied()
     }
 }
 
@@ -146,15 +151,22 @@ impl<'k> Counter<'k> {
         std::iter::once(self.spec.key).chain(self.spec.by.iter().copied()).collect()
     }
 
-    /// Counts the rows of `batch`, a batch of `spec.rows`.
-    pub fn add(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+    /// Counts the rows of `batch`, a batch of `spec.rows`; `found`, when given, is each row's
+    /// key as these keys hold it (found by whoever kept the rows by them), not looked up again.
+    pub fn add(&mut self, batch: &RecordBatch, found: Option<&[KeyGroup]>) -> Result<(), Error> {
         let rows = self.spec.rows;
         let columns =
             self.columns().iter().map(|name| text(self.table, batch, rows, name)).collect::<Result<Vec<_>, _>>()?;
+        if found.is_some_and(|found| found.len() != batch.num_rows()) {
+            return Err(unfit(self.table, format!("{rows}: a batch's rows and their keys differ in number")));
+        }
         let mut last = [None; MAX_BY];
         for row in 0..batch.num_rows() {
-            let key = columns[0].is_valid(row).then(|| self.keys.keys.get(columns[0].value(row))).flatten();
-            let Some(&key) = key else { continue };
+            let key = match found {
+                Some(found) => Some(found[row]),
+                None => columns[0].is_valid(row).then(|| self.keys.get(columns[0].value(row))).flatten(),
+            };
+            let Some(KeyGroup(key)) = key else { continue };
             let (group, flag) = (key & !FLAG, key & FLAG != 0);
             let mut at = [0u32; MAX_BY + 1];
             at[0] = group;

@@ -2,7 +2,8 @@
 //! once its run has written them.
 
 use crate::config::OrgPlan;
-use crate::counted_by_key::CountKeys;
+use crate::counted_by_key::{CountKeys, KeyGroup};
+use crate::kept_by_key::KeptBatch;
 use crate::summary::DerivedTable;
 use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Field, Schema};
@@ -94,7 +95,7 @@ pub fn derive_org(
             if !anew || !table.inputs.iter().all(|input| written.contains(input)) {
                 continue;
             }
-            let mut writer = open(table)?;
+            let writer = open(table)?;
             let counting = DERIVED.iter().find_map(|counting| {
                 let count = counting.counted_by_key.as_ref()?;
                 (count.rows == table.name && count.keys == spec.keys && count.key == spec.key)
@@ -102,26 +103,27 @@ pub fn derive_org(
             });
             let Some((counting, count)) = counting else {
                 let made = move || {
-                    crate::kept_by_key::derive(spec, table, sink, org, |batch| writer.write(&batch))?;
-                    Ok(writer)
+                    encoded_aside(scope, table, writer, |write| {
+                        crate::kept_by_key::derive(spec, table, sink, org, write)
+                    })
                 };
                 made_ahead.push((table.name, scope.spawn(made)));
                 continue;
             };
             // A few batches in flight: the counter keeps pace, or holds the maker back.
-            let (batches, received) = std::sync::mpsc::sync_channel::<RecordBatch>(4);
+            let (batches, received) = std::sync::mpsc::sync_channel::<KeptBatch<KeyGroup>>(4);
             let (keys_sent, keys_received) = std::sync::mpsc::sync_channel::<Arc<CountKeys>>(1);
             let counted = move || {
                 let keys = keys_received.recv().map_err(|_| unfit_along(counting))?;
                 let mut counter = crate::counted_by_key::Counter::new(count, counting, &keys)?;
-                for batch in received {
-                    counter.add(&batch)?;
+                for kept in received {
+                    counter.add(&kept.batch, kept.found.as_deref())?;
                 }
                 counter.finish()
             };
             counted_along.push((counting.name, scope.spawn(counted)));
             let made = move || {
-                match CountKeys::read(count, counting, sink, org) {
+                encoded_aside(scope, table, writer, |write| match CountKeys::read(count, counting, sink, org) {
                     Ok(keys) => {
                         let keys = Arc::new(keys);
                         drop(keys_sent.send(keys.clone()));
@@ -130,22 +132,22 @@ pub fn derive_org(
                             table,
                             sink,
                             org,
-                            |id| keys.contains(id),
-                            |batch| {
+                            |id| keys.get(id),
+                            |kept| {
+                                let batch = kept.batch.clone();
                                 // A counter that failed has hung up: its table is counted again
                                 // from the file, where the error is reported.
-                                drop(batches.send(batch.clone()));
-                                writer.write(&batch)
+                                drop(batches.send(kept));
+                                write(batch)
                             },
-                        )?;
+                        )
                     }
                     // Keys the count cannot use are reported when it counts from the file.
                     Err(_) => {
                         drop((keys_sent, batches));
-                        crate::kept_by_key::derive(spec, table, sink, org, |batch| writer.write(&batch))?;
+                        crate::kept_by_key::derive(spec, table, sink, org, write)
                     }
-                }
-                Ok(writer)
+                })
             };
             made_ahead.push((table.name, scope.spawn(made)));
         }
@@ -179,9 +181,7 @@ pub fn derive_org(
             }
             let writer = match joined(&mut made_ahead, table.name) {
                 Some(made) => {
-                    let panicked =
-                        |_| Error::Schema { sql: table.name.to_string(), detail: "its thread panicked".into() };
-                    let writer = made.map_err(panicked)??;
+                    let writer = made.map_err(|_| panicked(table))??;
                     made_here.push(table.name);
                     writer
                 }
@@ -234,6 +234,35 @@ pub fn derive_org(
 /// the keys (its own error is the one reported).
 fn unfit_along(table: &DerivedTableDef) -> Error {
     Error::Schema { sql: table.name.to_string(), detail: "the table it counts was not made".into() }
+}
+
+/// `writer` given the rows `make` hands over, encoding them on a thread of its own: at a
+/// million users, reading `user_subscriptions`' inputs and keeping their rows by key took about
+/// as long as encoding the rows kept, and both were the derive's critical path on one thread.
+fn encoded_aside<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    table: &DerivedTableDef,
+    mut writer: PartitionWriter,
+    make: impl FnOnce(&mut dyn FnMut(RecordBatch) -> Result<(), Error>) -> Result<(), Error>,
+) -> Result<PartitionWriter, Error> {
+    // A few batches in flight: the encoder keeps pace, or holds the maker back.
+    let (batches, received) = std::sync::mpsc::sync_channel::<RecordBatch>(4);
+    let encoder = scope.spawn(move || -> Result<PartitionWriter, Error> {
+        for batch in received {
+            writer.write(&batch)?;
+        }
+        Ok(writer)
+    });
+    let stopped = || Error::Schema { sql: table.name.to_string(), detail: "its writer stopped".into() };
+    let made = make(&mut |batch| batches.send(batch).map_err(|_| stopped()));
+    drop(batches);
+    // The encoder's error first: a maker whose batches were refused stopped because of it.
+    let writer = encoder.join().map_err(|_| panicked(table))??;
+    made.map(|()| writer)
+}
+
+fn panicked(table: &DerivedTableDef) -> Error {
+    Error::Schema { sql: table.name.to_string(), detail: "its thread panicked".into() }
 }
 
 /// What the thread started ahead for `table` (its name first) returned, once it is done; `None`
@@ -527,13 +556,19 @@ mod tests {
         assert_eq!(counted, by_company);
 
         // Counted as `user_subscriptions` is made (a full read's derive), by the map its maker
-        // keeps rows by: the counts of its file.
+        // keeps rows by, each kept row's key as the maker found it: the counts of its file.
         let made = &model::USER_SUBSCRIPTIONS;
         let Some(kept) = &made.kept_by_key else { panic!("user_subscriptions is made by key") };
         let keys = CountKeys::read(spec, table, &sink, "acme").unwrap_or_else(|e| panic!("{e}"));
         let mut counter = crate::counted_by_key::Counter::new(spec, table, &keys).unwrap_or_else(|e| panic!("{e}"));
-        let made_along =
-            crate::kept_by_key::derive_among(kept, made, &sink, "acme", |id| keys.contains(id), |b| counter.add(&b));
+        let made_along = crate::kept_by_key::derive_among(
+            kept,
+            made,
+            &sink,
+            "acme",
+            |id| keys.get(id),
+            |b| counter.add(&b.batch, b.found.as_deref()),
+        );
         made_along.unwrap_or_else(|e| panic!("{}", crate::chain(&e)));
         let mut along = formatted_rows(&counter.finish().unwrap_or_else(|e| panic!("{e}")));
         let mut from_file = formatted_rows(&counts);

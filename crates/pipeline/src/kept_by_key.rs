@@ -28,18 +28,27 @@ pub fn derive(
         let ids = ids.ok_or_else(|| unfit(table, format!("{}.{} is not text", spec.keys, spec.key)))?;
         ids.iter().flatten().for_each(|id| keys.insert(id, ()));
     }
-    derive_among(spec, table, sink, org, |id| keys.contains(id), write)
+    let mut write = write;
+    derive_among(spec, table, sink, org, |id| keys.get(id).copied(), |kept| write(kept.batch))
 }
 
-/// [`derive`] with the keys given (`is_key`: whether a value is one of `spec.keys`' `spec.key`
-/// values), held by the caller: a map the derive shares with another.
-pub fn derive_among(
+/// A batch of a table made by key, with what the keys' map held for each row's key when its
+/// part keeps rows by key (`None` for a part kept otherwise).
+pub struct KeptBatch<V> {
+    pub batch: RecordBatch,
+    pub found: Option<Vec<V>>,
+}
+
+/// [`derive`] with the keys given (`find`: what a map of `spec.keys`' `spec.key` values holds
+/// for a value, `None` when it is not one of them), held by the caller: a map the derive shares
+/// with another.
+pub fn derive_among<V: Copy>(
     spec: &KeptByKey,
     table: &DerivedTable,
     sink: &ParquetSink,
     org: &str,
-    is_key: impl Fn(&str) -> bool,
-    mut write: impl FnMut(RecordBatch) -> Result<(), Error>,
+    find: impl Fn(&str) -> Option<V>,
+    mut write: impl FnMut(KeptBatch<V>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let unfit = |detail| unfit(table, detail);
     let schema = table.schema();
@@ -69,14 +78,16 @@ pub fn derive_among(
             let column = |name: &str| {
                 batch.column_by_name(name).ok_or_else(|| unfit(format!("{}.{name} was not read", part.input)))
             };
-            let kept = match part.keep {
-                Keep::NotNull(name) => is_not_null(column(name)?.as_ref()).map_err(|e| unfit(e.to_string()))?,
+            let (kept, found) = match part.keep {
+                Keep::NotNull(name) => (is_not_null(column(name)?.as_ref()).map_err(|e| unfit(e.to_string()))?, None),
                 Keep::KeyAmongKeys => {
                     let key = column(spec.key)?;
                     let key = key
                         .as_string_opt::<i32>()
                         .ok_or_else(|| unfit(format!("{}.{} is not text", part.input, spec.key)))?;
-                    key.iter().map(|k| Some(k.is_some_and(&is_key))).collect::<BooleanArray>()
+                    let found: Vec<Option<V>> = key.iter().map(|k| k.and_then(&find)).collect();
+                    let kept = found.iter().map(|v| Some(v.is_some())).collect::<BooleanArray>();
+                    (kept, Some(found.into_iter().flatten().collect::<Vec<V>>()))
                 }
             };
             let rows = kept.true_count();
@@ -105,7 +116,8 @@ pub fn derive_among(
                 })
             });
             let columns = columns.collect::<Result<Vec<_>, _>>()?;
-            write(RecordBatch::try_new(schema.clone(), columns).map_err(|e| unfit(e.to_string()))?)?;
+            let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| unfit(e.to_string()))?;
+            write(KeptBatch { batch, found })?;
         }
     }
     Ok(())
