@@ -615,6 +615,42 @@ mod tests {
         written.unwrap_or_else(|e| panic!("{table}: {}", crate::chain(&e)));
     }
 
+    /// Rows made on one thread and encoded on another are all written; when the encoder fails
+    /// (here, a batch of another table's columns), its error is the one reported, not the maker's
+    /// refused batches.
+    #[test]
+    fn rows_encoded_aside_are_written_and_an_encoders_failure_is_reported() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let sink = ParquetSink::new(dir.path());
+        let table = &model::USER_SUBSCRIPTIONS;
+        let batch = |rows: usize| {
+            use arrow::array::{ArrayRef, Int64Array, StringArray};
+            let schema = table.schema();
+            let columns = schema.fields().iter().map(|field| match field.data_type() {
+                DataType::Utf8 => Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("u{i}")))) as ArrayRef,
+                kind => arrow::compute::cast(&(Arc::new(Int64Array::from(vec![0; rows])) as ArrayRef), kind)
+                    .unwrap_or_else(|e| panic!("{e}")),
+            });
+            RecordBatch::try_new(schema.clone(), columns.collect()).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let open = || sink.open(table.name, "org", "acme", table.schema()).unwrap_or_else(|e| panic!("{e}"));
+        let written = std::thread::scope(|scope| {
+            encoded_aside(scope, table, open(), |write| (0..10).try_for_each(|rows| write(batch(rows))))
+        });
+        assert_eq!(written.and_then(|writer| writer.commit()).unwrap_or_else(|e| panic!("{e}")), 45);
+
+        let foreign = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("other", DataType::Int64, true)])),
+            vec![Arc::new(arrow::array::Int64Array::from(vec![1]))],
+        );
+        let foreign = foreign.unwrap_or_else(|e| panic!("{e}"));
+        let failed = std::thread::scope(|scope| {
+            encoded_aside(scope, table, open(), |write| (0..10).try_for_each(|_| write(foreign.clone())))
+        });
+        let error = failed.err().map(|e| crate::chain(&e)).unwrap_or_else(|| panic!("a foreign batch was written"));
+        assert!(!error.contains("its writer stopped"), "{error}");
+    }
+
     fn formatted_rows(batch: &RecordBatch) -> Vec<String> {
         use arrow::util::display::{ArrayFormatter, FormatOptions};
         let options = FormatOptions::default().with_null("NULL");

@@ -19,7 +19,7 @@ pub fn derive(
     table: &DerivedTable,
     sink: &ParquetSink,
     org: &str,
-    write: impl FnMut(RecordBatch) -> Result<(), Error>,
+    mut write: impl FnMut(RecordBatch) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let mut keys = KeyMap::with_capacity(rows_of(sink, org, spec.keys)?);
     for batch in read(sink, org, spec.keys, &[spec.key], table)? {
@@ -28,7 +28,6 @@ pub fn derive(
         let ids = ids.ok_or_else(|| unfit(table, format!("{}.{} is not text", spec.keys, spec.key)))?;
         ids.iter().flatten().for_each(|id| keys.insert(id, ()));
     }
-    let mut write = write;
     derive_among(spec, table, sink, org, |id| keys.get(id).copied(), |kept| write(kept.batch))
 }
 
