@@ -627,7 +627,9 @@ mod tests {
             use arrow::array::{ArrayRef, Int64Array, StringArray};
             let schema = table.schema();
             let columns = schema.fields().iter().map(|field| match field.data_type() {
-                DataType::Utf8 => Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("u{i}")))) as ArrayRef,
+                DataType::Utf8 => {
+                    Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("u{i}")))) as ArrayRef
+                }
                 kind => arrow::compute::cast(&(Arc::new(Int64Array::from(vec![0; rows])) as ArrayRef), kind)
                     .unwrap_or_else(|e| panic!("{e}")),
             });
