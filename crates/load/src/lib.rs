@@ -14,7 +14,7 @@ mod warehouse;
 pub use compact::{compact_runs, newest_run_id};
 pub use local_sql::{LocalSql, expand, parquet_source, sql_literal};
 pub use parquet_sink::{
-    FinishedFile, ParquetSink, PartitionWriter, create_private_dir, create_private_file, remove_leftovers,
+    FinishedFile, ParquetSink, PartitionWriter, RowGroups, create_private_dir, create_private_file, remove_leftovers,
 };
 pub use warehouse::{Published, View, Warehouse};
 

@@ -31,6 +31,18 @@ pub struct ParquetSink {
     root: PathBuf,
 }
 
+/// Which row groups of a file to read.
+#[derive(Debug, Clone, Copy)]
+pub enum RowGroups {
+    All,
+    /// Each `shares`-th, from the `share`-th: a file read by several threads at once, each its
+    /// share.
+    Share {
+        share: usize,
+        shares: usize,
+    },
+}
+
 /// One partition file being written; nothing is visible until [`PartitionWriter::commit`].
 pub struct PartitionWriter {
     final_path: PathBuf,
@@ -87,7 +99,7 @@ impl ParquetSink {
     /// The partition's current file, batch by batch, when there is one and it has `schema`
     /// (a file from an older layout is `None`: the caller reads everything again). With
     /// `columns`, only those (by index in `schema`, in the schema's order) are read: a scan of
-    /// Ids and stamps skips decoding the rest.
+    /// Ids and stamps skips decoding the rest. With `groups`, only some of its row groups.
     pub fn existing(
         &self,
         table: &str,
@@ -95,11 +107,16 @@ impl ParquetSink {
         value: &str,
         schema: &SchemaRef,
         columns: Option<&[usize]>,
+        groups: RowGroups,
     ) -> Result<Option<impl Iterator<Item = Result<RecordBatch>> + use<>>> {
         let Some((path, mut builder)) = self.current_file(table, key, value, schema)? else { return Ok(None) };
         if let Some(columns) = columns {
             let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
             builder = builder.with_projection(mask);
+        }
+        if let RowGroups::Share { share, shares } = groups {
+            let all = builder.metadata().num_row_groups();
+            builder = builder.with_row_groups((share..all).step_by(shares.max(1)).collect());
         }
         let reader = builder.build().map_err(|source| Error::Parquet { path: path.clone(), source })?;
         Ok(Some(reader.map(move |batch| {

@@ -561,13 +561,17 @@ mod tests {
         let Some(kept) = &made.kept_by_key else { panic!("user_subscriptions is made by key") };
         let keys = CountKeys::read(spec, table, &sink, "acme").unwrap_or_else(|e| panic!("{e}"));
         let mut counter = crate::counted_by_key::Counter::new(spec, table, &keys).unwrap_or_else(|e| panic!("{e}"));
+        let mut made_batches = Vec::new();
         let made_along = crate::kept_by_key::derive_among(
             kept,
             made,
             &sink,
             "acme",
             |id| keys.get(id),
-            |b| counter.add(&b.batch, b.found.as_deref()),
+            |b| {
+                made_batches.push(b.batch.clone());
+                counter.add(&b.batch, b.found.as_deref())
+            },
         );
         made_along.unwrap_or_else(|e| panic!("{}", crate::chain(&e)));
         let mut along = formatted_rows(&counter.finish().unwrap_or_else(|e| panic!("{e}")));
@@ -576,6 +580,20 @@ mod tests {
         from_file.sort();
         assert!(!along.is_empty());
         assert_eq!(along, from_file);
+
+        // Counted in two shares (as on two cores), each numbering the values in its own order,
+        // then merged: the same counts.
+        assert!(made_batches.len() > 1, "the rows come in several batches");
+        let counter = |batches: &mut dyn Iterator<Item = &RecordBatch>| {
+            let mut counter = crate::counted_by_key::Counter::new(spec, table, &keys).unwrap_or_else(|e| panic!("{e}"));
+            batches.for_each(|batch| counter.add(batch, None).unwrap_or_else(|e| panic!("{e}")));
+            counter
+        };
+        let mut merged = counter(&mut made_batches.iter().step_by(2));
+        merged.merge(counter(&mut made_batches.iter().skip(1).step_by(2).rev()));
+        let mut merged = formatted_rows(&merged.finish().unwrap_or_else(|e| panic!("{e}")));
+        merged.sort();
+        assert_eq!(merged, from_file);
     }
 
     /// Writes `columns` as the org's file of a raw table: the other columns are NULL, or a

@@ -8,7 +8,7 @@ use crate::key_map::KeyMap;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray, new_null_array};
 use arrow::compute::{filter, is_not_null};
 use arrow::record_batch::RecordBatch;
-use sfetl_load::{Error, ParquetSink};
+use sfetl_load::{Error, ParquetSink, RowGroups};
 use sfetl_transform::model::{self, Cell, DerivedTable, Keep, KeptByKey};
 use sfetl_transform::tables;
 
@@ -131,6 +131,18 @@ pub(crate) fn read(
     names: &[&str],
     table: &DerivedTable,
 ) -> Result<impl Iterator<Item = Result<RecordBatch, Error>> + use<>, Error> {
+    read_groups(sink, org, input, names, table, RowGroups::All)
+}
+
+/// [`read`], only the row groups `groups`.
+pub(crate) fn read_groups(
+    sink: &ParquetSink,
+    org: &str,
+    input: &str,
+    names: &[&str],
+    table: &DerivedTable,
+    groups: RowGroups,
+) -> Result<impl Iterator<Item = Result<RecordBatch, Error>> + use<>, Error> {
     let unfit = |detail| unfit(table, detail);
     let schema = schema_of(input).ok_or_else(|| unfit(format!("{input} is not a table")))?;
     let mut columns = Vec::with_capacity(names.len());
@@ -140,7 +152,7 @@ pub(crate) fn read(
             columns.push(index);
         }
     }
-    let file = sink.existing(input, "org", org, &schema, Some(&columns))?;
+    let file = sink.existing(input, "org", org, &schema, Some(&columns), groups)?;
     file.ok_or_else(|| unfit(format!("{input} has no file of its schema")))
 }
 

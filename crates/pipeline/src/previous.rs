@@ -8,7 +8,7 @@ use crate::OrgError;
 use crate::pages::{RowVersion, Versions};
 use crate::verify::{self, GroupCounts};
 use arrow::array::{Array, AsArray};
-use sfetl_load::ParquetSink;
+use sfetl_load::{ParquetSink, RowGroups};
 use sfetl_transform::tables::TableDef;
 
 /// What the previous file holds.
@@ -38,7 +38,7 @@ pub fn scan(
     // The projected batch keeps the schema's order.
     let at = |column: Option<usize>| column.and_then(|c| columns.iter().position(|&p| p == c));
     let (group_at, modstamp_at, activity_at) = (at(group), at(modstamp), at(activity));
-    let Some(batches) = sink.existing(table.name, "org", org, &table.schema(), Some(&columns))? else {
+    let Some(batches) = sink.existing(table.name, "org", org, &table.schema(), Some(&columns), RowGroups::All)? else {
         return Ok(None);
     };
     let (mut rows, mut matched, mut differs) = (0u64, 0usize, false);

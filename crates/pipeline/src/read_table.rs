@@ -18,7 +18,7 @@ use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use sfetl_extract::soql::{self, SoqlQuery};
 use sfetl_extract::{BulkQuery, PollPace, QueryPage, QueryStream, RecordDecoder, SalesforceClient};
-use sfetl_load::FinishedFile;
+use sfetl_load::{FinishedFile, RowGroups};
 use sfetl_transform::tables::TableDef;
 use sfetl_transform::{CompanyMatcher, DecodedPage, TableDecoder};
 use std::collections::BTreeSet;
@@ -83,7 +83,7 @@ pub(crate) async fn read_table(
     let schema = table.schema();
     // The previous file, for an incremental run; without one (first run, new layout), read all.
     let previous = match &since {
-        Some(_) => sink.existing(table.name, "org", &org.name, &schema, None)?,
+        Some(_) => sink.existing(table.name, "org", &org.name, &schema, None, RowGroups::All)?,
         None => None,
     };
     // A cursor from before the table had an activity field cannot say which rows it moved in.
