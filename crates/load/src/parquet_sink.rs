@@ -397,6 +397,40 @@ mod tests {
         Ok(())
     }
 
+    /// Row groups read in shares (as by several threads) are each read once: the shares hold
+    /// every row of the file between them, none twice.
+    #[test]
+    fn shares_of_row_groups_hold_every_row_once() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|source| Error::Io { path: "tmp".into(), source })?;
+        let sink = ParquetSink::new(tmp.path());
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let rows = 2 * ROW_GROUP_ROWS as i64 + 10;
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from_iter_values(0..rows))])
+            .map_err(|e| Error::Schema { sql: "test".into(), detail: e.to_string() })?;
+        let mut writer = sink.open("numbers", "org", "acme", schema.clone())?;
+        writer.write(&batch)?;
+        writer.commit()?;
+        let read = |groups| -> Result<Vec<i64>> {
+            let Some(batches) = sink.existing("numbers", "org", "acme", &schema, None, groups)? else {
+                panic!("no file")
+            };
+            let mut values = Vec::new();
+            for batch in batches {
+                let batch = batch?;
+                let numbers = batch.column(0).as_any().downcast_ref::<Int64Array>().map(|n| n.values().to_vec());
+                values.extend(numbers.unwrap_or_default());
+            }
+            Ok(values)
+        };
+        let (first, second) =
+            (read(RowGroups::Share { share: 0, shares: 2 })?, read(RowGroups::Share { share: 1, shares: 2 })?);
+        assert_eq!((first.len(), second.len()), (ROW_GROUP_ROWS + 10, ROW_GROUP_ROWS), "3 row groups, 2 and 1");
+        let mut both = [first, second].concat();
+        both.sort_unstable();
+        assert_eq!(both, read(RowGroups::All)?);
+        Ok(())
+    }
+
     /// A finished file is invisible until published, and gone if dropped unpublished; its
     /// second name is the same file (a link: no second encoding), put in place with it.
     #[test]
