@@ -5,7 +5,7 @@
 //! against about 20 with Ids as 128-bit numbers, or 34 with the Id strings and a set of
 //! references to them.
 //!
-//! A lookup is what making and counting `user_subscriptions` do most at a million users (6.4
+//! A lookup is what making and counting `user_subscriptions` do most at a million users (5.6
 //! million of them): it is kept free of branches on the characters, and the usual case, an Id
 //! of the head first numbered, costs no second map (220 ns a lookup before, 95 after, most of
 //! it now the miss into a map larger than the caches).
