@@ -81,29 +81,23 @@ pub fn counts(spec: &CountedByKey, table: &DerivedTable, sink: &ParquetSink, org
     let keys = CountKeys::read(spec, table, sink, org)?;
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
     let shares = cores.min(rows_of(sink, org, spec.rows)? / ROWS_PER_SHARE).max(1);
-    let counted = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..shares)
-            .map(|share| {
-                let keys = &keys;
-                scope.spawn(move || -> Result<Counter<'_>, Error> {
-                    let mut counter = Counter::new(spec, table, keys)?;
-                    let groups = RowGroups::Share { share, shares };
-                    for batch in read_groups(sink, org, spec.rows, &counter.columns(), table, groups)? {
-                        counter.add(&batch?, None)?;
-                    }
-                    Ok(counter)
-                })
-            })
-            .collect();
-        let panicked = |_| unfit(table, "a counting thread panicked".into());
-        threads.into_iter().map(|thread| thread.join().map_err(panicked)?).collect::<Result<Vec<_>, _>>()
-    })?;
-    let mut counted = counted.into_iter();
-    let mut counter = match counted.next() {
-        Some(counter) => counter,
-        None => Counter::new(spec, table, &keys)?,
+    let count_share = |share| -> Result<Counter<'_>, Error> {
+        let mut counter = Counter::new(spec, table, &keys)?;
+        let groups = RowGroups::Share { share, shares };
+        for batch in read_groups(sink, org, spec.rows, &counter.columns(), table, groups)? {
+            counter.add(&batch?, None)?;
+        }
+        Ok(counter)
     };
-    counted.for_each(|other| counter.merge(other));
+    // The first share on this thread, the others each on one of their own.
+    let counter = std::thread::scope(|scope| {
+        let others: Vec<_> = (1..shares).map(|share| scope.spawn(move || count_share(share))).collect();
+        let mut counter = count_share(0)?;
+        for other in others {
+            counter.merge(other.join().map_err(|_| unfit(table, "a counting thread panicked".into()))??);
+        }
+        Ok::<_, Error>(counter)
+    })?;
     counter.finish()
 }
 

@@ -233,7 +233,7 @@ pub fn derive_org(
 /// The counts made along a table could not start: the thread making it ended before it read
 /// the keys (its own error is the one reported).
 fn unfit_along(table: &DerivedTableDef) -> Error {
-    Error::Schema { sql: table.name.to_string(), detail: "the table it counts was not made".into() }
+    crate::kept_by_key::unfit(table, "the table it counts was not made".into())
 }
 
 /// `writer` given the rows `make` hands over, encoding them on a thread of its own: at a
@@ -253,7 +253,7 @@ fn encoded_aside<'scope>(
         }
         Ok(writer)
     });
-    let stopped = || Error::Schema { sql: table.name.to_string(), detail: "its writer stopped".into() };
+    let stopped = || crate::kept_by_key::unfit(table, "its writer stopped".into());
     let made = make(&mut |batch| batches.send(batch).map_err(|_| stopped()));
     drop(batches);
     // The encoder's error first: a maker whose batches were refused stopped because of it.
@@ -262,7 +262,7 @@ fn encoded_aside<'scope>(
 }
 
 fn panicked(table: &DerivedTableDef) -> Error {
-    Error::Schema { sql: table.name.to_string(), detail: "its thread panicked".into() }
+    crate::kept_by_key::unfit(table, "its thread panicked".into())
 }
 
 /// What the thread started ahead for `table` (its name first) returned, once it is done; `None`
