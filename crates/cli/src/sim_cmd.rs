@@ -175,12 +175,15 @@ fn churn(sim: &Sim, changed: f64, logged_in: f64) -> (usize, usize) {
             edited += 1;
         }
     });
-    let org = sim.org();
-    let users = org.table("User");
-    let ids: Vec<String> = (1..users.rows.len())
-        .step_by(every(logged_in))
-        .filter_map(|i| users.get(i, "Id").as_str().map(String::from))
-        .collect();
+    let ids: Vec<String> = {
+        let org = sim.org();
+        let users = org.table("User");
+        (1..users.rows.len())
+            .step_by(every(logged_in))
+            .filter_map(|i| users.get(i, "Id").as_str().map(String::from))
+            .collect()
+    };
+    // The snapshot is let go first: held, the logins would copy the users once more.
     sim.log_in(&ids, now);
     (edited, ids.len())
 }

@@ -594,6 +594,34 @@ mod tests {
         let mut merged = formatted_rows(&merged.finish().unwrap_or_else(|e| panic!("{e}")));
         merged.sort();
         assert_eq!(merged, from_file);
+
+        // Counted from the file in shares of its row groups, on threads of their own (what a
+        // run does from two million rows): the same counts, whatever the number of shares.
+        let path = sink.final_path(made.name, "org", "acme");
+        rewrite_in_row_groups_of(&path, 3);
+        for shares in [1, 2, 3, 5, 8] {
+            let counts = crate::counted_by_key::counts_in_shares(spec, table, &sink, "acme", shares);
+            let mut in_shares = formatted_rows(&counts.unwrap_or_else(|e| panic!("{shares} shares: {e}")));
+            in_shares.sort();
+            assert_eq!(in_shares, from_file, "{shares} shares");
+        }
+    }
+
+    /// Writes the Parquet file at `path` again, its rows in row groups of `rows` rows.
+    fn rewrite_in_row_groups_of(path: &std::path::Path, rows: usize) {
+        use parquet::arrow::ArrowWriter;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build());
+        let reader = reader.unwrap_or_else(|e| panic!("{e}"));
+        let schema = arrow::record_batch::RecordBatchReader::schema(&reader);
+        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap_or_else(|e| panic!("{e}"))).collect();
+        let properties = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(rows));
+        let file = std::fs::File::create(path).unwrap_or_else(|e| panic!("{e}"));
+        let mut writer = ArrowWriter::try_new(file, schema, Some(properties.build())).unwrap_or_else(|e| panic!("{e}"));
+        batches.iter().for_each(|batch| writer.write(batch).unwrap_or_else(|e| panic!("{e}")));
+        let written = writer.close().unwrap_or_else(|e| panic!("{e}"));
+        assert!(written.num_row_groups() > 3, "{} row groups", written.num_row_groups());
     }
 
     /// Writes `columns` as the org's file of a raw table: the other columns are NULL, or a
