@@ -14,10 +14,11 @@
 //! setting that reads page after page instead.
 //!
 //! Salesforce keeps a query cursor open per range. Before API 56.0 a user had at most 10 open at
-//! once, the oldest released when an 11th opened ("QueryLocator", SOAP API Developer Guide);
-//! since 56.0 there is no limit ("API Query Cursor Limits", Salesforce App Limits Cheatsheet).
-//! On an older version sfetl stays within 10: the org's tables read at once hold one each, and
-//! the ranges share the rest.
+//! once, the oldest released when an 11th opened ("QueryLocator", SOAP API Developer Guide).
+//! With the 56.0 release the limit was removed, "universal, and applies to all versions" of the
+//! APIs ("API Query Cursor Limits", Salesforce App Limits Cheatsheet); the simulator has none.
+//! Asked for an older version sfetl still stays within 10 (the org's tables read at once hold one
+//! each, the ranges share the rest): right under either reading, at the cost of fewer ranges.
 
 use crate::OrgError;
 use crate::pages::ArrowPages;
