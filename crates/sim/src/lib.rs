@@ -355,6 +355,11 @@ impl Sim {
         }
     }
 
+    /// Query cursors open now (their locators not yet read to the end, expired or let go).
+    pub fn open_cursors(&self) -> usize {
+        self.state.cursors.lock().map_or(0, |cursors| cursors.len())
+    }
+
     /// Every access token the org has handed out.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.state.issued.lock().map(|t| t.clone()).unwrap_or_default()

@@ -390,6 +390,12 @@ pub(crate) async fn answer_query(
     if cursor.rows.len() > size
         && let Ok(mut cursors) = state.cursors.lock()
     {
+        // Cursors left idle past the timeout are dropped as new ones open, not only when asked
+        // for again: a client abandons a cursor whenever it reads the rest another way (sfetl's
+        // ranges and Bulk jobs do after a big table's second page), and each holds the org's
+        // state as it was, which a later change to the org then copies.
+        let idle = state.config.locator_idle_timeout;
+        cursors.retain(|_, open| open.last_used.elapsed() <= idle);
         cursors.insert(locator, cursor);
     }
     response

@@ -197,6 +197,14 @@ async fn locators_belong_to_their_session_and_expire() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, _, body) = get(&sim, &token, &next, Some(200)).await;
     assert_eq!((status, body[0]["errorCode"].as_str()), (400, Some("INVALID_QUERY_LOCATOR")));
+
+    // A cursor abandoned (never asked for again) goes once idle too, as the next one opens: each
+    // holds the org's state as it was when opened.
+    let (_, _, _) = get(&sim, &token, &query_path("SELECT Id FROM User"), Some(200)).await;
+    assert_eq!(sim.open_cursors(), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, _, _) = get(&sim, &token, &query_path("SELECT Id, Name FROM User"), Some(200)).await;
+    assert_eq!(sim.open_cursors(), 1, "the abandoned cursor is gone, the new one open");
 }
 
 #[tokio::test]
