@@ -819,21 +819,76 @@ fn gunzip(gzipped: &[u8], limit: u64) -> std::result::Result<bytes::Bytes, Gunzi
     gunzip_stream(gzipped, limit)
 }
 
-/// Answers from this size up are inflated into an anonymous memory map of their own instead of
-/// a `Vec`. glibc's malloc serves such a block with a map too, but when it is freed, raises its
+/// Answers from this size up are inflated into an anonymous memory map instead of a `Vec`.
+/// glibc's malloc serves such a block with a map too, but when it is freed, raises its
 /// threshold for mapping to the block's size (up to 32 MiB: `M_MMAP_THRESHOLD`'s dynamic
 /// adjustment, mallopt(3)), and every allocation under that size comes from its heaps from then
 /// on, where freed memory stays with the process: composite calls of five pages cost 40 MiB more
-/// peak memory at 100k users that way. A map of our own is given back when the body is dropped,
-/// and leaves malloc's threshold alone. Its pages fault in afresh for each answer (at 1M users
-/// about 0.4 s more system time); keeping a few maps for the next answers held more memory than
-/// it saved (measured: 111-118 MiB at 100k users against 103-106).
+/// peak memory at 100k users that way. Maps of our own leave malloc's threshold alone, and up
+/// to [`SPARE_MAP_BYTES`] of them are kept for the next answers ([`AnswerMap`]).
 const MAPPED_BODY_BYTES: usize = 256 << 10;
+
+/// Maps of answers already read, kept for the next answers (up to [`SPARE_MAP_BYTES`] in all).
+static SPARE_MAPS: std::sync::Mutex<Vec<memmap2::MmapMut>> = std::sync::Mutex::new(Vec::new());
+
+/// The answers' maps kept for reuse. A fresh map's pages fault in one by one, each zeroed by the
+/// kernel, for every answer: a third of sfetl's system time. Keeping 16 MiB of them (interleaved
+/// full reads, this machine): 100k users 0.93-0.96 s against 1.01-1.03 (medians of 5-6 pairs),
+/// a million 8.1 s against 8.9-9.1 (3 pairs, system time 0.6-0.7 s against 1.3-1.5), for 14-16
+/// MiB more at the peak at either size (95 and 117 MiB against 80 and 103). 8 MiB saved a
+/// third of that time; 24 and 32 no more than 16. (Measured before answers were parsed
+/// straight into Arrow, keeping maps had only cost memory.)
+const SPARE_MAP_BYTES: usize = 16 << 20;
+
+/// A map holding an answer of `len` bytes, given back to [`SPARE_MAPS`] when dropped (when they
+/// have room). A map taken from there still holds an earlier answer past `len`: only the first
+/// `len` bytes, all written by the inflater, are ever read.
+struct AnswerMap {
+    map: Option<memmap2::MmapMut>,
+    len: usize,
+}
+
+impl AnswerMap {
+    fn new(len: usize) -> std::io::Result<AnswerMap> {
+        // The smallest that fits: a small answer does not hold a map a big one could use.
+        let spare = SPARE_MAPS.lock().ok().and_then(|mut spare| {
+            let fits = spare.iter().enumerate().filter(|(_, map)| map.len() >= len);
+            let smallest = fits.min_by_key(|(_, map)| map.len()).map(|(at, _)| at)?;
+            Some(spare.swap_remove(smallest))
+        });
+        let map = match spare {
+            Some(map) => map,
+            // Whole mebibytes, so that a map fits the next answers of about the same size.
+            None => memmap2::MmapMut::map_anon(len.next_multiple_of(1 << 20))?,
+        };
+        Ok(AnswerMap { map: Some(map), len })
+    }
+
+    fn as_mut(&mut self) -> &mut [u8] {
+        self.map.as_deref_mut().map_or(&mut [], |map| &mut map[..self.len])
+    }
+}
+
+impl AsRef<[u8]> for AnswerMap {
+    fn as_ref(&self) -> &[u8] {
+        self.map.as_deref().map_or(&[], |map| &map[..self.len])
+    }
+}
+
+impl Drop for AnswerMap {
+    fn drop(&mut self) {
+        let (Some(map), Ok(mut spare)) = (self.map.take(), SPARE_MAPS.lock()) else { return };
+        let kept: usize = spare.iter().map(|map| map.len()).sum();
+        if kept + map.len() <= SPARE_MAP_BYTES {
+            spare.push(map);
+        }
+    }
+}
 
 /// An inflated answer's buffer.
 enum InflatedBody {
     Heap(Vec<u8>),
-    Mapped(memmap2::MmapMut),
+    Mapped(AnswerMap),
 }
 
 impl InflatedBody {
@@ -841,7 +896,7 @@ impl InflatedBody {
         if size < MAPPED_BODY_BYTES {
             return InflatedBody::Heap(vec![0; size]);
         }
-        match memmap2::MmapMut::map_anon(size) {
+        match AnswerMap::new(size) {
             Ok(map) => InflatedBody::Mapped(map),
             Err(_) => InflatedBody::Heap(vec![0; size]),
         }
@@ -850,7 +905,7 @@ impl InflatedBody {
     fn as_mut(&mut self) -> &mut [u8] {
         match self {
             InflatedBody::Heap(buffer) => buffer,
-            InflatedBody::Mapped(map) => map,
+            InflatedBody::Mapped(map) => map.as_mut(),
         }
     }
 
@@ -921,6 +976,35 @@ mod tests {
         lying[at..].copy_from_slice(&1000u32.to_le_bytes());
         assert!(matches!(gunzip(&lying, 1 << 30), Err(Gunzip::Corrupt(_))));
         assert!(matches!(gunzip(b"not gzip at all", 1 << 30), Err(Gunzip::Corrupt(_))));
+    }
+
+    /// Answers inflated into maps kept from earlier ones hold their own bytes, no more: a map
+    /// given back holds a bigger answer's bytes past the next one's end.
+    #[test]
+    fn answers_in_maps_used_again_hold_their_own_bytes() {
+        let answer = |n: u32, fill: u8| -> Vec<u8> {
+            (0..n).flat_map(|i| format!("{{\"Id\":\"005{i:015}\",\"x\":{fill}}},").into_bytes()).collect()
+        };
+        let sizes = [(150_000, b'1'), (60_000, b'2'), (120_000, b'3'), (30_000, b'4'), (150_000, b'5')];
+        let answers: Vec<Vec<u8>> = sizes.iter().map(|&(n, fill)| answer(n, fill)).collect();
+        assert!(answers.iter().all(|a| a.len() >= MAPPED_BODY_BYTES), "each is inflated into a map");
+        let mut held = Vec::new();
+        for round in 0..3 {
+            for (i, answer) in answers.iter().enumerate() {
+                let inflated = gunzip(&gzip(answer), 1 << 30).unwrap_or_else(|e| panic!("{e:?}"));
+                assert_eq!(inflated.len(), answer.len(), "round {round}, answer {i}");
+                assert!(inflated[..] == answer[..], "round {round}, answer {i}");
+                // Some answers outlive the next ones, as pages waiting to be encoded do.
+                if i % 2 == 0 {
+                    held.push((inflated, i));
+                }
+            }
+            for (inflated, i) in held.drain(..) {
+                assert!(inflated[..] == answers[i][..], "round {round}, answer {i} held");
+            }
+        }
+        let kept: usize = SPARE_MAPS.lock().map(|spare| spare.iter().map(|map| map.len()).sum()).unwrap_or(0);
+        assert!(kept > 0 && kept <= SPARE_MAP_BYTES, "{kept} bytes of maps kept");
     }
 
     #[test]
