@@ -800,6 +800,11 @@ enum Gunzip {
 /// of that size. One that does not end there (several members, or a size that lies) is
 /// inflated again as a stream. Never past `limit`.
 fn gunzip(gzipped: &[u8], limit: u64) -> std::result::Result<bytes::Bytes, Gunzip> {
+    gunzip_into(gzipped, limit, &KEPT_MAPS)
+}
+
+/// [`gunzip`], a big answer inflated into a map of `kept`'s.
+fn gunzip_into(gzipped: &[u8], limit: u64, kept: &'static KeptMaps) -> std::result::Result<bytes::Bytes, Gunzip> {
     if !gzipped.starts_with(&[0x1f, 0x8b]) {
         return Err(Gunzip::Corrupt("no gzip header".into()));
     }
@@ -808,7 +813,7 @@ fn gunzip(gzipped: &[u8], limit: u64) -> std::result::Result<bytes::Bytes, Gunzi
     if size > limit {
         return Err(Gunzip::TooLarge);
     }
-    let mut inflated = InflatedBody::new(size as usize);
+    let mut inflated = InflatedBody::new(size as usize, kept);
     // Window bits 16 + 15: a gzip header, then a deflate stream of up to a 32 KiB window.
     let mut inflate = zlib_rs::Inflate::new(true, 16 + 15);
     let done = inflate.decompress(gzipped, inflated.as_mut(), zlib_rs::InflateFlush::Finish);
@@ -828,40 +833,73 @@ fn gunzip(gzipped: &[u8], limit: u64) -> std::result::Result<bytes::Bytes, Gunzi
 /// to [`SPARE_MAP_BYTES`] of them are kept for the next answers ([`AnswerMap`]).
 const MAPPED_BODY_BYTES: usize = 256 << 10;
 
-/// Maps of answers already read, kept for the next answers (up to [`SPARE_MAP_BYTES`] in all).
-static SPARE_MAPS: std::sync::Mutex<Vec<memmap2::MmapMut>> = std::sync::Mutex::new(Vec::new());
+/// The answers' maps kept for the next answers, process-wide.
+static KEPT_MAPS: KeptMaps = KeptMaps::new();
 
 /// The answers' maps kept for reuse. A fresh map's pages fault in one by one, each zeroed by the
 /// kernel, for every answer: a third of sfetl's system time. Keeping 16 MiB of them (interleaved
 /// full reads, this machine): 100k users 0.93-0.96 s against 1.01-1.03 (medians of 5-6 pairs),
 /// a million 8.1 s against 8.9-9.1 (3 pairs, system time 0.6-0.7 s against 1.3-1.5), for 14-16
 /// MiB more at the peak at either size (95 and 117 MiB against 80 and 103). 8 MiB saved a
-/// third of that time; 24 and 32 no more than 16. (Measured before answers were parsed
-/// straight into Arrow, keeping maps had only cost memory.)
+/// third of that time; 24 and 32 no more than 16. (An earlier trial, judged by memory alone,
+/// had found keeping maps not worth it: 111-118 MiB at 100k users against 103-106.)
 const SPARE_MAP_BYTES: usize = 16 << 20;
 
-/// A map holding an answer of `len` bytes, given back to [`SPARE_MAPS`] when dropped (when they
-/// have room). A map taken from there still holds an earlier answer past `len`: only the first
-/// `len` bytes, all written by the inflater, are ever read.
+/// Gives the answers' maps kept for the next answers back to the system: a program that runs
+/// pipelines from time to time holds no memory for them in between.
+pub fn release_kept_answer_maps() {
+    KEPT_MAPS.release();
+}
+
+/// Maps of answers already read, kept for the next answers (up to [`SPARE_MAP_BYTES`] in all).
+struct KeptMaps(std::sync::Mutex<Vec<memmap2::MmapMut>>);
+
+impl KeptMaps {
+    const fn new() -> KeptMaps {
+        KeptMaps(std::sync::Mutex::new(Vec::new()))
+    }
+
+    /// The smallest kept map of `len` bytes or more: a small answer does not hold a map a big
+    /// one could use.
+    fn take(&self, len: usize) -> Option<memmap2::MmapMut> {
+        let mut kept = self.0.lock().ok()?;
+        let fits = kept.iter().enumerate().filter(|(_, map)| map.len() >= len);
+        let smallest = fits.min_by_key(|(_, map)| map.len()).map(|(at, _)| at)?;
+        Some(kept.swap_remove(smallest))
+    }
+
+    fn give_back(&self, map: memmap2::MmapMut) {
+        if let Ok(mut kept) = self.0.lock()
+            && kept.iter().map(|map| map.len()).sum::<usize>() + map.len() <= SPARE_MAP_BYTES
+        {
+            kept.push(map);
+        }
+    }
+
+    fn release(&self) {
+        if let Ok(mut kept) = self.0.lock() {
+            kept.clear();
+        }
+    }
+}
+
+/// A map holding an answer of `len` bytes, given back to where it was kept when dropped. A map
+/// kept before still holds an earlier answer past `len`: only the first `len` bytes, all
+/// written by the inflater, are ever read.
 struct AnswerMap {
     map: Option<memmap2::MmapMut>,
     len: usize,
+    kept: &'static KeptMaps,
 }
 
 impl AnswerMap {
-    fn new(len: usize) -> std::io::Result<AnswerMap> {
-        // The smallest that fits: a small answer does not hold a map a big one could use.
-        let spare = SPARE_MAPS.lock().ok().and_then(|mut spare| {
-            let fits = spare.iter().enumerate().filter(|(_, map)| map.len() >= len);
-            let smallest = fits.min_by_key(|(_, map)| map.len()).map(|(at, _)| at)?;
-            Some(spare.swap_remove(smallest))
-        });
-        let map = match spare {
+    fn new(len: usize, kept: &'static KeptMaps) -> std::io::Result<AnswerMap> {
+        let map = match kept.take(len) {
             Some(map) => map,
             // Whole mebibytes, so that a map fits the next answers of about the same size.
             None => memmap2::MmapMut::map_anon(len.next_multiple_of(1 << 20))?,
         };
-        Ok(AnswerMap { map: Some(map), len })
+        Ok(AnswerMap { map: Some(map), len, kept })
     }
 
     fn as_mut(&mut self) -> &mut [u8] {
@@ -877,10 +915,8 @@ impl AsRef<[u8]> for AnswerMap {
 
 impl Drop for AnswerMap {
     fn drop(&mut self) {
-        let (Some(map), Ok(mut spare)) = (self.map.take(), SPARE_MAPS.lock()) else { return };
-        let kept: usize = spare.iter().map(|map| map.len()).sum();
-        if kept + map.len() <= SPARE_MAP_BYTES {
-            spare.push(map);
+        if let Some(map) = self.map.take() {
+            self.kept.give_back(map);
         }
     }
 }
@@ -892,11 +928,11 @@ enum InflatedBody {
 }
 
 impl InflatedBody {
-    fn new(size: usize) -> InflatedBody {
+    fn new(size: usize, kept: &'static KeptMaps) -> InflatedBody {
         if size < MAPPED_BODY_BYTES {
             return InflatedBody::Heap(vec![0; size]);
         }
-        match AnswerMap::new(size) {
+        match AnswerMap::new(size, kept) {
             Ok(map) => InflatedBody::Mapped(map),
             Err(_) => InflatedBody::Heap(vec![0; size]),
         }
@@ -982,6 +1018,8 @@ mod tests {
     /// given back holds a bigger answer's bytes past the next one's end.
     #[test]
     fn answers_in_maps_used_again_hold_their_own_bytes() {
+        // Maps of their own: other tests' answers go to the process's.
+        let kept: &'static KeptMaps = Box::leak(Box::new(KeptMaps::new()));
         let answer = |n: u32, fill: u8| -> Vec<u8> {
             (0..n).flat_map(|i| format!("{{\"Id\":\"005{i:015}\",\"x\":{fill}}},").into_bytes()).collect()
         };
@@ -991,7 +1029,7 @@ mod tests {
         let mut held = Vec::new();
         for round in 0..3 {
             for (i, answer) in answers.iter().enumerate() {
-                let inflated = gunzip(&gzip(answer), 1 << 30).unwrap_or_else(|e| panic!("{e:?}"));
+                let inflated = gunzip_into(&gzip(answer), 1 << 30, kept).unwrap_or_else(|e| panic!("{e:?}"));
                 assert_eq!(inflated.len(), answer.len(), "round {round}, answer {i}");
                 assert!(inflated[..] == answer[..], "round {round}, answer {i}");
                 // Some answers outlive the next ones, as pages waiting to be encoded do.
@@ -1003,8 +1041,10 @@ mod tests {
                 assert!(inflated[..] == answers[i][..], "round {round}, answer {i} held");
             }
         }
-        let kept: usize = SPARE_MAPS.lock().map(|spare| spare.iter().map(|map| map.len()).sum()).unwrap_or(0);
-        assert!(kept > 0 && kept <= SPARE_MAP_BYTES, "{kept} bytes of maps kept");
+        let bytes = || -> usize { kept.0.lock().map(|maps| maps.iter().map(|map| map.len()).sum()).unwrap_or(0) };
+        assert!(bytes() > 0 && bytes() <= SPARE_MAP_BYTES, "{} bytes of maps kept", bytes());
+        kept.release();
+        assert_eq!(bytes(), 0, "given back at the end of a run");
     }
 
     #[test]

@@ -30,7 +30,7 @@ mod testing;
 pub use bulk::{BulkQuery, PollPace};
 pub use client::{
     ApiUsage, CALL_OPTIONS, ConnectionSettings, DEFAULT_MAX_BODY_MB, NEWEST_API_VERSION, OLDEST_API_VERSION,
-    QuotaGuard, SalesforceClient,
+    QuotaGuard, SalesforceClient, release_kept_answer_maps,
 };
 pub use composite::{DEFAULT_PAGES_PER_CALL, FirstPage, PageAsk, QUERIES_PER_CALL};
 pub use csv::StringRecord;

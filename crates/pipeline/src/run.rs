@@ -131,6 +131,7 @@ pub async fn run(pipeline: &Pipeline, options: RunOptions) -> Result<RunSummary,
         .collect();
     // At most `concurrency` orgs at once, each reading up to `concurrency` tables at once.
     let orgs: Vec<OrgSummary> = in_given_order(runs, pipeline.concurrency).await;
+    sfetl_extract::release_kept_answer_maps();
     let refused_views =
         if options.warehouse { publish(output.clone(), pipeline.inactive_days).await? } else { Vec::new() };
     for refused in &refused_views {
