@@ -111,7 +111,7 @@ pub(crate) async fn create(
         Err(e) => return api_error(StatusCode::BAD_REQUEST, e.code, &e.message),
     };
     let data = state.snapshot();
-    let rows = state.visible(&plan, plan.run(&data));
+    let rows = plan.run(&data, state.sees(&plan));
     let number = state.next_cursor.fetch_add(1, Ordering::SeqCst);
     let id = crate::ids::record_id("750", &state.org_id[3..6], number);
     let config = &state.config;

@@ -96,12 +96,12 @@ impl SimState {
         self.base_url.replacen("127.0.0.1", "localhost", 1)
     }
 
-    /// The rows of a query the integration user may see: sharing can hide users.
-    pub fn visible(&self, plan: &Plan, mut rows: Vec<u32>) -> Vec<u32> {
-        if let Some(every) = self.config.hidden_user_every.filter(|&n| n > 0 && plan.object.name == "User") {
-            rows.retain(|&row| !(row as usize + 1).is_multiple_of(every));
-        }
-        rows
+    /// Whether the integration user may see a row of the plan's object: sharing can hide users.
+    /// Checked as the query runs, before its LIMIT: `ORDER BY Id DESC LIMIT 1` is the last row
+    /// the user sees, not none when the last row is hidden.
+    pub fn sees(&self, plan: &Plan) -> impl Fn(usize) -> bool + use<> {
+        let every = self.config.hidden_user_every.filter(|&n| n > 0 && plan.object.name == "User");
+        move |row| every.is_none_or(|every| !(row + 1).is_multiple_of(every))
     }
 
     /// The API versions this org serves, oldest first.
@@ -179,13 +179,12 @@ async fn token(State(state): State<Arc<SimState>>, headers: HeaderMap, body: Byt
     };
     let data = state.snapshot();
     let users = data.table("User");
-    let Some(user) =
-        (0..users.rows.len()).find(|&i| users.get(i, "Username").as_str() == Some(claims.username.as_str()))
-    else {
+    let username = users.column("Username");
+    let Some(user) = users.rows.iter().position(|row| row[username].as_str() == Some(claims.username.as_str())) else {
         return refuse("invalid_grant", "user not found");
     };
     let user_id = users.get(user, "Id").as_str().unwrap_or_default().to_string();
-    let frozen = data.frozen_users().contains(user_id.as_str());
+    let frozen = data.is_frozen(&user_id);
     if users.get(user, "IsActive") != &crate::value::Value::Bool(true) || frozen {
         return refuse("invalid_grant", "authentication failure");
     }
@@ -370,7 +369,7 @@ pub(crate) async fn answer_query(
         return api_error(StatusCode::BAD_REQUEST, "INVALID_TYPE", &message);
     }
     let data = state.snapshot();
-    let rows = state.visible(&plan, plan.run(&data));
+    let rows = plan.run(&data, state.sees(&plan));
     if state.config.query_timeout_above.is_some_and(|limit| rows.len() > limit) {
         return api_error(StatusCode::BAD_REQUEST, "QUERY_TIMEOUT", "Your query request was running for too long.");
     }
