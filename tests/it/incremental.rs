@@ -1,7 +1,7 @@
 //! Incremental runs: only users changed since the last run are read, and the result equals a
 //! full extract, including changes stamped with the very same `SystemModstamp`.
 
-use crate::support::{SimOrg, rows, sfetl, text};
+use crate::support::{SimOrg, column_sorted, is_portal, rows, sfetl, text};
 use sfetl_sim::value::Value;
 
 fn users(out: &std::path::Path) -> Vec<Vec<String>> {
@@ -245,4 +245,77 @@ fn a_night_of_churn_is_what_the_next_incremental_run_reads() {
     let _ = sim.wait();
     // Changed and logged-in users (some are portal users, left out), plus the overlap's few.
     assert!((150..=300).contains(&fetched), "{fetched} users read after the night");
+}
+
+/// An incremental read asks for every changed user, in the table's scope or not (one who left
+/// it must leave the table), and portal users, left out by default, change and log in like any
+/// others. When only such users changed, the table has not: it keeps its file, as the users
+/// read again in the overlap would have it keep. Users who leave the scope, or enter it, are
+/// removed or added as a full read has them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_only_outside_the_scope_keep_the_users_file() {
+    let org = SimOrg::start(3_000, 37).await;
+    let pipeline = org.pipeline("scope", "");
+    let (out, full_out) = (org.out(), org.dir.path().join("full"));
+    org.extract(&pipeline);
+    let file = out.join("users").join("org=scope").join("users.parquet");
+    let identity = || {
+        let meta = std::fs::metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        (std::os::unix::fs::MetadataExt::ino(&meta), meta.modified().ok())
+    };
+    let before = identity();
+    let user_type =
+        |data: &sfetl_sim::OrgData, i: usize| data.table("User").get(i, "UserType").as_str().map(String::from);
+    let portal: Vec<usize> = {
+        let data = org.sim.org();
+        (0..data.table("User").rows.len()).filter(|&i| user_type(&data, i).is_some_and(|t| is_portal(&t))).collect()
+    };
+    assert!(portal.len() > 20, "the org has portal users: {}", portal.len());
+    // Portal users only: new titles for some, logins for others.
+    let now = chrono::Utc::now().timestamp() * 1000;
+    let mut logged_in = Vec::new();
+    org.sim.update_org(|data| {
+        let users = data.table_mut("User");
+        for &i in portal.iter().step_by(3) {
+            users.set(i, "Title", Value::str("Partner manager"));
+            users.set(i, "LastModifiedDate", Value::DateTime(now));
+            users.set(i, "SystemModstamp", Value::DateTime(now));
+        }
+        logged_in =
+            portal.iter().skip(1).step_by(3).filter_map(|&i| users.get(i, "Id").as_str().map(String::from)).collect();
+    });
+    org.sim.log_in(&logged_in, now);
+    let before_calls = org.sim.request_log().len();
+    org.extract(&pipeline);
+    let read: usize =
+        org.sim.request_log()[before_calls..].iter().filter(|r| r.object == Some("User")).map(|r| r.records).sum();
+    assert!(read >= portal.len() / 3 * 2, "the changed portal users were read: {read}");
+    assert_eq!(identity(), before, "only users out of the scope changed: the table keeps its file");
+
+    // One user leaves the scope (becomes a partner user), one portal user enters it.
+    let (leaving, entering) = {
+        let data = org.sim.org();
+        let standard = (0..data.table("User").rows.len()).find(|&i| user_type(&data, i).as_deref() == Some("Standard"));
+        (standard.unwrap_or_else(|| panic!("no standard user")), portal[0])
+    };
+    org.sim.update_org(|data| {
+        let users = data.table_mut("User");
+        for (i, new_type) in [(leaving, "PowerPartner"), (entering, "Standard")] {
+            users.set(i, "UserType", Value::str(new_type));
+            users.set(i, "SystemModstamp", Value::DateTime(now + 1000));
+        }
+    });
+    org.extract(&pipeline);
+    assert_ne!(identity(), before, "the table changed");
+    let full = ["extract", &pipeline.to_string_lossy(), "--out", &full_out.to_string_lossy(), "--full"];
+    let run = sfetl(&full, org.dir.path());
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(users(&out), users(&full_out), "incremental equals full");
+    let ids = |data: &sfetl_sim::OrgData, i: usize| data.table("User").get(i, "Id").as_str().map(String::from);
+    let data = org.sim.org();
+    let held = column_sorted(&out, "users", "user_id");
+    assert!(
+        !held.contains(&ids(&data, leaving).unwrap_or_default())
+            && held.contains(&ids(&data, entering).unwrap_or_default())
+    );
 }

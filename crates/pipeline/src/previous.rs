@@ -10,23 +10,30 @@ use crate::verify::{self, GroupCounts};
 use arrow::array::{Array, AsArray};
 use sfetl_load::{ParquetSink, RowGroups};
 use sfetl_transform::tables::TableDef;
+use std::collections::HashSet;
 
 /// What the previous file holds.
 pub struct PreviousScan {
     pub rows: u64,
     /// Rows per group, the rows read this run included once (`None` unless asked for).
     pub held: Option<GroupCounts>,
-    /// Every row read this run is in the file with the same version.
+    /// Every row read this run that the table keeps is in the file with the same version, and
+    /// none that it leaves out (out of its scope) is in the file.
     pub holds_every_version: bool,
+    /// Rows read this run that the table leaves out.
+    pub left_out: u64,
 }
 
-/// Scans the org's file of `table` (`None`: no file of the current schema). `held` starts as the
-/// counts per group of the rows read this run; the file's other rows are added to it.
+/// Scans the org's file of `table` (`None`: no file of the current schema) for the rows read
+/// this run (`versions`), of which the table leaves out those in `left_out` (users out of its
+/// scope: a portal user who logged in is read, and is no change unless it was in the table).
+/// `held` starts as the counts per group of the rows read this run; the file's other rows are
+/// added to it.
 pub fn scan(
     sink: &ParquetSink,
     table: &TableDef,
     org: &str,
-    versions: &Versions,
+    (versions, left_out): (&Versions, &HashSet<String>),
     mut held: Option<GroupCounts>,
 ) -> Result<Option<PreviousScan>, OrgError> {
     let group = table.verified_by.and_then(|field| table.column_of(field)).filter(|_| held.is_some());
@@ -51,6 +58,8 @@ pub fn scan(
         for row in 0..batch.num_rows() {
             let read_again = ids.is_valid(row).then(|| versions.get(ids.value(row))).flatten();
             match read_again {
+                // Out of the scope now: the row must leave the table.
+                Some(_) if left_out.contains(ids.value(row)) => differs = true,
                 Some(read) => {
                     matched += 1;
                     differs |= *read != version(row);
@@ -65,7 +74,9 @@ pub fn scan(
     }
     // Without a SystemModstamp to compare, no row is known to be the same.
     let comparable = modstamp.is_some();
-    Ok(Some(PreviousScan { rows, held, holds_every_version: comparable && !differs && matched == versions.len() }))
+    let kept = versions.len().saturating_sub(left_out.len());
+    let holds_every_version = comparable && !differs && matched == kept;
+    Ok(Some(PreviousScan { rows, held, holds_every_version, left_out: left_out.len() as u64 }))
 }
 
 #[cfg(test)]
@@ -114,11 +125,13 @@ mod tests {
         let sink = ParquetSink::new(dir.path());
         write_file(&sink, table);
         let version = |at| RowVersion { system_modstamp: Some(at), activity: None };
-        let scan = |read: &[(&str, i64)]| {
+        let scan_leaving_out = |read: &[(&str, i64)], left_out: &[&str]| {
             let versions: Versions = read.iter().map(|(id, at)| (id.to_string(), version(*at))).collect();
+            let left_out: HashSet<String> = left_out.iter().map(|id| id.to_string()).collect();
             let held = GroupCounts::from([("g2".to_string(), read.len() as u64)]);
-            scan(&sink, table, "acme", &versions, Some(held)).unwrap_or_else(|e| panic!("{e}"))
+            scan(&sink, table, "acme", (&versions, &left_out), Some(held)).unwrap_or_else(|e| panic!("{e}"))
         };
+        let scan = |read: &[(&str, i64)]| scan_leaving_out(read, &[]);
         let same = scan(&[("c", 3)]).unwrap_or_else(|| panic!("no file"));
         assert!(same.holds_every_version);
         assert_eq!(same.rows, 3);
@@ -127,7 +140,14 @@ mod tests {
         assert!(!scan(&[("c", 4)]).is_some_and(|s| s.holds_every_version), "a newer stamp is a change");
         assert!(!scan(&[("c", 3), ("d", 3)]).is_some_and(|s| s.holds_every_version), "a new row is a change");
         assert!(scan(&[]).is_some_and(|s| s.holds_every_version), "nothing read, nothing changed");
+        // Rows read that the table leaves out (out of its scope) are no change unless the file
+        // holds them: then they must leave it.
+        let outside = scan_leaving_out(&[("c", 3), ("x", 9)], &["x"]);
+        assert!(outside.as_ref().is_some_and(|s| s.holds_every_version && s.left_out == 1));
+        assert!(!scan_leaving_out(&[("c", 3), ("b", 2)], &["b"]).is_some_and(|s| s.holds_every_version), "b left");
+        assert!(!scan_leaving_out(&[("x", 9), ("d", 3)], &["x"]).is_some_and(|s| s.holds_every_version), "d is new");
         let other = ParquetSink::new(dir.path().join("empty"));
-        assert!(super::scan(&other, table, "acme", &Versions::new(), None).unwrap_or_else(|e| panic!("{e}")).is_none());
+        let nothing = (&Versions::new(), &HashSet::new());
+        assert!(super::scan(&other, table, "acme", nothing, None).unwrap_or_else(|e| panic!("{e}")).is_none());
     }
 }

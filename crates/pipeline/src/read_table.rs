@@ -21,7 +21,7 @@ use sfetl_extract::{BulkQuery, PollPace, QueryPage, QueryStream, RecordDecoder, 
 use sfetl_load::{FinishedFile, RowGroups};
 use sfetl_transform::tables::TableDef;
 use sfetl_transform::{CompanyMatcher, DecodedPage, TableDecoder};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
@@ -162,6 +162,8 @@ pub(crate) async fn read_table(
     let mut rest = Rest::Pages;
     let bar = progress.table(&org.name, table.name);
     let mut watch = PageWatch::new(table, since.as_ref());
+    // Rows read that the table's scope leaves out (portal users, by default), by Id.
+    let mut left_out = HashSet::new();
     while !done {
         let page = match &mut rest {
             Rest::Bulk(job) => job.next_decoded(&pages).await?,
@@ -219,7 +221,7 @@ pub(crate) async fn read_table(
         let mut batch = page.batch?;
         watch.observe(&batch);
         if let Some(scope) = &scope {
-            batch = scope.keep(&batch)?;
+            batch = scope.keep(&batch, since.is_some().then_some(&mut left_out))?;
         }
         if encoder.batches.send(batch).await.is_err() {
             // The encoder ends before the batches only on an error, which `finish` returns.
@@ -236,8 +238,9 @@ pub(crate) async fn read_table(
         (Some(_), Some(_)) => {
             let (sink, org_name) = (sink.clone(), org.name.clone());
             let held = held.filter(|_| table.verified_by.is_some());
+            let left_out = std::mem::take(&mut left_out);
             tokio::task::spawn_blocking(move || -> Result<_, OrgError> {
-                let scan = crate::previous::scan(&sink, table, &org_name, &changed, held)?;
+                let scan = crate::previous::scan(&sink, table, &org_name, (&changed, &left_out), held)?;
                 Ok((changed, scan))
             })
             .await??
@@ -281,11 +284,13 @@ pub(crate) async fn read_table(
     }
     drop(own);
     let fetched = writer.rows();
-    // Nothing new (every row read is a version the file holds, none left the scope) and nothing
-    // deleted: the previous file stays as it is.
+    // Nothing new (every row kept is a version the file holds, none left out is in it) and
+    // nothing deleted: the previous file stays as it is.
     let unchanged = scan
         .as_ref()
-        .filter(|scan| scan.holds_every_version && stale.is_empty() && !everything && fetched == observed)
+        .filter(|scan| {
+            scan.holds_every_version && stale.is_empty() && !everything && fetched + scan.left_out == observed
+        })
         .map(|scan| scan.rows);
     let (rows, file) = match (unchanged, previous) {
         (Some(rows), _) => {

@@ -9,6 +9,7 @@ use arrow::compute::filter_record_batch;
 use sfetl_extract::soql::{like_contains, quote};
 use sfetl_transform::CompanyMatcher;
 use sfetl_transform::tables::USERS;
+use std::collections::HashSet;
 
 pub struct UserScope {
     excluded_types: Vec<String>,
@@ -44,8 +45,10 @@ impl UserScope {
 
     /// The rows of a `users` batch that belong in the table: not of an excluded user type (compared
     /// without regard to ASCII case), and, with `company_filter = "only"`, matching a configured
-    /// company (the batch's `company` column is that match).
-    pub fn keep(&self, batch: &RecordBatch) -> Result<RecordBatch, OrgError> {
+    /// company (the batch's `company` column is that match). The Ids of the rows left out are
+    /// added to `left_out` when given: an incremental read asks for every changed user, in scope
+    /// or not, and must tell whether those it leaves out were in the table.
+    pub fn keep(&self, batch: &RecordBatch, left_out: Option<&mut HashSet<String>>) -> Result<RecordBatch, OrgError> {
         let column = |name: &str| batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>());
         let (Some(user_types), Some(companies)) = (column("user_type"), column("company")) else {
             return Ok(batch.clone());
@@ -57,6 +60,11 @@ impl UserScope {
                 Some(!excluded && (!self.only_companies || companies.is_valid(row)))
             })
             .collect();
+        if let Some(left_out) = left_out {
+            let ids = batch.column(0).as_string::<i32>();
+            let dropped = keep.iter().zip(ids.iter()).filter(|(kept, _)| *kept != Some(true));
+            left_out.extend(dropped.filter_map(|(_, id)| id.map(str::to_string)));
+        }
         filter_record_batch(batch, &keep)
             .map_err(|source| sfetl_transform::Error::Arrow { table: USERS.name, source }.into())
     }
