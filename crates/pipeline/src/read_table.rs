@@ -117,8 +117,17 @@ pub(crate) async fn read_table(
         let overlap = org.incremental_overlap.as_millis() as i64;
         let changed = format!("SystemModstamp >= {}", soql::datetime(cursor.system_modstamp - overlap));
         query = query.filter(match (table.activity, cursor.activity) {
-            // A login moves LastLoginDate but not (reliably) SystemModstamp: ask for both.
-            (Some(field), Some(at)) => format!("{changed} OR {field} >= {}", soql::datetime(at - overlap)),
+            // A login moves LastLoginDate but not (reliably) SystemModstamp: ask for both. A
+            // login does not move a user into or out of the scope (a new profile or company is
+            // an edit, which moves SystemModstamp): the logins of users out of it (a customer
+            // community's, night after night) are not asked for.
+            (Some(field), Some(at)) => {
+                let logins = format!("{field} >= {}", soql::datetime(at - overlap));
+                match scope.as_ref().and_then(UserScope::soql_condition) {
+                    Some(scope) => format!("{changed} OR ({logins} AND {scope})"),
+                    None => format!("{changed} OR {logins}"),
+                }
+            }
             _ => changed,
         });
     } else if let Some(condition) = scope.as_ref().and_then(UserScope::soql_condition) {
