@@ -97,12 +97,11 @@ impl Table {
 
     /// The value of `field` (by name) in row `i`; panics only on a field name this crate misspelt.
     pub fn get(&self, i: usize, field: &str) -> &Value {
-        let idx = self.def.field_index(field).unwrap_or_else(|| panic!("{}.{field}", self.def.name));
-        &self.rows[i][idx]
+        &self.rows[i][self.column(field)]
     }
 
     pub fn set(&mut self, i: usize, field: &str, value: Value) {
-        let idx = self.def.field_index(field).unwrap_or_else(|| panic!("{}.{field}", self.def.name));
+        let idx = self.column(field);
         self.ids_ascending &= idx != 0;
         self.rows[i][idx] = value;
     }
