@@ -322,3 +322,44 @@ async fn changes_only_outside_the_scope_keep_the_users_file() {
             && held.contains(&ids(&data, entering).unwrap_or_default())
     );
 }
+
+/// The users' scope settings (`exclude_user_types`, `company_filter`, `company_names`) decide
+/// which users the table holds and the `company` each is tagged with. Changed between runs, the
+/// next incremental run reads the users again whole: the table equals a full read under the new
+/// settings, though nobody changed in Salesforce. The run after that reads changes only again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_scope_settings_read_the_users_again() {
+    let org = SimOrg::start(2_000, 41).await;
+    let out = org.out();
+    org.extract(&org.pipeline("settings", ""));
+    let portal = "SELECT count(*)::BIGINT FROM users
+                  WHERE lower(user_type) IN ('powerpartner', 'cspliteportal', 'customersuccess', 'powercustomersuccess')";
+    assert_eq!(rows(&out, portal)[0][0], "0", "portal users are left out by default");
+    let untagged = "SELECT trim(company_name) FROM users WHERE company IS NULL AND trim(company_name) <> '' LIMIT 1";
+    let other_company =
+        rows(&out, untagged).first().map(|r| r[0].clone()).unwrap_or_else(|| panic!("no other company"));
+    let full = |pipeline: &std::path::Path, dir: &str| {
+        let full_out = org.dir.path().join(dir);
+        let args = ["extract", &pipeline.to_string_lossy(), "--out", &full_out.to_string_lossy(), "--full"];
+        let run = sfetl(&args, org.dir.path());
+        assert!(run.status.success(), "{}", text(&run));
+        users(&full_out)
+    };
+    // Portal users kept from now on.
+    let wider = org.pipeline("settings", "exclude_user_types = []");
+    org.extract(&wider);
+    assert_ne!(rows(&out, portal)[0][0], "0");
+    assert_eq!(users(&out), full(&wider, "full-wider"), "the table holds the portal users, as a full read");
+    // Another company configured: the users' `company` tags follow.
+    let renamed = org.pipeline_with_companies("settings", &[&other_company], "exclude_user_types = []");
+    org.extract(&renamed);
+    let tagged = format!("SELECT count(*)::BIGINT FROM users WHERE company = '{}'", other_company.replace('\'', "''"));
+    assert_ne!(rows(&out, &tagged)[0][0], "0", "{other_company}");
+    assert_eq!(users(&out), full(&renamed, "full-renamed"), "tagged as a full read tags them");
+    // The same settings again: changes only (the overlap's few rows).
+    let before = org.sim.request_log().len();
+    org.extract(&renamed);
+    let read: usize =
+        org.sim.request_log()[before..].iter().filter(|r| r.object == Some("User")).map(|r| r.records).sum();
+    assert!(read < 200, "{read} users read");
+}

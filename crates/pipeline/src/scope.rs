@@ -26,6 +26,16 @@ impl UserScope {
         }
     }
 
+    /// The settings that decide which users the table holds and the `company` each is tagged
+    /// with, as text kept in the org's state with the users' cursor: rows read under other
+    /// settings are not rows an incremental read can merge into.
+    pub fn settings(org: &OrgPlan) -> String {
+        format!(
+            "exclude_user_types {:?}; company_filter {:?}; company_names {:?}",
+            org.exclude_user_types, org.company_filter, org.company_names
+        )
+    }
+
     /// The SOQL condition that leaves out most unwanted users on Salesforce's side (for a full
     /// read). `CompanyName` is matched with `LIKE '%name%'`, since SOQL cannot trim; the exact
     /// trimmed match is [`UserScope::keeps`].

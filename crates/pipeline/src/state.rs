@@ -31,6 +31,10 @@ pub struct OrgState {
     /// ([`crate::derive::Derived`]); written after that file is in place.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub derived: BTreeMap<String, String>,
+    /// The scope settings the users' rows were read under ([`crate::scope::UserScope::settings`]);
+    /// written with the users' cursor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users_scope: Option<String>,
 }
 
 fn path(output: &Path, org: &str) -> PathBuf {
