@@ -363,3 +363,40 @@ async fn changed_scope_settings_read_the_users_again() {
         org.sim.request_log()[before..].iter().filter(|r| r.object == Some("User")).map(|r| r.records).sum();
     assert!(read < 200, "{read} users read");
 }
+
+/// A field hidden from the integration user (field-level security) when the rows were read is
+/// granted later: the next incremental run reads the table again whole, so the column is filled
+/// for every row as a full read fills it. While it stays hidden, runs read changes only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_granted_later_is_filled_for_every_row() {
+    let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(43, 1_500));
+    config.hidden_fields = vec!["User.Department".into()];
+    let org = SimOrg::start_with(config).await;
+    let pipeline = org.pipeline("grant", "");
+    let out = org.out();
+    org.extract(&pipeline);
+    let departments = "SELECT count(department)::BIGINT FROM users";
+    assert_eq!(rows(&out, departments)[0][0], "0", "hidden: the column is empty");
+    let users_read = |since: usize| -> usize {
+        org.sim.request_log()[since..].iter().filter(|r| r.object == Some("User")).map(|r| r.records).sum()
+    };
+    let before = org.sim.request_log().len();
+    org.extract(&pipeline);
+    assert!(users_read(before) < 100, "still hidden: changes only ({} users read)", users_read(before));
+    // The field known missing is left out from the start: no query is refused for it.
+    let refused = org.sim.request_log()[before..].iter().filter(|r| r.status == 400).count();
+    assert_eq!(refused, 0, "no INVALID_FIELD");
+    org.sim.set_hidden_fields(&[]);
+    let before = org.sim.request_log().len();
+    org.extract(&pipeline);
+    assert!(users_read(before) > 1_000, "granted: every user read again ({})", users_read(before));
+    assert_ne!(rows(&out, departments)[0][0], "0");
+    let full_out = org.dir.path().join("full");
+    let args = ["extract", &pipeline.to_string_lossy(), "--out", &full_out.to_string_lossy(), "--full"];
+    let run = sfetl(&args, org.dir.path());
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(users(&out), users(&full_out), "as a full read fills it");
+    let before = org.sim.request_log().len();
+    org.extract(&pipeline);
+    assert!(users_read(before) < 100, "then changes only again ({})", users_read(before));
+}

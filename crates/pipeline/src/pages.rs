@@ -115,8 +115,12 @@ impl PageWatch {
                 .filter(|&row| stamps.is_valid(row) && ids.is_valid(row))
                 .max_by(|&a, &b| (stamps.value(a), ids.value(a)).cmp(&(stamps.value(b), ids.value(b))));
             if let Some(row) = newest {
-                let seen =
-                    Cursor { system_modstamp: stamps.value(row), id: ids.value(row).to_string(), activity: None };
+                let seen = Cursor {
+                    system_modstamp: stamps.value(row),
+                    id: ids.value(row).to_string(),
+                    activity: None,
+                    missing: Vec::new(),
+                };
                 if self.newest.as_ref().is_none_or(|n| seen.is_after(n)) {
                     self.newest = Some(seen);
                 }

@@ -88,6 +88,28 @@ pub(crate) async fn read_table(
     };
     // A cursor from before the table had an activity field cannot say which rows it moved in.
     let since = since.filter(|c| previous.is_some() && (table.activity.is_none() || c.activity.is_some()));
+    // Fields missing when the rows were read, readable now (an admin granted them): the rows
+    // read before have them empty, so the table is read again whole. The describe that tells
+    // costs a call, and saves two: the query leaves out the fields still missing from the start,
+    // instead of being refused for them and describing the object then.
+    let (mut describe_calls, mut still_missing) = (0, Vec::new());
+    let since = match since {
+        Some(cursor) if !cursor.missing.is_empty() => {
+            let calls = std::sync::atomic::AtomicU64::new(0);
+            let fields: Vec<&str> = cursor.missing.iter().map(String::as_str).collect();
+            still_missing = client.missing_fields_counted(table.object, &fields, &calls).await?;
+            describe_calls = calls.into_inner();
+            match still_missing.len() < cursor.missing.len() {
+                true => {
+                    tracing::info!(org = %org.name, table = table.name,
+                        "fields missing before are readable now: reading the table again whole");
+                    None
+                }
+                false => Some(cursor),
+            }
+        }
+        other => other,
+    };
     // A full read's history file holds exactly the table's rows: it is the table's file under a
     // second name (`FinishedFile::also_as`), not a second encoding of every row (a few percent
     // of a run's CPU, and a second row group of users held in memory). An incremental read's
@@ -103,7 +125,8 @@ pub(crate) async fn read_table(
     // fetched.
     let encoder = Encoder::start(writer, history);
     // Ordered by Id so that a lost cursor resumes after the last row received.
-    let mut query = SoqlQuery::new(table.object, table.soql_fields()).order_by("Id");
+    let fields = table.soql_fields().into_iter().filter(|f| !still_missing.iter().any(|m| m == f));
+    let mut query = SoqlQuery::new(table.object, fields).order_by("Id");
     if let Some(condition) = table.condition {
         query = query.filter(condition);
     }
@@ -160,6 +183,8 @@ pub(crate) async fn read_table(
     let opened = opened?;
     let counted = counted.map(|page| page.total_size);
     let (query, mut stream, mut first) = (opened.query, opened.stream, Some(opened.first));
+    let missing_fields: Vec<String> =
+        table.soql_fields().into_iter().filter(|f| !query.fields.iter().any(|q| q == f)).map(String::from).collect();
     // A full read chooses how to go on at its second page: a query's first page also pays for
     // running the query, so the second's round trip is the one the rest would repeat.
     let (mut decided, mut received) = (since.is_some(), 0u64);
@@ -345,10 +370,10 @@ pub(crate) async fn read_table(
         tracing::info!(org = %org.name, table = table.name, resumed = tally.resumes, split = tally.splits,
             "the query recovered: resumed after lost cursors, split after timeouts");
     }
-    let api_calls = opened.calls + tally.calls + verify_calls + count_calls;
+    let api_calls = describe_calls + opened.calls + tally.calls + verify_calls + count_calls;
     let summary = TableSummary { table: table.name, rows, fetched, api_calls, elapsed: started.elapsed() };
-    let cursor =
-        newest.map(|cursor| Cursor { activity: newest_activity.filter(|_| table.activity.is_some()), ..cursor });
+    let activity = newest_activity.filter(|_| table.activity.is_some());
+    let cursor = newest.map(|cursor| Cursor { activity, missing: missing_fields, ..cursor });
     // Finished now, while other tables are still read: a file's last row group would otherwise
     // stay in memory, and be encoded after the last table, on the run's critical path.
     let files = tokio::task::spawn_blocking(move || -> Result<Vec<FinishedFile>, OrgError> {

@@ -14,6 +14,10 @@ pub struct Cursor {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity: Option<i64>,
+    /// The table's fields the org lacked or hid from the user when its rows were read (their
+    /// column is empty): should one become readable, the table is read again whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
 }
 
 impl Cursor {

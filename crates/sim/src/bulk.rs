@@ -106,7 +106,7 @@ pub(crate) async fn create(
         let message = format!("{clause} is not supported by Bulk API 2.0 query jobs");
         return api_error(StatusCode::BAD_REQUEST, "INVALIDJOB", &message);
     }
-    let plan = match soql::plan(&request.query, &parsed, &state.fields) {
+    let plan = match soql::plan(&request.query, &parsed, &state.fields()) {
         Ok(plan) => plan,
         Err(e) => return api_error(StatusCode::BAD_REQUEST, e.code, &e.message),
     };

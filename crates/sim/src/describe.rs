@@ -23,10 +23,11 @@ pub(crate) async fn describe(
     let Some(def) = objects::by_name(&object).filter(|d| !hidden(d.name)) else {
         return api_error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist");
     };
+    let access = state.fields();
     let fields: Vec<serde_json::Value> = def
         .fields
         .iter()
-        .filter(|f| state.fields.visible(def.name, f.name))
+        .filter(|f| access.visible(def.name, f.name))
         .map(|f| {
             serde_json::json!({
                 "name": f.name,

@@ -334,6 +334,15 @@ impl Sim {
         }
     }
 
+    /// Hides these fields (`Object.Field`) from the integration user from now on, and only
+    /// these: what an admin's change to its profile's field-level security does.
+    pub fn set_hidden_fields(&self, hidden: &[String]) {
+        let access = FieldAccess::new(self.state.config.state_country_picklists, hidden);
+        if let Ok(mut fields) = self.state.fields.write() {
+            *fields = access;
+        }
+    }
+
     /// Changes the org; license counts are recomputed afterwards.
     pub fn update_org(&self, change: impl FnOnce(&mut OrgData)) {
         if let Ok(mut org) = self.state.org.write() {

@@ -46,8 +46,9 @@ pub(crate) struct SimState {
     pub faults: Mutex<Vec<FaultRule>>,
     pub next_cursor: AtomicU64,
     pub jobs: Mutex<HashMap<String, crate::bulk::BulkJob>>,
-    /// The fields the integration user can see.
-    pub fields: FieldAccess,
+    /// The fields the integration user's profile lets it read; an admin may grant more later
+    /// ([`crate::Sim::set_hidden_fields`]).
+    pub fields: std::sync::RwLock<FieldAccess>,
 }
 
 /// An open query: the org as it was when the query ran, and the matching rows in order.
@@ -70,7 +71,7 @@ impl SimState {
         let api_used = AtomicU64::new(config.api_used_at_start);
         let fields = FieldAccess::new(config.state_country_picklists, &config.hidden_fields);
         SimState {
-            fields,
+            fields: std::sync::RwLock::new(fields),
             config,
             base_url,
             org: RwLock::new(Arc::new(data)),
@@ -102,6 +103,11 @@ impl SimState {
     pub fn sees(&self, plan: &Plan) -> impl Fn(usize) -> bool + use<> {
         let every = self.config.hidden_user_every.filter(|&n| n > 0 && plan.object.name == "User");
         move |row| every.is_none_or(|every| !(row + 1).is_multiple_of(every))
+    }
+
+    /// The fields the integration user may read now.
+    pub fn fields(&self) -> FieldAccess {
+        self.fields.read().map(|f| f.clone()).unwrap_or_else(|e| e.into_inner().clone())
     }
 
     /// The API versions this org serves, oldest first.
@@ -352,7 +358,8 @@ pub(crate) async fn answer_query(
     let Some(soql_text) = q else {
         return api_error(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "A query string has to be specified");
     };
-    let plan = match soql::parse(&soql_text).and_then(|query| soql::plan(&soql_text, &query, &state.fields)) {
+    let fields = state.fields();
+    let plan = match soql::parse(&soql_text).and_then(|query| soql::plan(&soql_text, &query, &fields)) {
         Ok(mut plan) => {
             plan.ids = state.config.id_order;
             plan
