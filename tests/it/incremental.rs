@@ -366,7 +366,8 @@ async fn changed_scope_settings_read_the_users_again() {
 
 /// A field hidden from the integration user (field-level security) when the rows were read is
 /// granted later: the next incremental run reads the table again whole, so the column is filled
-/// for every row as a full read fills it. While it stays hidden, runs read changes only.
+/// for every row as a full read fills it. While it stays hidden, runs read changes only. Hidden
+/// again, the column is emptied in the rows kept too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_field_granted_later_is_filled_for_every_row() {
     let mut config = sfetl_sim::SimConfig::new(sfetl_sim::OrgSpec::new(43, 1_500));
@@ -399,4 +400,13 @@ async fn a_field_granted_later_is_filled_for_every_row() {
     let before = org.sim.request_log().len();
     org.extract(&pipeline);
     assert!(users_read(before) < 100, "then changes only again ({})", users_read(before));
+    // Hidden again: a full read has the column empty, and so does the table.
+    org.sim.set_hidden_fields(&["User.Department".to_string()]);
+    org.extract(&pipeline);
+    assert_eq!(rows(&out, departments)[0][0], "0", "revoked: the column is empty again");
+    let full_out = org.dir.path().join("full-revoked");
+    let args = ["extract", &pipeline.to_string_lossy(), "--out", &full_out.to_string_lossy(), "--full"];
+    let run = sfetl(&args, org.dir.path());
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(users(&out), users(&full_out), "as a full read leaves it");
 }

@@ -185,6 +185,15 @@ pub(crate) async fn read_table(
     let (query, mut stream, mut first) = (opened.query, opened.stream, Some(opened.first));
     let missing_fields: Vec<String> =
         table.soql_fields().into_iter().filter(|f| !query.fields.iter().any(|q| q == f)).map(String::from).collect();
+    // Fields readable when the previous rows were read, missing now (access revoked): a full
+    // read has their columns empty, so the rows kept from the previous file lose them too.
+    let revoked: Vec<usize> = since
+        .as_ref()
+        .map(|cursor| missing_fields.iter().filter(|f| !cursor.missing.contains(f)).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|field| table.column_of(field))
+        .collect();
     // A full read chooses how to go on at its second page: a query's first page also pays for
     // running the query, so the second's round trip is the one the rest would repeat.
     let (mut decided, mut received) = (since.is_some(), 0u64);
@@ -323,7 +332,8 @@ pub(crate) async fn read_table(
     let unchanged = scan
         .as_ref()
         .filter(|scan| {
-            scan.holds_every_version && stale.is_empty() && !everything && fetched + scan.left_out == observed
+            let same = scan.holds_every_version && stale.is_empty() && !everything && revoked.is_empty();
+            same && fetched + scan.left_out == observed
         })
         .map(|scan| scan.rows);
     let (rows, file) = match (unchanged, previous) {
@@ -343,6 +353,7 @@ pub(crate) async fn read_table(
             let decoded = tokio::task::spawn_blocking(move || -> Result<(), OrgError> {
                 for batch in previous {
                     let kept = kept_rows(&batch?, &changed, (group, &stale), table.name)?;
+                    let kept = emptied(kept, &revoked, table.name)?;
                     // Refused only when the encoder stopped: its error comes from `finish`.
                     if merged.blocking_send(kept).is_err() {
                         break;
@@ -582,6 +593,19 @@ async fn open_query<'c>(
     let mut stream = client.query_decoded(&query, pages.clone());
     let first = stream.next_page().await?;
     Ok(OpenQuery { query, stream, first, calls: calls.into_inner(), absent: false })
+}
+
+/// `batch` with its `columns` (indexes) all NULL.
+fn emptied(batch: RecordBatch, columns: &[usize], table: &'static str) -> Result<RecordBatch, OrgError> {
+    if columns.is_empty() {
+        return Ok(batch);
+    }
+    let mut arrays = batch.columns().to_vec();
+    for &column in columns {
+        arrays[column] = arrow::array::new_null_array(arrays[column].data_type(), batch.num_rows());
+    }
+    RecordBatch::try_new(batch.schema(), arrays)
+        .map_err(|source| sfetl_transform::Error::Arrow { table, source }.into())
 }
 
 /// The previous file's batch without the rows whose Id (first column) is in `ids` (read again
