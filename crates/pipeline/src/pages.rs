@@ -120,6 +120,7 @@ impl PageWatch {
                     id: ids.value(row).to_string(),
                     activity: None,
                     missing: Vec::new(),
+                    scope: None,
                 };
                 if self.newest.as_ref().is_none_or(|n| seen.is_after(n)) {
                     self.newest = Some(seen);

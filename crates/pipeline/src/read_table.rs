@@ -88,6 +88,18 @@ pub(crate) async fn read_table(
     };
     // A cursor from before the table had an activity field cannot say which rows it moved in.
     let since = since.filter(|c| previous.is_some() && (table.activity.is_none() || c.activity.is_some()));
+    // Users read under other scope settings (`exclude_user_types`, `company_filter`,
+    // `company_names`: who is in the table, and the `company` each is tagged with) are read
+    // again whole, though none changed in Salesforce.
+    let scope_settings = scope.as_ref().map(|_| UserScope::settings(org));
+    let since = match since {
+        Some(cursor) if cursor.scope != scope_settings => {
+            tracing::info!(org = %org.name, table = table.name,
+                "the scope settings are new: reading the table again whole");
+            None
+        }
+        other => other,
+    };
     // Fields missing when the rows were read, readable now (an admin granted them): the rows
     // read before have them empty, so the table is read again whole. The describe that tells
     // costs a call, and saves two: the query leaves out the fields still missing from the start,
@@ -187,13 +199,13 @@ pub(crate) async fn read_table(
         table.soql_fields().into_iter().filter(|f| !query.fields.iter().any(|q| q == f)).map(String::from).collect();
     // Fields readable when the previous rows were read, missing now (access revoked): a full
     // read has their columns empty, so the rows kept from the previous file lose them too.
-    let revoked: Vec<usize> = since
-        .as_ref()
-        .map(|cursor| missing_fields.iter().filter(|f| !cursor.missing.contains(f)).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|field| table.column_of(field))
-        .collect();
+    let revoked: Vec<usize> = match &since {
+        Some(cursor) => {
+            let revoked = missing_fields.iter().filter(|field| !cursor.missing.contains(field));
+            revoked.filter_map(|field| table.column_of(field)).collect()
+        }
+        None => Vec::new(),
+    };
     // A full read chooses how to go on at its second page: a query's first page also pays for
     // running the query, so the second's round trip is the one the rest would repeat.
     let (mut decided, mut received) = (since.is_some(), 0u64);
@@ -384,7 +396,7 @@ pub(crate) async fn read_table(
     let api_calls = describe_calls + opened.calls + tally.calls + verify_calls + count_calls;
     let summary = TableSummary { table: table.name, rows, fetched, api_calls, elapsed: started.elapsed() };
     let activity = newest_activity.filter(|_| table.activity.is_some());
-    let cursor = newest.map(|cursor| Cursor { activity, missing: missing_fields, ..cursor });
+    let cursor = newest.map(|cursor| Cursor { activity, missing: missing_fields, scope: scope_settings, ..cursor });
     // Finished now, while other tables are still read: a file's last row group would otherwise
     // stay in memory, and be encoded after the last table, on the run's critical path.
     let files = tokio::task::spawn_blocking(move || -> Result<Vec<FinishedFile>, OrgError> {

@@ -264,13 +264,6 @@ async fn read_org(
     summary: &mut OrgSummary,
 ) -> Result<(), OrgError> {
     let mut state = crate::state::load(run.sink.root(), &org.name);
-    // Users read under other scope settings (`exclude_user_types`, `company_filter`,
-    // `company_names`: who is in the table, and the `company` each is tagged with) are read
-    // again whole, though none changed in Salesforce: their cursor is dropped.
-    let users_scope = crate::scope::UserScope::settings(org);
-    if state.users_scope.as_ref() != Some(&users_scope) && state.cursors.remove(tables::USERS.name).is_some() {
-        tracing::info!(org = %org.name, "the users' scope settings are new: reading the users again whole");
-    }
     // A full read opens DuckDB only once its tables are written (see the derive below). An
     // incremental run (one with cursors to read from) holds little while it reads: DuckDB is
     // opened on a thread of its own while the login and first calls wait on the network, 13 ms
@@ -359,9 +352,6 @@ async fn read_org(
         }
         // Only now that the files are in place may the cursors move past their rows.
         if !new_cursors.is_empty() {
-            if new_cursors.iter().any(|(name, _)| *name == tables::USERS.name) {
-                state.users_scope = Some(users_scope);
-            }
             state.cursors.extend(new_cursors.into_iter().map(|(name, cursor)| (name.to_string(), cursor)));
             crate::state::save(&root, &name, &state)?;
         }

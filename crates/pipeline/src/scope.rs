@@ -27,8 +27,8 @@ impl UserScope {
     }
 
     /// The settings that decide which users the table holds and the `company` each is tagged
-    /// with, as text kept in the org's state with the users' cursor: rows read under other
-    /// settings are not rows an incremental read can merge into.
+    /// with, as text kept in the users' cursor: rows read under other settings are not rows an
+    /// incremental read can merge into.
     pub fn settings(org: &OrgPlan) -> String {
         format!(
             "exclude_user_types {:?}; company_filter {:?}; company_names {:?}",

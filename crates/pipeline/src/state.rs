@@ -18,6 +18,10 @@ pub struct Cursor {
     /// column is empty): should one become readable, the table is read again whole.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<String>,
+    /// For the users, the scope settings their rows were read under
+    /// ([`crate::scope::UserScope::settings`]): under other settings, they are read again whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl Cursor {
@@ -35,10 +39,6 @@ pub struct OrgState {
     /// ([`crate::derive::Derived`]); written after that file is in place.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub derived: BTreeMap<String, String>,
-    /// The scope settings the users' rows were read under ([`crate::scope::UserScope::settings`]);
-    /// written with the users' cursor.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub users_scope: Option<String>,
 }
 
 fn path(output: &Path, org: &str) -> PathBuf {
