@@ -97,9 +97,11 @@ impl SimState {
         self.base_url.replacen("127.0.0.1", "localhost", 1)
     }
 
-    /// Whether the integration user may see a row of the plan's object: sharing can hide users.
-    /// Checked as the query runs, before its LIMIT: `ORDER BY Id DESC LIMIT 1` is the last row
-    /// the user sees, not none when the last row is hidden.
+    /// Whether the integration user may see a row of the plan's object: sharing can hide users (a
+    /// query returns only the records the user may see; for users, the org's user sharing: "User
+    /// Sharing", Salesforce Help). Checked as the query runs, before its LIMIT, which caps the
+    /// rows returned ("LIMIT", SOQL and SOSL Reference): `ORDER BY Id DESC LIMIT 1` is the last
+    /// row the user sees, not none when the last row is hidden.
     pub fn sees(&self, plan: &Plan) -> impl Fn(usize) -> bool + use<> {
         let every = self.config.hidden_user_every.filter(|&n| n > 0 && plan.object.name == "User");
         move |row| every.is_none_or(|every| !(row + 1).is_multiple_of(every))
