@@ -29,6 +29,7 @@ install dir=(home_directory() / ".local/bin"):
     cargo build --release --workspace --bins
     install -D -m 0755 {{CARGO_TARGET_DIR}}/release/sfetl {{dir}}/sfetl
     @echo "installed {{dir}}/sfetl"
+    @case ":$PATH:" in *":{{dir}}:"*) ;; *) echo "{{dir}} is not on your PATH: add it, or run {{dir}}/sfetl" ;; esac
 
 # Run SQL against data/warehouse.duckdb, e.g. just query "select count(*) from users".
 query sql *args="": build
