@@ -39,6 +39,7 @@ mod previous;
 mod progress;
 mod pull;
 mod ranges;
+mod read_plan;
 mod read_table;
 mod run;
 mod scope;

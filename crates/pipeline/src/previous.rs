@@ -2,15 +2,18 @@
 //! decoding only the Id, group and stamp columns: the rows per group (the deletion check) and
 //! whether it already holds every row version read this run. Then the table has not changed and
 //! keeps its file: nothing is rewritten or uploaded again, and the tables derived from it need not
-//! be derived again.
+//! be derived again. Else the changes are merged into it ([`merge`]).
 
 use crate::OrgError;
+use crate::encoder::Encoder;
 use crate::pages::{RowVersion, Versions};
 use crate::verify::{self, GroupCounts};
-use arrow::array::{Array, AsArray};
-use sfetl_load::{ParquetSink, RowGroups};
+use arrow::array::{Array, AsArray, BooleanArray};
+use arrow::compute::filter_record_batch;
+use arrow::record_batch::RecordBatch;
+use sfetl_load::{ParquetSink, PartitionWriter, RowGroups};
 use sfetl_transform::tables::TableDef;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 /// What the previous file holds.
 pub struct PreviousScan {
@@ -77,6 +80,71 @@ pub fn scan(
     let kept = versions.len().saturating_sub(left_out.len());
     let holds_every_version = comparable && !differs && matched == kept;
     Ok(Some(PreviousScan { rows, held, holds_every_version, left_out: left_out.len() as u64 }))
+}
+
+/// `writer` (this run's changes) completed with the previous file's rows not read again (their
+/// Id `changed`, or their group `stale`), the `revoked` columns emptied in them.
+pub(crate) async fn merge(
+    writer: PartitionWriter,
+    previous: impl Iterator<Item = sfetl_load::Result<RecordBatch>> + Send + 'static,
+    table: &'static TableDef,
+    changed: Versions,
+    (stale, revoked): (BTreeSet<String>, Vec<usize>),
+) -> Result<PartitionWriter, OrgError> {
+    let group = table.verified_by.and_then(|field| table.column_of(field)).unwrap_or(0);
+    // The previous file is decoded on one thread while the merged one is encoded on another: at
+    // 100k users, the merge is most of an incremental run's critical path.
+    let encoder = Encoder::start(writer, None);
+    let merged = encoder.batches.clone();
+    let decoded = tokio::task::spawn_blocking(move || -> Result<(), OrgError> {
+        for batch in previous {
+            let kept = kept_rows(&batch?, &changed, (group, &stale), table.name)?;
+            let kept = emptied(kept, &revoked, table.name)?;
+            // Refused only when the encoder stopped: its error comes from `finish`.
+            if merged.blocking_send(kept).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    let (writer, _) = encoder.finish().await?;
+    decoded?;
+    Ok(writer)
+}
+
+/// `batch` with its `columns` (indexes) all NULL.
+fn emptied(batch: RecordBatch, columns: &[usize], table: &'static str) -> Result<RecordBatch, OrgError> {
+    if columns.is_empty() {
+        return Ok(batch);
+    }
+    let mut arrays = batch.columns().to_vec();
+    for &column in columns {
+        arrays[column] = arrow::array::new_null_array(arrays[column].data_type(), batch.num_rows());
+    }
+    RecordBatch::try_new(batch.schema(), arrays)
+        .map_err(|source| sfetl_transform::Error::Arrow { table, source }.into())
+}
+
+/// The previous file's batch without the rows whose Id (first column) is in `ids` (read again
+/// this run), nor those whose group column is one of the `stale` groups (read again whole).
+pub(crate) fn kept_rows(
+    batch: &RecordBatch,
+    ids: &Versions,
+    (group, stale): (usize, &BTreeSet<String>),
+    table: &'static str,
+) -> Result<RecordBatch, OrgError> {
+    let column = batch.column(0).as_string::<i32>();
+    let groups = batch.column(group).as_string::<i32>();
+    let keep: BooleanArray = column
+        .iter()
+        .zip(groups.iter())
+        .map(|(id, group)| {
+            let read_again = id.is_some_and(|id| ids.contains_key(id)) || stale.contains(group.unwrap_or_default());
+            Some(!read_again)
+        })
+        .collect();
+    filter_record_batch(batch, &keep).map_err(|source| sfetl_transform::Error::Arrow { table, source }.into())
 }
 
 #[cfg(test)]

@@ -7,18 +7,16 @@ use crate::config::{BulkChoice, OrgPlan};
 use crate::encoder::Encoder;
 use crate::pages::{ArrowPages, PageWatch, Versions};
 use crate::ranges::{RangeReads, Tally, take_spares};
+use crate::read_plan::ReadPlan;
 use crate::run::RunContext;
 use crate::scope::UserScope;
 use crate::shared_calls::SharedCalls;
 use crate::state::Cursor;
 use crate::summary::TableSummary;
 use crate::verify;
-use arrow::array::{AsArray, BooleanArray};
-use arrow::compute::filter_record_batch;
-use arrow::record_batch::RecordBatch;
 use sfetl_extract::soql::{self, SoqlQuery};
 use sfetl_extract::{BulkQuery, PollPace, QueryPage, QueryStream, RecordDecoder, SalesforceClient};
-use sfetl_load::{FinishedFile, RowGroups};
+use sfetl_load::{FinishedFile, PartitionWriter, RowGroups};
 use sfetl_transform::tables::TableDef;
 use sfetl_transform::{CompanyMatcher, DecodedPage, TableDecoder};
 use std::collections::{BTreeSet, HashSet};
@@ -86,42 +84,19 @@ pub(crate) async fn read_table(
         Some(_) => sink.existing(table.name, "org", &org.name, &schema, None, RowGroups::All)?,
         None => None,
     };
-    // A cursor from before the table had an activity field cannot say which rows it moved in.
-    let since = since.filter(|c| previous.is_some() && (table.activity.is_none() || c.activity.is_some()));
     // Users read under other scope settings (`exclude_user_types`, `company_filter`,
-    // `company_names`: who is in the table, and the `company` each is tagged with) are read
-    // again whole, though none changed in Salesforce.
+    // `company_names`) are read again whole: their cursor keeps the settings they were read under.
     let scope_settings = scope.as_ref().map(|_| UserScope::settings(org));
-    let since = match since {
-        Some(cursor) if cursor.scope != scope_settings => {
-            tracing::info!(org = %org.name, table = table.name,
-                "the scope settings are new: reading the table again whole");
-            None
-        }
-        other => other,
-    };
-    // Fields missing when the rows were read, readable now (an admin granted them): the rows
-    // read before have them empty, so the table is read again whole. The describe that tells
-    // costs a call, and saves two: the query leaves out the fields still missing from the start,
-    // instead of being refused for them and describing the object then.
-    let (mut describe_calls, mut still_missing) = (0, Vec::new());
-    let since = match since {
-        Some(cursor) if !cursor.missing.is_empty() => {
-            let calls = std::sync::atomic::AtomicU64::new(0);
-            let fields: Vec<&str> = cursor.missing.iter().map(String::as_str).collect();
-            still_missing = client.missing_fields_counted(table.object, &fields, &calls).await?;
-            describe_calls = calls.into_inner();
-            match still_missing.len() < cursor.missing.len() {
-                true => {
-                    tracing::info!(org = %org.name, table = table.name,
-                        "fields missing before are readable now: reading the table again whole");
-                    None
-                }
-                false => Some(cursor),
-            }
-        }
-        other => other,
-    };
+    let ReadPlan { since, query, calls: describe_calls } = crate::read_plan::plan(
+        client,
+        org,
+        table,
+        since,
+        previous.is_some(),
+        (scope.as_ref(), scope_settings.as_ref()),
+        extracted_at,
+    )
+    .await?;
     // A full read's history file holds exactly the table's rows: it is the table's file under a
     // second name (`FinishedFile::also_as`), not a second encoding of every row (a few percent
     // of a run's CPU, and a second row group of users held in memory). An incremental read's
@@ -136,40 +111,6 @@ pub(crate) async fn read_table(
     // Parquet encoding is CPU and disk work: a blocking task encodes one page while the next is
     // fetched.
     let encoder = Encoder::start(writer, history);
-    // Ordered by Id so that a lost cursor resumes after the last row received.
-    let fields = table.soql_fields().into_iter().filter(|f| !still_missing.iter().any(|m| m == f));
-    let mut query = SoqlQuery::new(table.object, fields).order_by("Id");
-    if let Some(condition) = table.condition {
-        query = query.filter(condition);
-    }
-    if let Some((field, days)) = table.recent {
-        let from = chrono::DateTime::from_timestamp_millis(extracted_at - i64::from(days) * 86_400_000);
-        let day = from.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "1970-01-01".into());
-        query = query.filter(format!("{field} >= {day}"));
-    }
-    if let Some(cursor) = &since {
-        // Rows committed late can carry a SystemModstamp a little behind the newest one seen.
-        let overlap = org.incremental_overlap.as_millis() as i64;
-        let changed = format!("SystemModstamp >= {}", soql::datetime(cursor.system_modstamp - overlap));
-        query = query.filter(match (table.activity, cursor.activity) {
-            // A login moves LastLoginDate but not (reliably) SystemModstamp: ask for both. A
-            // login does not move a user into or out of the scope (a new profile or company is
-            // an edit, which moves SystemModstamp): the logins of users out of it (a customer
-            // community's, night after night) are not asked for.
-            (Some(field), Some(at)) => {
-                let logins = format!("{field} >= {}", soql::datetime(at - overlap));
-                match scope.as_ref().and_then(UserScope::soql_condition) {
-                    Some(scope) => format!("{changed} OR ({logins} AND {scope})"),
-                    None => format!("{changed} OR {logins}"),
-                }
-            }
-            _ => changed,
-        });
-    } else if let Some(condition) = scope.as_ref().and_then(UserScope::soql_condition) {
-        // On a full read Salesforce leaves out most unwanted users. An incremental read asks for
-        // every changed user, so that one who left the scope is removed from the table too.
-        query = query.filter(condition);
-    }
     // Every run's little tables, and an incremental run's changes, are expected to be small. An
     // org read with `bulk = "always"` has every first page share calls: its big tables go on
     // through jobs, not pages of their own.
@@ -303,39 +244,11 @@ pub(crate) async fn read_table(
         _ => (changed, None),
     };
     // Deletions the changes do not show: the groups whose counts differ are read again.
-    let (mut stale, mut everything) = (BTreeSet::new(), false);
-    let mut verify_calls = 0;
-    if let (Some(group_field), Some(held)) = (table.verified_by, scan.as_ref().and_then(|s| s.held.as_ref())) {
-        let recount = verify::stale_groups(client, table.object, group_field, held, counted).await?;
-        verify_calls = recount.calls;
-        if recount.everything || !recount.stale.is_empty() {
-            if own.is_none() {
-                own = shared.own_reads.acquire().await.ok();
-            }
-            tracing::info!(org = %org.name, table = table.name, groups = recount.stale.len(), whole = recount.everything,
-                "rows were deleted in Salesforce: reading these groups again");
-            let encoder = Encoder::start(writer, history);
-            let filters: Vec<Option<String>> = match recount.everything {
-                true => vec![None],
-                false => verify::group_filters(group_field, &recount.stale).into_iter().map(Some).collect(),
-            };
-            for filter in filters {
-                let mut again = SoqlQuery::new(table.object, query.fields.clone()).order_by("Id");
-                if let Some(filter) = filter {
-                    again = again.filter(filter);
-                }
-                let mut again = client.query_decoded(&again, pages.clone());
-                while let Some(page) = again.next_page().await? {
-                    let fresh = kept_rows(&page.records.batch?, &changed, (0, &BTreeSet::new()), table.name)?;
-                    if encoder.batches.send(fresh).await.is_err() {
-                        break;
-                    }
-                }
-                verify_calls += again.api_calls();
-            }
-            (writer, history) = encoder.finish().await?;
-            (stale, everything) = (recount.stale, recount.everything);
-        }
+    let mut recount = verify::Recount::default();
+    if let Some(held) = scan.as_ref().and_then(|s| s.held.as_ref()) {
+        let deleted = Deleted { held, counted, fields: &query.fields, changed: &changed };
+        (recount, (writer, history)) =
+            reread_deleted(client, org, table, deleted, &pages, (writer, history), (shared, &mut own)).await?;
     }
     drop(own);
     let fetched = writer.rows();
@@ -344,7 +257,8 @@ pub(crate) async fn read_table(
     let unchanged = scan
         .as_ref()
         .filter(|scan| {
-            let same = scan.holds_every_version && stale.is_empty() && !everything && revoked.is_empty();
+            let same =
+                scan.holds_every_version && recount.stale.is_empty() && !recount.everything && revoked.is_empty();
             same && fetched + scan.left_out == observed
         })
         .map(|scan| scan.rows);
@@ -356,26 +270,8 @@ pub(crate) async fn read_table(
             (rows, None)
         }
         // Read again whole, the table keeps nothing of its previous file.
-        (None, Some(previous)) if since.is_some() && !everything => {
-            let group = table.verified_by.and_then(|field| table.column_of(field)).unwrap_or(0);
-            // The previous file is decoded on one thread while the merged one is encoded on
-            // another: at 100k users, the merge is most of an incremental run's critical path.
-            let encoder = Encoder::start(writer, None);
-            let merged = encoder.batches.clone();
-            let decoded = tokio::task::spawn_blocking(move || -> Result<(), OrgError> {
-                for batch in previous {
-                    let kept = kept_rows(&batch?, &changed, (group, &stale), table.name)?;
-                    let kept = emptied(kept, &revoked, table.name)?;
-                    // Refused only when the encoder stopped: its error comes from `finish`.
-                    if merged.blocking_send(kept).is_err() {
-                        break;
-                    }
-                }
-                Ok(())
-            })
-            .await?;
-            let (writer, _) = encoder.finish().await?;
-            decoded?;
+        (None, Some(previous)) if since.is_some() && !recount.everything => {
+            let writer = crate::previous::merge(writer, previous, table, changed, (recount.stale, revoked)).await?;
             tracing::info!(org = %org.name, table = table.name, changed = fetched, rows = writer.rows(),
                 "merged the changes into the table");
             (writer.rows(), Some(writer))
@@ -393,7 +289,7 @@ pub(crate) async fn read_table(
         tracing::info!(org = %org.name, table = table.name, resumed = tally.resumes, split = tally.splits,
             "the query recovered: resumed after lost cursors, split after timeouts");
     }
-    let api_calls = describe_calls + opened.calls + tally.calls + verify_calls + count_calls;
+    let api_calls = describe_calls + opened.calls + tally.calls + recount.calls + count_calls;
     let summary = TableSummary { table: table.name, rows, fetched, api_calls, elapsed: started.elapsed() };
     let activity = newest_activity.filter(|_| table.activity.is_some());
     let cursor = newest.map(|cursor| Cursor { activity, missing: missing_fields, scope: scope_settings, ..cursor });
@@ -415,6 +311,61 @@ pub(crate) async fn read_table(
     })
     .await??;
     Ok(TableRead { files, summary, cursor })
+}
+
+/// What tells a table checked by counts which rows were deleted in Salesforce: the rows its
+/// previous file holds per group, Salesforce's total asked with the changes, and what the read
+/// asked and received.
+struct Deleted<'a> {
+    held: &'a verify::GroupCounts,
+    counted: Option<u64>,
+    fields: &'a [String],
+    changed: &'a Versions,
+}
+
+/// Rows deleted in Salesforce that the changes do not show: the groups (`table.verified_by`)
+/// whose counts differ from Salesforce's, or the whole table when no group's does, are read
+/// again into `files` (the rows read already left out). What was stale, with every call spent.
+async fn reread_deleted<'s>(
+    client: &SalesforceClient,
+    org: &OrgPlan,
+    table: &'static TableDef,
+    deleted: Deleted<'_>,
+    pages: &ArrowPages,
+    files: (PartitionWriter, Option<PartitionWriter>),
+    (shared, own): (&'s OrgShared, &mut Option<tokio::sync::SemaphorePermit<'s>>),
+) -> Result<(verify::Recount, (PartitionWriter, Option<PartitionWriter>)), OrgError> {
+    let Some(group_field) = table.verified_by else { return Ok((verify::Recount::default(), files)) };
+    let mut recount = verify::stale_groups(client, table.object, group_field, deleted.held, deleted.counted).await?;
+    if !recount.everything && recount.stale.is_empty() {
+        return Ok((recount, files));
+    }
+    if own.is_none() {
+        *own = shared.own_reads.acquire().await.ok();
+    }
+    tracing::info!(org = %org.name, table = table.name, groups = recount.stale.len(), whole = recount.everything,
+        "rows were deleted in Salesforce: reading these groups again");
+    let encoder = Encoder::start(files.0, files.1);
+    let filters: Vec<Option<String>> = match recount.everything {
+        true => vec![None],
+        false => verify::group_filters(group_field, &recount.stale).into_iter().map(Some).collect(),
+    };
+    for filter in filters {
+        let mut again = SoqlQuery::new(table.object, deleted.fields.to_vec()).order_by("Id");
+        if let Some(filter) = filter {
+            again = again.filter(filter);
+        }
+        let mut again = client.query_decoded(&again, pages.clone());
+        while let Some(page) = again.next_page().await? {
+            let fresh =
+                crate::previous::kept_rows(&page.records.batch?, deleted.changed, (0, &BTreeSet::new()), table.name)?;
+            if encoder.batches.send(fresh).await.is_err() {
+                break;
+            }
+        }
+        recount.calls += again.api_calls();
+    }
+    Ok((recount, encoder.finish().await?))
 }
 
 /// What a Bulk API job costs before its first result: Salesforce queues and runs it (10-15
@@ -605,38 +556,4 @@ async fn open_query<'c>(
     let mut stream = client.query_decoded(&query, pages.clone());
     let first = stream.next_page().await?;
     Ok(OpenQuery { query, stream, first, calls: calls.into_inner(), absent: false })
-}
-
-/// `batch` with its `columns` (indexes) all NULL.
-fn emptied(batch: RecordBatch, columns: &[usize], table: &'static str) -> Result<RecordBatch, OrgError> {
-    if columns.is_empty() {
-        return Ok(batch);
-    }
-    let mut arrays = batch.columns().to_vec();
-    for &column in columns {
-        arrays[column] = arrow::array::new_null_array(arrays[column].data_type(), batch.num_rows());
-    }
-    RecordBatch::try_new(batch.schema(), arrays)
-        .map_err(|source| sfetl_transform::Error::Arrow { table, source }.into())
-}
-
-/// The previous file's batch without the rows whose Id (first column) is in `ids` (read again
-/// this run), nor those whose group column is one of the `stale` groups (read again whole).
-fn kept_rows(
-    batch: &RecordBatch,
-    ids: &Versions,
-    (group, stale): (usize, &BTreeSet<String>),
-    table: &'static str,
-) -> Result<RecordBatch, OrgError> {
-    let column = batch.column(0).as_string::<i32>();
-    let groups = batch.column(group).as_string::<i32>();
-    let keep: BooleanArray = column
-        .iter()
-        .zip(groups.iter())
-        .map(|(id, group)| {
-            let read_again = id.is_some_and(|id| ids.contains_key(id)) || stale.contains(group.unwrap_or_default());
-            Some(!read_again)
-        })
-        .collect();
-    filter_record_batch(batch, &keep).map_err(|source| sfetl_transform::Error::Arrow { table, source }.into())
 }

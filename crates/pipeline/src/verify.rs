@@ -38,6 +38,7 @@ pub fn count_row(counts: &mut GroupCounts, groups: &StringArray, row: usize) {
 }
 
 /// The groups to read again (or the whole table), and the API calls spent finding them.
+#[derive(Debug, Default)]
 pub struct Recount {
     pub stale: BTreeSet<String>,
     /// The totals differ but no group's count does (rows held in no group, say): read it all.
