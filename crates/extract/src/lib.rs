@@ -6,6 +6,7 @@
 //! (the transform stage owns that list) and receive [`QueryPage`]s of records, decoded by their
 //! [`RecordDecoder`] (JSON maps by default).
 
+mod body;
 mod bulk;
 mod client;
 mod composite;
@@ -27,10 +28,11 @@ pub mod soql;
 #[cfg(test)]
 mod testing;
 
+pub use body::release_kept_answer_maps;
 pub use bulk::{BulkQuery, PollPace};
 pub use client::{
     ApiUsage, CALL_OPTIONS, ConnectionSettings, DEFAULT_MAX_BODY_MB, NEWEST_API_VERSION, OLDEST_API_VERSION,
-    QuotaGuard, SalesforceClient, release_kept_answer_maps,
+    QuotaGuard, SalesforceClient,
 };
 pub use composite::{DEFAULT_PAGES_PER_CALL, FirstPage, PageAsk, QUERIES_PER_CALL};
 pub use csv::StringRecord;

@@ -126,7 +126,7 @@ pub(crate) async fn login(
         .map_err(|e| Error::Transport { url: url.clone(), message: crate::error::chain(&e) })?;
     let status = response.status();
     // A token answer is small: a megabyte is plenty.
-    let body = crate::client::read_body(response, &url, 1 << 20).await?;
+    let body = crate::body::read_body(response, &url, 1 << 20).await?;
     // Both answers are JSON; anything else (an HTML error page, a cut body) is unexpected. The
     // token endpoint's body is never quoted: a success that does not parse may hold the token.
     let unexpected = || Error::UnexpectedBody {
