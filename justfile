@@ -27,7 +27,7 @@ extract pipeline="pipelines/demo.toml" *args="": build
 # Build the optimized binary into DIR as `sfetl`: the one for real orgs and nightly runs.
 install dir=(home_directory() / ".local/bin"):
     cargo build --release --workspace --bins
-    install -D -m 0755 {{CARGO_TARGET_DIR}}/release/sfetl {{dir}}/sfetl
+    install -D -m 0755 "{{CARGO_TARGET_DIR}}/release/sfetl" "{{dir}}/sfetl"
     @echo "installed {{dir}}/sfetl"
     @case ":$PATH:" in *":{{dir}}:"*) ;; *) echo "{{dir}} is not on your PATH: add it, or run {{dir}}/sfetl" ;; esac
 
