@@ -4,6 +4,14 @@
 use crate::support::{SimOrg, column_sorted, is_portal, rows, sfetl, text};
 use sfetl_sim::value::Value;
 
+/// The users a run read, from its `--summary-json` file.
+fn users_fetched(summary: &std::path::Path) -> u64 {
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(summary).unwrap_or_default()).unwrap_or_default();
+    let users = json["orgs"][0]["tables"].as_array().into_iter().flatten().find(|t| t["table"] == "users");
+    users.and_then(|t| t["fetched"].as_u64()).unwrap_or_default()
+}
+
 fn users(out: &std::path::Path) -> Vec<Vec<String>> {
     rows(out, "SELECT * EXCLUDE (extracted_at) FROM users ORDER BY ALL")
 }
@@ -92,10 +100,7 @@ async fn many_changes_are_read_in_ranges_and_equal_a_full_read() {
         }
         let run = sfetl(&args, org.dir.path());
         assert!(run.status.success(), "{}", text(&run));
-        let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&summary).unwrap_or_default()).unwrap_or_default();
-        let users = json["orgs"][0]["tables"].as_array().into_iter().flatten().find(|t| t["table"] == "users").cloned();
-        (text(&run), users.and_then(|t| t["fetched"].as_u64()).unwrap_or_default())
+        (text(&run), users_fetched(&summary))
     };
     let in_ranges = |log: &str| {
         log.lines().any(|l| l.contains("reading the rest in ranges of Ids at once") && l.contains("object=User"))
@@ -281,10 +286,7 @@ fn a_night_of_churn_is_what_the_next_incremental_run_reads() {
         ];
         let run = sfetl(&args, dir.path());
         assert!(run.status.success(), "{}", text(&run));
-        let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&summary).unwrap_or_default()).unwrap_or_default();
-        let users = json["orgs"][0]["tables"].as_array().into_iter().flatten().find(|t| t["table"] == "users").cloned();
-        users.and_then(|t| t["fetched"].as_u64()).unwrap_or_default()
+        users_fetched(&summary)
     };
     extract();
     let signal = std::process::Command::new("kill").args(["-USR1", &sim.id().to_string()]).status();

@@ -50,6 +50,14 @@ impl OrgShared {
         *quickest = (*quickest).min(measured);
         *quickest
     }
+
+    /// Takes one of the `concurrency` permits for a read about to make calls of its own, unless
+    /// it holds one already (`own`).
+    pub async fn read_on_own<'s>(&'s self, own: &mut Option<tokio::sync::SemaphorePermit<'s>>) {
+        if own.is_none() {
+            *own = self.own_reads.acquire().await.ok();
+        }
+    }
 }
 
 /// One table read: its files (written whole, not yet in place), what it took, and the newest row
@@ -180,8 +188,8 @@ pub(crate) async fn read_table(
                     }
                     None => first.is_none(),
                 };
-                if own_call && own.is_none() {
-                    own = shared.own_reads.acquire().await.ok();
+                if own_call {
+                    shared.read_on_own(&mut own).await;
                 }
                 match next_page(&mut first, &mut stream).await? {
                     Some(page) => {
@@ -206,8 +214,8 @@ pub(crate) async fn read_table(
                             rest = choose_rest(client, org, &query, &pages, &page, left, &shared.spares).await?;
                             // Ranges are calls of the read's own (an incremental read's first page
                             // came in a call shared with other tables).
-                            if !matches!(rest, Rest::Pages) && own.is_none() {
-                                own = shared.own_reads.acquire().await.ok();
+                            if !matches!(rest, Rest::Pages) {
+                                shared.read_on_own(&mut own).await;
                             }
                         }
                         // Chosen, or ruled out by a split: the pages may come several to a call.
@@ -351,9 +359,7 @@ async fn reread_deleted<'s>(
     if !recount.everything && recount.stale.is_empty() {
         return Ok((recount, files));
     }
-    if own.is_none() {
-        *own = shared.own_reads.acquire().await.ok();
-    }
+    shared.read_on_own(own).await;
     tracing::info!(org = %org.name, table = table.name, groups = recount.stale.len(), whole = recount.everything,
         "rows were deleted in Salesforce: reading these groups again");
     let encoder = Encoder::start(files.0, files.1);
